@@ -1,0 +1,39 @@
+# The Makefile is the interface: `make help` lists every target. Every target that runs Python
+# depends on the virtualenv stamp, so a fresh clone needs nothing but python3 and make.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Rebuilt whenever the declared or the pinned dependencies change.
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install generate check lint test golden
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	# Pinned by constraints.txt: another black or datamodel-code-generator would generate
+	# different bytes, and `make check` would then fail on an untouched spec.
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[codegen,server,dev]'
+	touch $@
+
+install: $(STAMP) ## Create .venv with the pinned dependencies
+
+generate: $(STAMP) ## Regenerate generated/incident_webhooks from spec/webhooks.json
+	$(BIN)/python -m codegen generate
+
+check: $(STAMP) ## Fail with a diff when generated/ is not what the generator makes now
+	$(BIN)/python -m codegen check
+
+lint: $(STAMP) ## ruff and mypy --strict over codegen/, generated/ and tests/
+	$(BIN)/ruff check codegen generated tests
+	$(BIN)/mypy codegen generated
+
+test: check lint ## check + lint + the test suite
+	$(BIN)/python -m pytest
+
+golden: $(STAMP) ## Refresh tests/golden/*/ after an intended change to the generator
+	$(BIN)/python tests/golden_cases.py --refresh

@@ -1,0 +1,106 @@
+"""``python -m codegen``: generate, check and scaffold from incident.io's webhook spec."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import loader, parser, project
+from .emit.templates import render
+from .errors import SpecError
+from .ir import Spec
+from .naming import is_identifier
+
+DEFAULT_SPEC = Path("spec/webhooks.json")
+DEFAULT_OUT = Path("generated/incident_webhooks")
+
+
+class UsageError(Exception):
+    """A command-line mistake: exit 2 with the message."""
+
+
+def read_spec(path: Path) -> Spec:
+    return parser.parse(loader.load_spec(path), str(path))
+
+
+def package_name(out: Path) -> str:
+    name = out.resolve().name
+    if not is_identifier(name):
+        raise UsageError(f"--out {out}: the folder name {name!r} is not a Python package name")
+    return name
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    spec = read_spec(args.spec)
+    files = project.build(spec, package_name(args.out))
+    changed = project.write_tree(files, args.out)
+    state = "wrote" if changed else "unchanged:"
+    print(f"{state} {args.out} ({len(spec.webhooks)} webhooks, {len(files)} files)")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    spec = read_spec(args.spec)
+    expected = project.build(spec, package_name(args.out))
+    diff = project.diff_trees(expected, project.read_tree(args.out), str(args.out))
+    if diff:
+        sys.stdout.write(diff)
+        print(f"\n{args.out} is stale: run `make generate` and commit the result.", file=sys.stderr)
+        return 1
+    print(f"{args.out} is up to date with {args.spec} ({len(spec.webhooks)} webhooks)")
+    return 0
+
+
+def cmd_scaffold(args: argparse.Namespace) -> int:
+    target: Path = args.path
+    if target.exists():
+        raise UsageError(f"{target} exists; scaffold never overwrites a file (it is yours)")
+    spec = read_spec(args.spec)
+    code = project.format_python(
+        render("scaffold.py", spec=spec, package=args.package), str(target), args.package
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # "x" mode: even a file created since the check above is not overwritten.
+    with open(target, "x", encoding="utf-8") as handle:
+        handle.write(code)
+    print(f"wrote {target}: a handler stub for each of {len(spec.webhooks)} webhooks")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
+    commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="JSON or YAML spec")
+        return sub
+
+    gen = add("generate", "write the package for every webhook in the spec")
+    gen.add_argument("--out", type=Path, default=DEFAULT_OUT, help="package folder to (re)build")
+    gen.set_defaults(run=cmd_generate)
+    check = add("check", "exit 1 with a diff when the committed package is stale")
+    check.add_argument("--out", type=Path, default=DEFAULT_OUT, help="package folder to compare")
+    check.set_defaults(run=cmd_check)
+    scaffold = add("scaffold", "write a module of your own with a stub for every webhook")
+    scaffold.add_argument("path", type=Path, help="file to create (never overwritten)")
+    scaffold.add_argument("--package", default=DEFAULT_OUT.name, help="generated package name")
+    scaffold.set_defaults(run=cmd_scaffold)
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except SpecError as exc:
+        count = len(exc.problems)
+        print(f"error: the spec cannot be used ({count} problem{'s'[:count != 1]}):", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,92 @@
+"""The ``models`` module, written by datamodel-code-generator from the intermediate model.
+
+Everything is set through its options (names, aliases, base classes, enum bases); its output
+is never patched afterwards.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from datamodel_code_generator import LiteralType, PythonVersion, generate
+from datamodel_code_generator.enums import (
+    DataModelType,
+    InputFileType,
+    NamingStrategy,
+    OpenAPIScope,
+)
+
+from ..ir import Spec, Webhook
+from ..parser import SCHEMA_PREFIX
+
+# The generated event models reach their payload through this attribute, whatever its JSON key.
+PAYLOAD_ATTRIBUTE = "payload"
+
+
+def envelope_schema(hook: Webhook) -> dict[str, Any]:
+    """The event model's schema: ``event_type`` narrowed to this webhook's own type, which is
+    what lets a union of all events discriminate on it."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "event_type": {"type": "string", "const": hook.event_type},
+            hook.payload_key: dict(hook.payload_schema),
+        },
+        "required": ["event_type", hook.payload_key],
+    }
+    doc = "\n\n".join(part for part in (hook.summary, hook.description) if part)
+    if doc:
+        schema["description"] = doc
+    return schema
+
+
+def openapi_document(spec: Spec) -> dict[str, Any]:
+    schemas: dict[str, Any] = {name: dict(schema) for name, schema in spec.schemas.items()}
+    for hook in spec.webhooks:
+        schemas[hook.class_name] = envelope_schema(hook)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": spec.title or "webhooks", "version": spec.version or "0"},
+        "paths": {},
+        "components": {"schemas": schemas},
+    }
+
+
+def render_models(spec: Spec, package: str, header: str) -> str:
+    base = f"{package}._base"
+    with warnings.catch_warnings():
+        # It warns about its own future defaults; the options below are explicit.
+        warnings.simplefilter("ignore")
+        code = generate(
+            openapi_document(spec),
+            input_file_type=InputFileType.OpenAPI,
+            openapi_scopes=[OpenAPIScope.Schemas],
+            output_model_type=DataModelType.PydanticV2BaseModel,
+            target_python_version=PythonVersion.PY_311,
+            # Names come from the spec: nested enums and objects are named after their parent
+            # schema and property (IncidentV2Mode), never numbered (Mode1, Mode2).
+            naming_strategy=NamingStrategy.FullPath,
+            aliases={f"{h.class_name}.{h.payload_key}": PAYLOAD_ATTRIBUTE for h in spec.webhooks},
+            # Config (unknown properties kept, population by name) lives on one base class.
+            base_class=f"{base}.WebhookModel",
+            # Enum classes derive from the package's open enums, which accept values added
+            # upstream after generation instead of failing the whole event.
+            import_overrides={"StrEnum": base, "IntEnum": base},
+            use_subclass_enum=True,
+            enum_field_as_literal=LiteralType.Off,
+            use_annotated=True,
+            use_double_quotes=True,
+            use_schema_description=True,
+            use_field_description=True,
+            keep_model_order=True,
+            disable_timestamp=True,
+            strict_refs=True,
+            custom_file_header=header,
+            formatters=[],  # one formatting pass, for every file, in project.py
+        )
+    assert isinstance(code, str), "one input gives one module"
+    return code
+
+
+__all__ = ["PAYLOAD_ATTRIBUTE", "SCHEMA_PREFIX", "render_models"]

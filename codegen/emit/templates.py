@@ -1,0 +1,61 @@
+"""The hand-written parts of the package (everything but the models), rendered by jinja2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..ir import Spec, Webhook
+from .literals import comment, docstring, py_string
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+# Modules of the generated package that come from templates, besides ``models.py``.
+PACKAGE_TEMPLATES = ("__init__.py", "_base.py", "errors.py", "events.py", "handlers.py")
+
+
+def handler_doc(hook: Webhook) -> str:
+    text = "\n\n".join(part for part in (hook.summary, hook.description) if part)
+    return text or f"Handle ``{hook.event_type}`` events."
+
+
+def _environment(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # the output is Python, not HTML
+    )
+    env.filters.update(
+        py_string=py_string, docstring=docstring, comment=comment, handler_doc=handler_doc
+    )
+    return env
+
+
+_ENV = _environment()
+
+
+def render(template: str, **context: Any) -> str:
+    return _ENV.get_template(template + ".jinja").render(**context)
+
+
+def exports(spec: Spec) -> list[str]:
+    names = {
+        "AsyncWebhookHandlers", "EVENT_MODELS", "InvalidPayload", "InvalidSignature",
+        "UnknownEventType", "WebhookError", "WebhookEvent", "WebhookHandlers", "parse_event",
+    }  # fmt: skip
+    names.update(hook.class_name for hook in spec.webhooks)
+    # isort's order (CONSTANTS, Classes, functions), the one ruff's RUF022 expects.
+    return sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
+
+
+def render_package(spec: Spec, package: str) -> dict[str, str]:
+    context = {"spec": spec, "package": package, "exports": exports(spec)}
+    return {name: render(name, **context) for name in PACKAGE_TEMPLATES}
+
+
+def header(spec: Spec) -> str:
+    return render("_header", spec=spec).rstrip("\n")

@@ -1,0 +1,389 @@
+"""Reads an OpenAPI 3.x document with a ``webhooks:`` map into the intermediate model.
+
+Problems are collected, not raised one at a time, so a bad spec is reported in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from . import naming
+from .errors import SpecError, SpecProblem, json_pointer
+from .ir import PayloadField, Schema, Spec, Webhook
+
+SCHEMA_PREFIX = "#/components/schemas/"
+_METHODS = ("post", "put", "patch", "get", "delete", "head", "options", "trace")
+# Keys whose value is a schema, a list of schemas or a map of schemas (JSON Schema 2020-12).
+_SCHEMA_KEYS = (
+    "items", "additionalProperties", "not", "if", "then", "else", "contains",
+    "propertyNames", "unevaluatedProperties", "unevaluatedItems",
+)  # fmt: skip
+_SCHEMA_LIST_KEYS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_MAP_KEYS = ("properties", "patternProperties", "dependentSchemas")
+# Names the generated package defines itself; a webhook class may not take them.
+RESERVED_CLASS_NAMES = frozenset(
+    {"WebhookModel", "WebhookEvent", "StrEnum", "WebhookHandlers", "AsyncWebhookHandlers"}
+)
+RESERVED_HANDLER_NAMES = frozenset({"on_unknown"})
+
+
+def parse(doc: Any, source: str) -> Spec:
+    return _Parser(doc, source).parse()
+
+
+def iter_subschemas(schema: Schema) -> Iterator[tuple[tuple[str, ...], Schema]]:
+    """Yield (relative path, child schema) for each direct child schema of ``schema``."""
+    for key in _SCHEMA_KEYS:
+        child = schema.get(key)
+        if isinstance(child, Mapping):
+            yield (key,), child
+    for key in _SCHEMA_LIST_KEYS:
+        children = schema.get(key)
+        if isinstance(children, list):
+            for index, child in enumerate(children):
+                if isinstance(child, Mapping):
+                    yield (key, str(index)), child
+    for key in _SCHEMA_MAP_KEYS:
+        children = schema.get(key)
+        if isinstance(children, Mapping):
+            for name, child in children.items():
+                if isinstance(child, Mapping):
+                    yield (key, name), child
+
+
+def strip_examples(schema: Schema) -> dict[str, Any]:
+    """Copy of a schema without ``example``/``examples``: they are documentation, and as
+    ``Field(examples=...)`` they would only slow down importing the models."""
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("example", "examples"):
+            continue
+        if key in _SCHEMA_KEYS and isinstance(value, Mapping):
+            value = strip_examples(value)
+        elif key in _SCHEMA_LIST_KEYS and isinstance(value, list):
+            value = [strip_examples(v) if isinstance(v, Mapping) else v for v in value]
+        elif key in _SCHEMA_MAP_KEYS and isinstance(value, Mapping):
+            value = {
+                k: strip_examples(v) if isinstance(v, Mapping) else v for k, v in value.items()
+            }
+        out[key] = value
+    return out
+
+
+def describe_type(schema: Schema) -> str:
+    """A short, human type for a schema (used in comments, never in code)."""
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    types = schema.get("type")
+    if isinstance(types, list):
+        return " | ".join(describe_type({**schema, "type": t}) for t in types)
+    if "enum" in schema:
+        return "enum"
+    if types == "array":
+        items = schema.get("items")
+        return f"list[{describe_type(items) if isinstance(items, Mapping) else 'Any'}]"
+    if types == "object" or "properties" in schema:
+        return "object"
+    if isinstance(types, str):
+        fmt = schema.get("format")
+        return f"{types} ({fmt})" if fmt else types
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list):
+            return " | ".join(describe_type(s) for s in schema[key] if isinstance(s, Mapping))
+    return "Any"
+
+
+class _Parser:
+    def __init__(self, doc: Any, source: str) -> None:
+        self.doc = doc
+        self.source = source
+        self.problems: list[SpecProblem] = []
+        self.components: Mapping[str, Any] = {}
+        self.hoisted: dict[str, Schema] = {}
+
+    def problem(self, message: str, *pointer: str | int) -> None:
+        self.problems.append(SpecProblem(message, json_pointer(*pointer)))
+
+    def fail(self) -> SpecError:
+        return SpecError(self.source, self.problems)
+
+    # -- the document ---------------------------------------------------------------------
+
+    def parse(self) -> Spec:
+        doc = self.doc
+        if not isinstance(doc, Mapping):
+            self.problem("the document is not a mapping: not an OpenAPI spec")
+            raise self.fail()
+        version = doc.get("openapi")
+        if not (isinstance(version, str) and version.startswith("3.")):
+            self.problem(f"not an OpenAPI 3.x document (openapi: {version!r})", "openapi")
+            raise self.fail()
+        hooks = doc.get("webhooks")
+        if not isinstance(hooks, Mapping) or not hooks:
+            self.problem("the spec has no webhooks (expected a non-empty `webhooks:` map)")
+            raise self.fail()
+        components = doc.get("components", {})
+        schemas = components.get("schemas", {}) if isinstance(components, Mapping) else {}
+        self.components = schemas if isinstance(schemas, Mapping) else {}
+
+        webhooks = [w for w in (self.webhook(name, hooks[name]) for name in sorted(hooks)) if w]
+        self.check_names(webhooks)
+        reachable = self.reachable_schemas(webhooks)
+        if self.problems:
+            raise self.fail()
+        info = doc.get("info")
+        if not isinstance(info, Mapping):
+            info = {}
+        return Spec(
+            source=self.source,
+            title=str(info.get("title", "")),
+            version=str(info.get("version", "")),
+            webhooks=tuple(webhooks),
+            schemas=reachable,
+        )
+
+    # -- one webhook ----------------------------------------------------------------------
+
+    def webhook(self, event_type: Any, item: Any) -> Webhook | None:
+        at: tuple[str, ...] = ("webhooks", str(event_type))
+        item, at = self.follow(item, at)
+        if not isinstance(item, Mapping):
+            self.problem("a webhook must be a path item object", *at)
+            return None
+        methods = [m for m in _METHODS if isinstance(item.get(m), Mapping)]
+        if not methods:
+            self.problem("the webhook has no operation (expected `post:`)", *at)
+            return None
+        method = "post" if "post" in methods else methods[0]
+        operation = item[method]
+        at = (*at, method)
+        found = self.body_schema(operation, at)
+        if found is None:
+            return None
+        media, body, body_at = found
+        split = self.envelope(str(event_type), body, body_at)
+        if split is None:
+            return None
+        payload_key, payload_schema, payload_at = split
+        cls = naming.class_name(str(event_type))
+        payload_schema = self.named_payload(cls, payload_schema, payload_at)
+        tags = operation.get("tags")
+        return Webhook(
+            event_type=str(event_type),
+            class_name=cls,
+            handler_name=naming.handler_name(str(event_type)),
+            summary=_text(operation.get("summary")),
+            description=_text(operation.get("description")),
+            tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+            payload_key=payload_key,
+            payload_schema=payload_schema,
+            payload_fields=self.fields_of(payload_schema),
+            example=_example(media, self.follow(body, body_at)[0]),
+            pointer=json_pointer(*at),
+        )
+
+    def body_schema(
+        self, operation: Mapping[str, Any], at: tuple[str, ...]
+    ) -> tuple[Mapping[str, Any], Schema, tuple[str, ...]] | None:
+        """Find the payload's schema: ``requestBody`` as OpenAPI intends, or ``responses."200"``
+        as incident.io's own spec has it. Both must lead to the same code."""
+        holders: list[tuple[Any, tuple[str, ...]]] = []
+        if "requestBody" in operation:
+            holders.append((operation["requestBody"], (*at, "requestBody")))
+        responses = operation.get("responses")
+        if isinstance(responses, Mapping):
+            codes = sorted(str(c) for c in responses if str(c).startswith("2"))
+            for code in codes:
+                holders.append((responses[code], (*at, "responses", code)))
+        for holder, holder_at in holders:
+            holder, holder_at = self.follow(holder, holder_at)
+            content = holder.get("content") if isinstance(holder, Mapping) else None
+            if not isinstance(content, Mapping):
+                continue
+            media_types = sorted(content, key=lambda m: (m != "application/json", m))
+            for media_type in media_types:
+                media = content[media_type]
+                if "json" in media_type and isinstance(media, Mapping) and "schema" in media:
+                    schema_at = (*holder_at, "content", media_type, "schema")
+                    if not isinstance(media["schema"], Mapping):
+                        self.problem("a schema must be an object", *schema_at)
+                        return None
+                    return media, media["schema"], schema_at
+        self.problem(
+            "no JSON payload schema: expected requestBody.content.application/json.schema "
+            'or responses."200".content.application/json.schema',
+            *at,
+        )
+        return None
+
+    def envelope(
+        self, event_type: str, body: Schema, at: tuple[str, ...]
+    ) -> tuple[str, Schema, tuple[str, ...]] | None:
+        """Split ``{"event_type": ..., "<key>": payload}`` into the key and the payload schema."""
+        resolved, resolved_at = self.follow(body, at)
+        if resolved is None:
+            return None
+        properties = resolved.get("properties")
+        if not isinstance(properties, Mapping):
+            self.problem("the payload schema must be an object with properties", *resolved_at)
+            return None
+        if event_type in properties:
+            key = event_type
+        else:
+            others = [k for k in properties if k != "event_type"]
+            if len(others) != 1:
+                self.problem(
+                    f"cannot tell which property holds the payload: expected one named "
+                    f"{event_type!r} beside event_type, found {sorted(others)!r}",
+                    *resolved_at,
+                    "properties",
+                )
+                return None
+            key = others[0]
+        schema = properties[key]
+        if not isinstance(schema, Mapping):
+            self.problem("a schema must be an object", *resolved_at, "properties", key)
+            return None
+        return str(key), schema, (*resolved_at, "properties", str(key))
+
+    def named_payload(self, class_name: str, schema: Schema, at: tuple[str, ...]) -> Schema:
+        """Give an inline payload schema a name, so every payload is a named model."""
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and len(schema) == 1:
+            return {"$ref": ref}
+        name = class_name + "Payload"
+        self.hoisted[name] = schema
+        return {"$ref": SCHEMA_PREFIX + name}
+
+    def fields_of(self, ref_schema: Schema) -> tuple[PayloadField, ...]:
+        name = str(ref_schema["$ref"]).rsplit("/", 1)[-1]
+        schema = self.hoisted.get(name) or self.components.get(name)
+        if not isinstance(schema, Mapping):
+            return ()
+        properties = schema.get("properties")
+        if not isinstance(properties, Mapping):
+            return ()
+        required = schema.get("required")
+        if not isinstance(required, list):
+            required = []
+        return tuple(
+            PayloadField(str(k), describe_type(v) if isinstance(v, Mapping) else "Any", k in required)
+            for k, v in sorted(properties.items())
+        )
+
+    # -- references -----------------------------------------------------------------------
+
+    def follow(self, node: Any, at: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+        """Resolve a chain of local ``$ref`` objects, reporting dangling or looping ones."""
+        seen: set[str] = set()
+        while isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
+            ref = node["$ref"]
+            if ref in seen:
+                self.problem(f"$ref loop through {ref!r}", *at, "$ref")
+                return None, at
+            seen.add(ref)
+            target = self.resolve(ref)
+            if target is None:
+                self.problem(f"$ref {ref!r} does not resolve", *at, "$ref")
+                return None, at
+            node, at = target, tuple(_unescape(p) for p in ref[2:].split("/"))
+        return node, at
+
+    def resolve(self, ref: str) -> Any:
+        if not ref.startswith("#/"):
+            return None
+        node: Any = self.doc
+        for part in ref[2:].split("/"):
+            part = _unescape(part)
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return None
+        return node
+
+    def reachable_schemas(self, webhooks: list[Webhook]) -> dict[str, Schema]:
+        """Every named schema a payload reaches, checking each ``$ref`` on the way."""
+        found: dict[str, Schema] = {}
+        pending = [w.payload_schema_name for w in webhooks]
+        while pending:
+            name = pending.pop()
+            if name in found:
+                continue
+            at: tuple[str, ...]
+            if name in self.hoisted:
+                schema, at = self.hoisted[name], ("(inline payload)", name)
+            else:
+                schema, at = self.components[name], ("components", "schemas", name)
+            if not isinstance(schema, Mapping):
+                self.problem("a schema must be an object", *at)
+                continue
+            found[name] = strip_examples(schema)
+            for ref, ref_at in _refs(schema, at):
+                if not ref.startswith(SCHEMA_PREFIX) or "/" in ref[len(SCHEMA_PREFIX) :]:
+                    self.problem(
+                        f"unsupported $ref {ref!r}: only #/components/schemas/<name> is supported",
+                        *ref_at,
+                    )
+                elif _unescape(ref[len(SCHEMA_PREFIX) :]) not in self.components:
+                    self.problem(f"$ref {ref!r} does not resolve", *ref_at)
+                else:
+                    pending.append(_unescape(ref[len(SCHEMA_PREFIX) :]))
+        return dict(sorted(found.items()))
+
+    # -- names ----------------------------------------------------------------------------
+
+    def check_names(self, webhooks: list[Webhook]) -> None:
+        for attr, reserved in (
+            ("class_name", RESERVED_CLASS_NAMES | set(self.components) | set(self.hoisted)),
+            ("handler_name", RESERVED_HANDLER_NAMES),
+        ):
+            owners: dict[str, str] = {}
+            for hook in webhooks:
+                name = getattr(hook, attr)
+                if name in owners:
+                    self.problem(
+                        f"webhooks {owners[name]!r} and {hook.event_type!r} both become the "
+                        f"Python name {name!r}; rename one of them",
+                        "webhooks",
+                        hook.event_type,
+                    )
+                elif name in reserved:
+                    self.problem(
+                        f"webhook {hook.event_type!r} becomes the Python name {name!r}, which "
+                        "is already taken by a schema or by the generated package",
+                        "webhooks",
+                        hook.event_type,
+                    )
+                owners[name] = hook.event_type
+
+
+def _refs(schema: Schema, at: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        yield ref, (*at, "$ref")
+    elif "$ref" in schema:
+        yield repr(schema["$ref"]), (*at, "$ref")
+    for path, child in iter_subschemas(schema):
+        yield from _refs(child, (*at, *path))
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _example(media: Mapping[str, Any], body: Any) -> Any | None:
+    if "example" in media:
+        return media["example"]
+    examples = media.get("examples")
+    if isinstance(examples, Mapping):
+        for name in sorted(examples):
+            if isinstance(examples[name], Mapping) and "value" in examples[name]:
+                return examples[name]["value"]
+    return body.get("example") if isinstance(body, Mapping) else None
