@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "spec" / "webhooks.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def spec_examples() -> dict[str, dict[str, Any]]:
+    """Event type -> the example payload the spec gives for it, read straight from the spec."""
+    doc = json.loads(SPEC.read_text())
+    examples = {}
+    for event_type, item in doc["webhooks"].items():
+        content = item["post"]["responses"]["200"]["content"]["application/json"]
+        examples[event_type] = content["example"]
+    return examples
+
+
+@pytest.fixture(scope="session")
+def examples() -> dict[str, dict[str, Any]]:
+    return spec_examples()

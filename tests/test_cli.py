@@ -1,0 +1,153 @@
+"""``python -m codegen``: generate, check and scaffold, as a user runs them."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SPEC
+from golden_cases import spec_path
+
+from codegen import project
+from codegen.cli import main
+
+PACKAGE = "incident_webhooks"
+
+
+def tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_two_runs_give_byte_identical_trees(tmp_path: Path) -> None:
+    assert main(["generate", "--out", str(tmp_path / "a" / PACKAGE)]) == 0
+    assert main(["generate", "--out", str(tmp_path / "b" / PACKAGE)]) == 0
+    assert tree_hash(tmp_path / "a" / PACKAGE) == tree_hash(tmp_path / "b" / PACKAGE)
+
+
+def test_regenerating_an_unchanged_spec_rewrites_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / PACKAGE
+    assert main(["generate", "--out", str(out)]) == 0
+    before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["generate", "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    assert "unchanged" in capsys.readouterr().out
+
+
+def test_generated_code_has_no_timestamps(tmp_path: Path) -> None:
+    out = tmp_path / PACKAGE
+    main(["generate", "--out", str(out)])
+    text = "".join(project.read_tree(out).values())
+    assert not re.search(r"\d{4}-\d\d-\d\d|\d\d:\d\d:\d\d", text)
+
+
+def test_output_folder_is_rebuilt_so_removed_webhooks_leave_no_file(tmp_path: Path) -> None:
+    out = tmp_path / PACKAGE
+    out.mkdir()
+    (out / "removed_webhook.py").write_text("stale = True\n")
+    assert main(["generate", "--spec", str(spec_path("membership_granted")), "--out", str(out)]) == 0
+    assert not (out / "removed_webhook.py").exists()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "__init__.py", "_base.py", "errors.py", "events.py", "handlers.py", "models.py", "py.typed",
+    ]  # fmt: skip
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left"
+
+
+def test_a_failed_run_leaves_the_existing_package_untouched(tmp_path: Path) -> None:
+    out = tmp_path / PACKAGE
+    main(["generate", "--out", str(out)])
+    before = tree_hash(out)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"openapi": "3.1.0", "webhooks": {"a.b": {"post": {}}}}')
+    assert main(["generate", "--spec", str(bad), "--out", str(out)]) == 2
+    assert tree_hash(out) == before
+
+
+def test_check_passes_on_the_committed_package(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--spec", str(SPEC), "--out", str(ROOT / "generated" / PACKAGE)]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_fails_with_a_unified_diff_when_the_package_is_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / PACKAGE
+    main(["generate", "--out", str(out)])
+    capsys.readouterr()
+    handlers = out / "handlers.py"
+    handlers.write_text(handlers.read_text().replace("does nothing", "does something"))
+    assert main(["check", "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert f"--- {out}/handlers.py\n+++ {out}/handlers.py (generated)" in printed.out
+    assert "-    A method you do not override does something" in printed.out
+    assert "+    A method you do not override does nothing" in printed.out
+    assert "make generate" in printed.err
+
+
+def test_out_folder_must_be_a_python_package_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", "--out", str(tmp_path / "not-a-name")]) == 2
+    assert "not a Python package name" in capsys.readouterr().err
+
+
+def test_scaffold_writes_a_subclass_with_a_stub_for_every_webhook(tmp_path: Path) -> None:
+    target = tmp_path / "my_handlers.py"
+    assert main(["scaffold", str(target)]) == 0
+    tree = ast.parse(target.read_text())
+    (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert [ast.unparse(base) for base in cls.bases] == ["WebhookHandlers"]
+    methods = {node.name for node in cls.body if isinstance(node, ast.FunctionDef)}
+    assert len(methods) == len(json.loads(SPEC.read_text())["webhooks"]) == 34
+    assert "on_private_incident_membership_granted_v1" in methods
+    assert "#   incident_id: string\n" in target.read_text()
+    assert "#   actor_user_id: string (optional)\n" in target.read_text()
+
+
+def test_scaffolded_module_imports_and_type_checks(tmp_path: Path) -> None:
+    target = tmp_path / "my_handlers.py"
+    main(["scaffold", str(target)])
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(target)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        # mypy does not follow the editable install's import hook.
+        env={**os.environ, "MYPYPATH": str(ROOT / "generated")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_scaffold_refuses_to_overwrite_an_existing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "mine.py"
+    target.write_text("# my own code\n")
+    assert main(["scaffold", str(target)]) == 2
+    assert target.read_text() == "# my own code\n"
+    assert "never overwrites" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs_as_python_dash_m(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "codegen", "check"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,56 @@
+"""The generator's exact output, pinned by the packages in tests/golden."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from golden_cases import PACKAGE, cases, expected_dir, spec_path
+
+from codegen import project
+from codegen.cli import main
+from codegen.emit import templates
+
+
+def generate(spec: Path, out: Path) -> dict[str, str]:
+    assert main(["generate", "--spec", str(spec), "--out", str(out)]) == 0
+    return project.read_tree(out)
+
+
+@pytest.mark.parametrize("case", cases())
+def test_generated_package_matches_golden_files(case: str, tmp_path: Path) -> None:
+    actual = generate(spec_path(case), tmp_path / PACKAGE)
+    expected = project.read_tree(expected_dir(case))
+    assert expected, f"no golden files for {case}: run `make golden`"
+    diff = project.diff_trees(actual, expected, f"tests/golden/{case}/{PACKAGE}")
+    if diff:
+        pytest.fail(f"generated code differs from the golden files (`make golden` if intended):\n{diff}")
+
+
+def test_request_body_and_response_200_specs_generate_identical_code() -> None:
+    assert project.read_tree(expected_dir("request_body")) == project.read_tree(
+        expected_dir("membership_granted")
+    )
+
+
+def test_golden_cases_cover_the_features_the_generator_must_handle() -> None:
+    assert {"membership_granted", "request_body", "yaml_spec", "schema_features"} <= set(cases())
+    assert spec_path("yaml_spec").suffix == ".yaml"
+
+
+def test_a_changed_template_fails_the_golden_comparison_with_a_readable_diff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    altered = tmp_path / "templates"
+    shutil.copytree(templates.TEMPLATE_DIR, altered)
+    handlers = altered / "handlers.py.jinja"
+    handlers.write_text(handlers.read_text().replace("does nothing", "does NOTHING AT ALL"))
+    monkeypatch.setattr(templates, "_ENV", templates._environment(altered))
+
+    actual = generate(spec_path("membership_granted"), tmp_path / PACKAGE)
+    diff = project.diff_trees(actual, project.read_tree(expected_dir("membership_granted")), "g")
+
+    assert "--- g/handlers.py\n+++ g/handlers.py (generated)" in diff
+    assert "+    A method you do not override does NOTHING AT ALL" in diff
+    assert "-    A method you do not override does nothing" in diff
