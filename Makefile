@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install generate check lint test golden
+.PHONY: help install generate check lint test golden serve
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,3 +37,6 @@ test: check lint ## check + lint + the test suite
 
 golden: $(STAMP) ## Refresh tests/golden/*/ after an intended change to the generator
 	$(BIN)/python tests/golden_cases.py --refresh
+
+serve: $(STAMP) ## Run a demo receiver on 127.0.0.1:8000 (secret from INCIDENT_WEBHOOK_SECRET)
+	$(BIN)/python -m incident_webhooks --host 127.0.0.1 --port 8000

@@ -17,6 +17,7 @@ from golden_cases import spec_path
 
 from codegen import project
 from codegen.cli import main
+from codegen.emit import templates
 
 PACKAGE = "incident_webhooks"
 
@@ -59,9 +60,9 @@ def test_output_folder_is_rebuilt_so_removed_webhooks_leave_no_file(tmp_path: Pa
     (out / "removed_webhook.py").write_text("stale = True\n")
     assert main(["generate", "--spec", str(spec_path("membership_granted")), "--out", str(out)]) == 0
     assert not (out / "removed_webhook.py").exists()
-    assert sorted(p.name for p in out.iterdir()) == [
-        "__init__.py", "_base.py", "errors.py", "events.py", "handlers.py", "models.py", "py.typed",
-    ]  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*templates.PACKAGE_TEMPLATES, "models.py", "py.typed"]
+    )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left"
 
 

@@ -12,7 +12,10 @@ from .literals import comment, docstring, py_string
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 # Modules of the generated package that come from templates, besides ``models.py``.
-PACKAGE_TEMPLATES = ("__init__.py", "_base.py", "errors.py", "events.py", "handlers.py")
+PACKAGE_TEMPLATES = (
+    "__init__.py", "__main__.py", "_base.py", "app.py", "errors.py", "events.py",
+    "handlers.py", "receiver.py", "signature.py",
+)  # fmt: skip
 
 
 def handler_doc(hook: Webhook) -> str:
@@ -46,6 +49,8 @@ def exports(spec: Spec) -> list[str]:
     names = {
         "AsyncWebhookHandlers", "EVENT_MODELS", "InvalidPayload", "InvalidSignature",
         "UnknownEventType", "WebhookError", "WebhookEvent", "WebhookHandlers", "parse_event",
+        "DedupeStore", "InMemoryDedupeStore", "Response", "SignatureVerifier", "WebhookReceiver",
+        "verify",
     }  # fmt: skip
     names.update(hook.class_name for hook in spec.webhooks)
     # isort's order (CONSTANTS, Classes, functions), the one ruff's RUF022 expects.
