@@ -234,6 +234,20 @@ def test_a_redelivery_after_success_gets_2xx_without_calling_the_handler_again(s
     assert len(server.handlers.calls) == 1
 
 
+def test_the_app_works_mounted_inside_fastapi() -> None:
+    from fastapi import FastAPI
+
+    running = Server()
+    parent = FastAPI()
+    parent.mount("/incident", running.app)
+    running.server.config.app = parent
+    with running:
+        body = example_body()
+        assert running.post(body, sign(body), path="/incident/webhooks").status_code == 200
+        assert httpx.get(running.url + "/incident/healthz", trust_env=False).status_code == 200
+    assert [name for name, _ in running.handlers.calls] == ["on_private_incident_membership_granted_v1"]
+
+
 def test_healthz_answers_200(server: Server) -> None:
     response = httpx.get(server.url + "/healthz", trust_env=False)
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
