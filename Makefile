@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install generate check lint test golden serve
+.PHONY: help install generate check lint test golden serve update-spec
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,12 +28,20 @@ generate: $(STAMP) ## Regenerate generated/incident_webhooks from spec/webhooks.
 check: $(STAMP) ## Fail with a diff when generated/ is not what the generator makes now
 	$(BIN)/python -m codegen check
 
-lint: $(STAMP) ## ruff and mypy --strict over codegen/, generated/ and tests/
+lint: $(STAMP) ## ruff over codegen/, generated/ and tests/; mypy --strict over codegen/ and generated/
 	$(BIN)/ruff check codegen generated tests
 	$(BIN)/mypy codegen generated
 
 test: check lint ## check + lint + the test suite
 	$(BIN)/python -m pytest
+
+# Each step must pass before the next: a download that is not a usable spec stops here with
+# the committed spec untouched, and a regenerated package that fails the tests is not kept
+# silently (the working tree shows it for review).
+update-spec: $(STAMP) ## Fetch incident.io's latest spec, report what changed, regenerate, test
+	$(BIN)/python -m codegen update-spec
+	$(MAKE) --no-print-directory generate
+	$(MAKE) --no-print-directory test
 
 golden: $(STAMP) ## Refresh tests/golden/*/ after an intended change to the generator
 	$(BIN)/python tests/golden_cases.py --refresh

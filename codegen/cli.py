@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import loader, parser, project
+from . import diff, fetch, loader, parser, project
 from .emit.templates import render
-from .errors import SpecError
+from .errors import GenerationError, SpecError
 from .ir import Spec
 from .naming import is_identifier
 
@@ -69,6 +69,43 @@ def cmd_scaffold(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update_spec(args: argparse.Namespace) -> int:
+    target: Path = args.spec
+    if args.from_file is not None:
+        source = str(args.from_file)
+        try:
+            raw = args.from_file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.from_file}: {exc.strerror}") from None
+    else:
+        url: str | None = args.url or fetch.configured_url()
+        if not url:
+            raise UsageError("no --url given and no [tool.codegen] spec-url in pyproject.toml")
+        source, raw = url, fetch.download(url)
+    document, new = fetch.validate(raw, source)
+    old: Spec | None = None
+    if target.exists():
+        old_document = loader.load_spec(target)
+        if old_document == document:
+            print(f"spec unchanged: {target} already holds {source}")
+            return 0
+        try:
+            old = parser.parse(old_document, str(target))
+        except SpecError:
+            old = None  # the committed spec was unusable; the new one replaces it
+    fetch.write_atomically(target, fetch.spec_bytes(document, raw, target))
+    print(f"updated {target} from {source} ({len(new.webhooks)} webhooks)")
+    if old is not None:
+        sys.stdout.write(diff.render(diff.compare(old, new), "text", str(target), source))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    report = diff.compare(read_spec(args.old), read_spec(args.new))
+    sys.stdout.write(diff.render(report, args.format, str(args.old), str(args.new)))
+    return 1 if args.fail_on_breaking and report.has_breaking else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
     commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -88,6 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     scaffold.add_argument("path", type=Path, help="file to create (never overwritten)")
     scaffold.add_argument("--package", default=DEFAULT_OUT.name, help="generated package name")
     scaffold.set_defaults(run=cmd_scaffold)
+    update = add("update-spec", "replace the spec with a newer one, only if it is a usable spec")
+    where = update.add_mutually_exclusive_group()
+    where.add_argument("--url", help="download from here (default: [tool.codegen] spec-url)")
+    where.add_argument("--from", dest="from_file", type=Path, help="take this file instead")
+    update.set_defaults(run=cmd_update_spec)
+    compare = commands.add_parser(
+        "diff", help="report the changes between two specs, breaking or compatible"
+    )
+    compare.add_argument("old", type=Path)
+    compare.add_argument("new", type=Path)
+    compare.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    compare.add_argument(
+        "--fail-on-breaking", action="store_true", help="exit 1 when a change is breaking"
+    )
+    compare.set_defaults(run=cmd_diff)
     return cli
 
 
@@ -101,6 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: the spec cannot be used ({count} problem{'s'[:count != 1]}):", file=sys.stderr)
         print(str(exc), file=sys.stderr)
         return 2
-    except UsageError as exc:
+    except (UsageError, GenerationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -41,3 +41,7 @@ class SpecError(Exception):
 def json_pointer(*parts: str | int) -> str:
     """RFC 6901 pointer, so that a webhook name such as ``a/b`` or ``a~b`` stays unambiguous."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+class GenerationError(Exception):
+    """The spec was read, but code could not be made from it; nothing was written."""

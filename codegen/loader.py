@@ -44,12 +44,21 @@ def parse_bytes(raw: bytes, source: str) -> Any:
         raise SpecError(source, [SpecProblem(f"not UTF-8 text (byte {exc.start})")]) from None
     if not text.strip():
         raise SpecError(source, [SpecProblem("the file is empty")])
-    looks_json = source.endswith(".json") or text.lstrip().startswith(("{", "["))
-    if looks_json:
+    head = text.lstrip()[:512].lower()
+    if head.startswith("<") or "<html" in head:
+        problem = SpecProblem("this is HTML (an error or login page?), not a JSON or YAML spec")
+        raise SpecError(source, [problem])
+    stripped = text.strip()
+    if source.endswith(".json") or stripped.startswith(("{", "[")):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            problem = SpecProblem(f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno)
+            message = f"invalid JSON: {exc.msg}"
+            if not stripped.startswith(("{", "[")):
+                message = f"not JSON: the file starts with {stripped[:40]!r}"
+            elif not stripped.endswith(("}", "]")):
+                message += " (the document ends early: truncated?)"
+            problem = SpecProblem(message, line=exc.lineno, column=exc.colno)
             raise SpecError(source, [problem]) from None
     try:
         return yaml.load(text, Loader=_JsonCompatibleLoader)

@@ -5,6 +5,7 @@ Problems are collected, not raised one at a time, so a bad spec is reported in o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ RESERVED_CLASS_NAMES = frozenset(
     {"WebhookModel", "WebhookEvent", "StrEnum", "WebhookHandlers", "AsyncWebhookHandlers"}
 )
 RESERVED_HANDLER_NAMES = frozenset({"on_unknown"})
+JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 
 
 def parse(doc: Any, source: str) -> Spec:
@@ -101,6 +103,7 @@ class _Parser:
         self.problems: list[SpecProblem] = []
         self.components: Mapping[str, Any] = {}
         self.hoisted: dict[str, Schema] = {}
+        self.hoisted_at: dict[str, tuple[str, ...]] = {}
 
     def problem(self, message: str, *pointer: str | int) -> None:
         self.problems.append(SpecProblem(message, json_pointer(*pointer)))
@@ -167,7 +170,10 @@ class _Parser:
             return None
         payload_key, payload_schema, payload_at = split
         cls = naming.class_name(str(event_type))
-        payload_schema = self.named_payload(cls, payload_schema, payload_at)
+        named = self.named_payload(cls, payload_schema, payload_at)
+        if named is None:
+            return None
+        payload_schema = named
         tags = operation.get("tags")
         return Webhook(
             event_type=str(event_type),
@@ -247,13 +253,27 @@ class _Parser:
             return None
         return str(key), schema, (*resolved_at, "properties", str(key))
 
-    def named_payload(self, class_name: str, schema: Schema, at: tuple[str, ...]) -> Schema:
+    def named_payload(
+        self, class_name: str, schema: Schema, at: tuple[str, ...]
+    ) -> Schema | None:
         """Give an inline payload schema a name, so every payload is a named model."""
         ref = schema.get("$ref")
         if isinstance(ref, str) and len(schema) == 1:
-            return {"$ref": ref}
+            name = _unescape(ref[len(SCHEMA_PREFIX) :])
+            if not ref.startswith(SCHEMA_PREFIX) or "/" in name:
+                self.problem(
+                    f"unsupported $ref {ref!r}: only #/components/schemas/<name> is supported",
+                    *at,
+                    "$ref",
+                )
+                return None
+            if name not in self.components:
+                self.problem(f"$ref {ref!r} does not resolve", *at, "$ref")
+                return None
+            return {"$ref": SCHEMA_PREFIX + name}
         name = class_name + "Payload"
         self.hoisted[name] = schema
+        self.hoisted_at[name] = at
         return {"$ref": SCHEMA_PREFIX + name}
 
     def fields_of(self, ref_schema: Schema) -> tuple[PayloadField, ...]:
@@ -314,13 +334,14 @@ class _Parser:
                 continue
             at: tuple[str, ...]
             if name in self.hoisted:
-                schema, at = self.hoisted[name], ("(inline payload)", name)
+                schema, at = self.hoisted[name], self.hoisted_at[name]
             else:
                 schema, at = self.components[name], ("components", "schemas", name)
             if not isinstance(schema, Mapping):
                 self.problem("a schema must be an object", *at)
                 continue
             found[name] = strip_examples(schema)
+            self.check_schema(schema, at)
             for ref, ref_at in _refs(schema, at):
                 if not ref.startswith(SCHEMA_PREFIX) or "/" in ref[len(SCHEMA_PREFIX) :]:
                     self.problem(
@@ -333,9 +354,36 @@ class _Parser:
                     pending.append(_unescape(ref[len(SCHEMA_PREFIX) :]))
         return dict(sorted(found.items()))
 
+    def check_schema(self, schema: Schema, at: tuple[str, ...]) -> None:
+        """Refuse what would generate code that cannot import or validate, naming the place."""
+        declared = schema.get("type")
+        types = declared if isinstance(declared, list) else [declared] if declared else []
+        for value in types:
+            if value not in JSON_TYPES:
+                self.problem(f"unsupported type {value!r}", *at, "type")
+        pattern = schema.get("pattern")
+        if pattern is not None:
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                self.problem(f"pattern is not a valid regular expression: {exc}", *at, "pattern")
+        if "enum" in schema and not isinstance(schema["enum"], list):
+            self.problem("enum must be a list", *at, "enum")
+        required = schema.get("required")
+        if required is not None and not (
+            isinstance(required, list) and all(isinstance(r, str) for r in required)
+        ):
+            self.problem("required must be a list of property names", *at, "required")
+        for key in _SCHEMA_MAP_KEYS:
+            if key in schema and not isinstance(schema[key], Mapping):
+                self.problem(f"{key} must be a map of schemas", *at, key)
+        for path, child in iter_subschemas(schema):
+            self.check_schema(child, (*at, *path))
+
     # -- names ----------------------------------------------------------------------------
 
     def check_names(self, webhooks: list[Webhook]) -> None:
+        reported: set[str] = set()
         for attr, reserved in (
             ("class_name", RESERVED_CLASS_NAMES | set(self.components) | set(self.hoisted)),
             ("handler_name", RESERVED_HANDLER_NAMES),
@@ -343,13 +391,16 @@ class _Parser:
             owners: dict[str, str] = {}
             for hook in webhooks:
                 name = getattr(hook, attr)
-                if name in owners:
+                if hook.event_type in reported:
+                    pass
+                elif name in owners:
                     self.problem(
                         f"webhooks {owners[name]!r} and {hook.event_type!r} both become the "
                         f"Python name {name!r}; rename one of them",
                         "webhooks",
                         hook.event_type,
                     )
+                    reported.add(hook.event_type)
                 elif name in reserved:
                     self.problem(
                         f"webhook {hook.event_type!r} becomes the Python name {name!r}, which "
@@ -357,6 +408,7 @@ class _Parser:
                         "webhooks",
                         hook.event_type,
                     )
+                    reported.add(hook.event_type)
                 owners[name] = hook.event_type
 
 

@@ -18,6 +18,7 @@ import isort
 
 from .emit.models import render_models
 from .emit.templates import header, render_package
+from .errors import GenerationError
 from .ir import Spec
 
 BLACK_MODE = black.mode.Mode(target_versions={black.mode.TargetVersion.PY311}, line_length=88)
@@ -35,13 +36,17 @@ def format_python(code: str, name: str, package: str) -> str:
     try:
         return black.format_str(isort.code(code, config=isort_config(package)), mode=BLACK_MODE)
     except black.parsing.InvalidInput as exc:  # a generator bug, never a spec problem
-        raise RuntimeError(f"generated {name} is not valid Python: {exc}") from exc
+        raise GenerationError(f"generated {name} is not valid Python: {exc}") from exc
 
 
 def build(spec: Spec, package: str) -> dict[str, str]:
     """Every file of the package, relative path -> text, formatted."""
     files = render_package(spec, package)
-    files["models.py"] = render_models(spec, package, header(spec))
+    try:
+        files["models.py"] = render_models(spec, package, header(spec))
+    except Exception as exc:  # its errors share no base class; re-raised with context
+        message = f"datamodel-code-generator could not model the schemas: {exc}"
+        raise GenerationError(message) from exc
     formatted = {name: format_python(text, name, package) for name, text in sorted(files.items())}
     formatted["py.typed"] = ""
     return formatted

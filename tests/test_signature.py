@@ -102,3 +102,14 @@ def test_the_library_and_this_package_agree_on_the_scheme() -> None:
     headers = sign(BODY)
     Webhook(SECRET).verify(BODY, headers)
     verify(BODY, headers, SECRET)
+
+
+def test_the_tolerance_boundary_is_inclusive_in_both_directions() -> None:
+    sent = datetime(2026, 1, 1, tzinfo=UTC)
+    headers = sign(BODY, at=sent)
+    verifier = SignatureVerifier(SECRET, tolerance=300)
+    for seconds in (-300, 0, 300):
+        verifier.verify(BODY, headers, now=sent + timedelta(seconds=seconds))
+    for seconds in (-301, 301):
+        with pytest.raises(InvalidSignature):
+            verifier.verify(BODY, headers, now=sent + timedelta(seconds=seconds))

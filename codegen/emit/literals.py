@@ -44,7 +44,12 @@ def docstring(text: str, indent: int = 4) -> str:
         lines = [line and pad + line for line in text.split("\n")]
         return '"""' + "\n".join(lines).lstrip() + "\n" + pad + '"""'
     # Anything unusual is written escaped on one line: it reads worse, but it is exact.
-    return '"""' + "".join(_escape_char(c) for c in text) + '"""'
+    body = "".join(_escape_char(c) for c in text[:-1])
+    # black pads a docstring whose last character is a quote or a backslash with a space;
+    # a hex escape is neither, so the value stays exact.
+    last = text[-1:]
+    body += f"\\x{ord(last):02x}" if last in ('"', "\\") else _escape_char(last)
+    return '"""' + body + '"""'
 
 
 def comment(text: str) -> str:

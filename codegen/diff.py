@@ -1,0 +1,221 @@
+"""What changed between two specs, classed from the point of view of code that consumes the
+payloads: a change that can break such code is ``breaking``, anything else ``compatible``.
+
+Changes are found by walking each webhook's payload schema in both specs side by side,
+through ``$ref``s. A change inside a shared schema is reported once, at the schema where it
+happened (``IncidentV2.summary``), with every webhook it reaches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .ir import Schema, Spec
+
+Severity = Literal["breaking", "compatible"]
+_PREFIX = "#/components/schemas/"
+
+
+@dataclass(frozen=True)
+class Change:
+    severity: Severity
+    kind: str
+    location: str
+    detail: str
+
+
+@dataclass
+class Report:
+    changes: dict[Change, set[str]] = field(default_factory=dict)
+
+    def add(self, change: Change, webhook: str) -> None:
+        self.changes.setdefault(change, set()).add(webhook)
+
+    def ordered(self) -> list[tuple[Change, list[str]]]:
+        return sorted(
+            ((c, sorted(w)) for c, w in self.changes.items()),
+            key=lambda item: (item[0].severity != "breaking", item[0].location, item[0].kind),
+        )
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for change in self.changes if change.severity == severity)
+
+    @property
+    def has_breaking(self) -> bool:
+        return self.count("breaking") > 0
+
+
+def compare(old: Spec, new: Spec) -> Report:
+    report = Report()
+    old_hooks = {h.event_type: h for h in old.webhooks}
+    new_hooks = {h.event_type: h for h in new.webhooks}
+    for event_type in sorted(old_hooks.keys() - new_hooks.keys()):
+        report.add(Change("breaking", "webhook removed", event_type, ""), event_type)
+    for event_type in sorted(new_hooks.keys() - old_hooks.keys()):
+        report.add(Change("compatible", "webhook added", event_type, ""), event_type)
+    for event_type in sorted(old_hooks.keys() & new_hooks.keys()):
+        walker = _Walker(old.schemas, new.schemas, report, event_type)
+        walker.walk(
+            old_hooks[event_type].payload_schema, new_hooks[event_type].payload_schema, event_type
+        )
+    return report
+
+
+def _types(schema: Schema) -> tuple[frozenset[str], bool]:
+    """(non-null types, nullable), for OpenAPI 3.1 type lists and 3.0 ``nullable``."""
+    declared = schema.get("type")
+    types = set(declared) if isinstance(declared, list) else {declared} if declared else set()
+    nullable = "null" in types or schema.get("nullable") is True
+    if schema.get("enum") is not None and None in schema["enum"]:
+        nullable = True
+    for key in ("anyOf", "oneOf"):
+        variants = schema.get(key)
+        if isinstance(variants, list) and any(
+            isinstance(v, Mapping) and v.get("type") == "null" for v in variants
+        ):
+            nullable = True
+    return frozenset(str(t) for t in types - {"null"}), nullable
+
+
+def _non_null_variant(schema: Schema) -> Schema:
+    """``anyOf: [X, {type: null}]`` is X that may be null; compare X itself."""
+    for key in ("anyOf", "oneOf"):
+        variants = schema.get(key)
+        if isinstance(variants, list):
+            rest = [v for v in variants if not (isinstance(v, Mapping) and v.get("type") == "null")]
+            if len(rest) == 1 and isinstance(rest[0], Mapping):
+                return rest[0]
+    return schema
+
+
+class _Walker:
+    def __init__(
+        self,
+        old: Mapping[str, Schema],
+        new: Mapping[str, Schema],
+        report: Report,
+        webhook: str,
+    ) -> None:
+        self.old, self.new, self.report, self.webhook = old, new, report, webhook
+        self.seen: set[tuple[str, str]] = set()
+
+    def change(self, severity: Severity, kind: str, location: str, detail: str = "") -> None:
+        self.report.add(Change(severity, kind, location, detail), self.webhook)
+
+    def resolve(self, schema: Schema, table: Mapping[str, Schema]) -> tuple[Schema, str | None]:
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_PREFIX):
+            name = ref[len(_PREFIX) :]
+            return table.get(name, {}), name
+        return schema, None
+
+    def walk(self, old: Schema, new: Schema, location: str) -> None:
+        old, old_name = self.resolve(_non_null_variant(old), self.old)
+        new, new_name = self.resolve(_non_null_variant(new), self.new)
+        if old_name and new_name:
+            # A named schema is reported under its own name, once, however it is reached.
+            location = new_name if old_name == new_name else location
+            if (old_name, new_name) in self.seen:
+                return
+            self.seen.add((old_name, new_name))
+        self.compare_types(old, new, location)
+        self.compare_enums(old, new, location)
+        self.compare_properties(old, new, location)
+        old_items, new_items = old.get("items"), new.get("items")
+        if isinstance(old_items, Mapping) and isinstance(new_items, Mapping):
+            self.walk(old_items, new_items, location + "[]")
+        old_extra, new_extra = old.get("additionalProperties"), new.get("additionalProperties")
+        if isinstance(old_extra, Mapping) and isinstance(new_extra, Mapping):
+            self.walk(old_extra, new_extra, location + "{}")
+
+    def compare_types(self, old: Schema, new: Schema, location: str) -> None:
+        (old_types, old_null), (new_types, new_null) = _types(old), _types(new)
+        if old_types != new_types and old_types and new_types:
+            detail = f"{'|'.join(sorted(old_types))} -> {'|'.join(sorted(new_types))}"
+            self.change("breaking", "type changed", location, detail)
+        if old.get("format") != new.get("format"):
+            detail = f"{old.get('format') or '(none)'} -> {new.get('format') or '(none)'}"
+            self.change("breaking", "format changed", location, detail)
+        if old_null != new_null:
+            if new_null:
+                self.change("breaking", "became nullable", location)
+            else:
+                self.change("compatible", "no longer nullable", location)
+
+    def compare_enums(self, old: Schema, new: Schema, location: str) -> None:
+        old_enum, new_enum = old.get("enum"), new.get("enum")
+        if not isinstance(old_enum, list) or not isinstance(new_enum, list):
+            return
+        for value in [v for v in old_enum if v not in new_enum]:
+            self.change("breaking", "enum value removed", location, json.dumps(value))
+        for value in [v for v in new_enum if v not in old_enum]:
+            self.change("compatible", "enum value added", location, json.dumps(value))
+
+    def compare_properties(self, old: Schema, new: Schema, location: str) -> None:
+        old_props = old.get("properties") if isinstance(old.get("properties"), Mapping) else {}
+        new_props = new.get("properties") if isinstance(new.get("properties"), Mapping) else {}
+        assert isinstance(old_props, Mapping) and isinstance(new_props, Mapping)
+        old_required = set(old.get("required") or ())
+        new_required = set(new.get("required") or ())
+        for name in sorted(old_props.keys() - new_props.keys()):
+            self.change("breaking", "property removed", f"{location}.{name}")
+        for name in sorted(new_props.keys() - old_props.keys()):
+            required = "required" if name in new_required else "optional"
+            self.change("compatible", "property added", f"{location}.{name}", required)
+        for name in sorted(old_props.keys() & new_props.keys()):
+            here = f"{location}.{name}"
+            was, now = name in old_required, name in new_required
+            if was and not now:
+                self.change("breaking", "required -> optional", here)
+            elif now and not was:
+                self.change("compatible", "optional -> required", here)
+            old_prop, new_prop = old_props[name], new_props[name]
+            if isinstance(old_prop, Mapping) and isinstance(new_prop, Mapping):
+                self.walk(old_prop, new_prop, here)
+
+
+def render(report: Report, fmt: str, old_label: str, new_label: str) -> str:
+    breaking, compatible = report.count("breaking"), report.count("compatible")
+    summary = f"{breaking} breaking, {compatible} compatible"
+    if fmt == "json":
+        changes = [
+            {
+                "severity": c.severity,
+                "kind": c.kind,
+                "location": c.location,
+                "detail": c.detail,
+                "webhooks": hooks,
+            }
+            for c, hooks in report.ordered()
+        ]
+        body = {"old": old_label, "new": new_label, "breaking": breaking}
+        body |= {"compatible": compatible, "changes": changes}
+        return json.dumps(body, indent=2) + "\n"
+    if fmt == "markdown":
+        if not report.changes:
+            return f"### Webhook spec changes\n\nNo changes to webhook payloads ({summary}).\n"
+        lines = [
+            "### Webhook spec changes",
+            "",
+            f"`{old_label}` → `{new_label}`: **{summary}**",
+            "",
+            "| | change | where | detail | webhooks |",
+            "|---|---|---|---|---|",
+        ]
+        for c, hooks in report.ordered():
+            mark = "⚠️ breaking" if c.severity == "breaking" else "compatible"
+            where = f"`{c.location}`"
+            detail = c.detail.replace("|", "\\|")
+            lines.append(f"| {mark} | {c.kind} | {where} | {detail} | {', '.join(hooks)} |")
+        return "\n".join(lines) + "\n"
+    lines = [f"{old_label} -> {new_label}: {summary}"]
+    for c, hooks in report.ordered():
+        detail = f" ({c.detail})" if c.detail else ""
+        lines.append(f"  {c.severity.upper():10} {c.kind}: {c.location}{detail}")
+        lines.append(f"             webhooks: {', '.join(hooks)}")
+    return "\n".join(lines) + "\n"
+
+
