@@ -192,3 +192,24 @@ def test_missing_required_fields_and_wrong_types_fail(change: Any, fragment: str
 def test_bodies_that_are_not_webhook_events_raise_invalid_payload(data: bytes) -> None:
     with pytest.raises(InvalidPayload):
         parse_event(data)
+
+
+def test_the_receiving_side_loads_on_first_use_not_at_import() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, incident_webhooks as w\n"
+        "before = 'incident_webhooks.receiver' in sys.modules\n"
+        "receiver = w.WebhookReceiver\n"
+        "print(before, 'incident_webhooks.receiver' in sys.modules, receiver.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "True", "WebhookReceiver"]
+
+
+def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
+    import incident_webhooks
+
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = incident_webhooks.no_such_thing  # type: ignore[attr-defined]

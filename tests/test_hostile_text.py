@@ -58,7 +58,12 @@ def _allowed_module_statement(node: ast.stmt, module: str) -> bool:
             and value.func.attr == "model_rebuild"
             and not value.args
         )
-    return module == "__main__.py" and ast.unparse(node).startswith("if __name__ == '__main__':")
+    if isinstance(node, ast.If):
+        test = ast.unparse(node.test)
+        if test == "TYPE_CHECKING":  # imports for type checkers only
+            return all(isinstance(inner, ast.ImportFrom) for inner in node.body)
+        return module == "__main__.py" and test == "__name__ == '__main__'"
+    return False
 
 
 def _allowed_class_statement(node: ast.stmt) -> bool:

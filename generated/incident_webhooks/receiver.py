@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType
 from .events import WebhookEvent, parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier
+from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier, header
 
 logger = logging.getLogger("incident_webhooks")
 
@@ -188,7 +188,7 @@ class WebhookReceiver:
         except InvalidSignature as exc:
             logger.warning("refused a delivery: %s", exc)
             return _json(401, error="invalid signature")
-        webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"].strip()
+        webhook_id = header(headers, "webhook-id")
         event: WebhookEvent | UnknownEventType
         try:
             event = parse_event(body)

@@ -7,6 +7,8 @@
 ``WebhookHandlers`` (or ``AsyncWebhookHandlers``) and call ``dispatch(event)``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
 from .events import EVENT_MODELS, WebhookEvent, parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
@@ -14,8 +16,33 @@ from .models import (
     PublicIncidentIncidentUpdatedV2,
     ScheduleDeletedV1,
 )
-from .receiver import DedupeStore, InMemoryDedupeStore, Response, WebhookReceiver
-from .signature import SignatureVerifier, verify
+
+if TYPE_CHECKING:
+    from .receiver import DedupeStore, InMemoryDedupeStore, Response, WebhookReceiver
+    from .signature import SignatureVerifier, verify
+
+# The receiving side (asyncio, standardwebhooks) loads on first use, so code that only parses
+# events does not pay for it at import.
+_LAZY = {
+    "DedupeStore": "receiver",
+    "InMemoryDedupeStore": "receiver",
+    "Response": "receiver",
+    "WebhookReceiver": "receiver",
+    "SignatureVerifier": "signature",
+    "verify": "signature",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EVENT_MODELS",
