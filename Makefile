@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Rebuilt whenever the declared or the pinned dependencies change.
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install generate check lint test golden serve update-spec
+.PHONY: help install generate check lint test golden serve update-spec bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,3 +49,11 @@ golden: $(STAMP) ## Refresh tests/golden/*/ after an intended change to the gene
 
 serve: $(STAMP) ## Run a demo receiver on 127.0.0.1:8000 (secret from INCIDENT_WEBHOOK_SECRET)
 	$(BIN)/python -m incident_webhooks --host 127.0.0.1 --port 8000
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[codegen,server,dev,bench]'
+	touch $@
+
+# Never part of `make test`: timings on a shared machine are for reading, not for asserting.
+bench: $(BENCH_STAMP) ## Benchmarks against the official SDK and plain datamodel-codegen -> docs/benchmarks.md
+	$(BIN)/python benchmarks/run.py

@@ -1,0 +1,411 @@
+"""``make bench``: our generated package against the baselines a user would otherwise use,
+measured side by side in one run on this machine.
+
+Every figure is the median of several rounds, with min and max. Each ratio is computed round
+by round from the two measurements taken in that round, then summarised the same way, so a
+noisy neighbour slows both sides of a ratio alike. Writes ``docs/benchmarks.md`` and
+``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from standardwebhooks import Webhook
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "spec" / "webhooks.json"
+PACKAGE = ROOT / "generated" / "incident_webhooks"
+RESULTS = ROOT / "benchmarks" / "results.json"
+REPORT = ROOT / "docs" / "benchmarks.md"
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+SMALL = "private_incident.membership_granted_v1"
+LARGE = "public_incident.incident_created_v2"
+SDK_MODELS = {
+    SMALL: "incident_io.models.webhooks_private_incident_membership_granted_v1_response_body"
+    ":WebhooksPrivateIncidentMembershipGrantedV1ResponseBody",
+    LARGE: "incident_io.models.webhooks_public_incident_incident_created_v2_response_body"
+    ":WebhooksPublicIncidentIncidentCreatedV2ResponseBody",
+}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def paired(ours: list[float], baseline: list[float]) -> dict[str, float]:
+    """ours/baseline per round: above 1 means ours takes longer."""
+    return summary([a / b for a, b in zip(ours, baseline, strict=True)])
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+def run_timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode() if process.stderr else ''}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def per_call(func: Callable[[], object], budget: float = 0.15) -> float:
+    """Seconds per call, from a loop long enough to trust the clock."""
+    loops = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(loops):
+            func()
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget:
+            return elapsed / loops
+        loops *= 2 if elapsed == 0 else max(2, int(budget / elapsed * 1.2))
+
+
+def fresh_python(code: str) -> float:
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+# -- the benchmarks -------------------------------------------------------------------------
+
+
+def bench_generation(scratch: Path) -> dict[str, Any]:
+    ours = [sys.executable, "-m", "codegen", "generate", "--spec", str(SPEC)]
+    plain = [
+        str(Path(sys.executable).with_name("datamodel-codegen")),
+        "--input", str(SPEC), "--input-file-type", "openapi",
+        "--output-model-type", "pydantic_v2.BaseModel", "--output", str(scratch / "plain.py"),
+    ]  # fmt: skip
+    out = scratch / "incident_webhooks"
+    times: dict[str, list[float]] = {"ours": [], "plain": [], "noop": []}
+    memory: dict[str, list[float]] = {"ours": [], "plain": [], "noop": []}
+    for _ in range(max(3, ROUNDS // 2)):
+        shutil.rmtree(out, ignore_errors=True)
+        for name, command in (("ours", ours), ("noop", ours), ("plain", plain)):
+            seconds, mib = run_timed([*command, "--out", str(out)] if name != "plain" else command, ROOT)
+            times[name].append(seconds)
+            memory[name].append(mib)
+    return {
+        "commands": {
+            "ours": "python -m codegen generate --spec spec/webhooks.json --out <empty dir>",
+            "noop": "python -m codegen generate (again, spec unchanged)",
+            "plain": "datamodel-codegen --input spec/webhooks.json --input-file-type openapi "
+            "--output-model-type pydantic_v2.BaseModel --output plain.py",
+        },
+        "seconds": {k: summary(v) for k, v in times.items()},
+        "peak_mib": {k: summary(v) for k, v in memory.items()},
+        "ratio_vs_plain": paired(times["ours"], times["plain"]),
+        "noop_ratio_vs_plain": paired(times["noop"], times["plain"]),
+        "memory_ratio_vs_plain": paired(memory["ours"], memory["plain"]),
+    }
+
+
+def example(event_type: str) -> bytes:
+    doc = json.loads(SPEC.read_text())
+    media = doc["webhooks"][event_type]["post"]["responses"]["200"]["content"]["application/json"]
+    return json.dumps(media["example"]).encode()
+
+
+def load(target: str) -> Any:
+    module, name = target.split(":")
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def bench_parsing() -> dict[str, Any]:
+    from incident_webhooks import parse_event
+
+    results: dict[str, Any] = {}
+    for label, event_type in (("small", SMALL), ("large", LARGE)):
+        body = example(event_type)
+        sdk_model = load(SDK_MODELS[event_type])
+        candidates: dict[str, Callable[[], object]] = {
+            "parse_event": lambda body=body: parse_event(body),
+            "orjson.loads": lambda body=body: orjson.loads(body),
+            "json.loads": lambda body=body: json.loads(body),
+            "sdk.from_dict": lambda body=body, m=sdk_model: m.from_dict(json.loads(body)),
+        }
+        rounds: dict[str, list[float]] = {name: [] for name in candidates}
+        for _ in range(ROUNDS):
+            for name, func in candidates.items():
+                rounds[name].append(per_call(func))
+        results[label] = {
+            "event_type": event_type,
+            "bytes": len(body),
+            "events_per_second": {k: summary([1 / s for s in v]) for k, v in rounds.items()},
+            "ratio_vs_orjson": {k: paired(v, rounds["orjson.loads"]) for k, v in rounds.items()},
+            "sdk_over_ours": paired(rounds["sdk.from_dict"], rounds["parse_event"]),
+        }
+    return results
+
+
+def bench_receive() -> dict[str, Any]:
+    from incident_webhooks import SignatureVerifier, WebhookHandlers, parse_event
+
+    verifier = SignatureVerifier(SECRET, tolerance=3600)
+    handlers = WebhookHandlers()
+    key = Webhook(SECRET)._whsecret
+    results: dict[str, Any] = {}
+    for label, event_type in (("small", SMALL), ("large", LARGE)):
+        body = example(event_type)
+        now = datetime.now(UTC)
+        headers = {
+            "webhook-id": "msg_bench",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(SECRET).sign("msg_bench", now, body.decode()),
+        }
+        signed = f"msg_bench.{headers['webhook-timestamp']}.".encode() + body
+
+        def ours(body: bytes = body, headers: dict[str, str] = headers) -> None:
+            verifier.verify(body, headers)
+            handlers.dispatch(parse_event(body))
+
+        def floor(body: bytes = body, signed: bytes = signed) -> None:
+            hmac.new(key, signed, hashlib.sha256).digest()
+            orjson.loads(body)
+
+        ours_rounds, floor_rounds = [], []
+        for _ in range(ROUNDS):
+            ours_rounds.append(per_call(ours))
+            floor_rounds.append(per_call(floor))
+        results[label] = {
+            "event_type": event_type,
+            "events_per_second": {
+                "verify+parse_event+dispatch": summary([1 / s for s in ours_rounds]),
+                "floor: hmac-sha256+orjson.loads": summary([1 / s for s in floor_rounds]),
+            },
+            "ratio_vs_floor": paired(ours_rounds, floor_rounds),
+        }
+    return results
+
+
+TIMED_IMPORT = "import time\nt = time.perf_counter()\n{stmt}\nprint(time.perf_counter() - t)"
+
+
+def bench_import() -> dict[str, Any]:
+    sdk_module, sdk_name = SDK_MODELS[LARGE].split(":")
+    body = example(LARGE).decode()
+    statements = {
+        "pydantic": "import pydantic",
+        # pydantic with its validation machinery loaded, as any model definition loads it
+        "pydantic_ready": "from pydantic import BaseModel\nclass M(BaseModel): a: int",
+        "incident_webhooks": "import incident_webhooks",
+        "sdk_one_model": f"from {sdk_module} import {sdk_name}",
+        "ours_first_event": f"import incident_webhooks; incident_webhooks.parse_event({body!r})",
+        "sdk_first_event": f"import json; from {sdk_module} import {sdk_name} as M; M.from_dict(json.loads({body!r}))",
+    }
+    rounds: dict[str, list[float]] = {name: [] for name in statements}
+    added: list[float] = []
+    for _ in range(ROUNDS):
+        for name, stmt in statements.items():
+            rounds[name].append(fresh_python(TIMED_IMPORT.format(stmt=stmt)))
+        added.append(fresh_python("import pydantic\n" + TIMED_IMPORT.format(stmt="import incident_webhooks")))
+    return {
+        "seconds": {k: summary(v) for k, v in rounds.items()},
+        "added_over_pydantic_seconds": summary(added),
+        "added_over_pydantic_ready_seconds": summary(
+            [a - b for a, b in zip(rounds["incident_webhooks"], rounds["pydantic_ready"], strict=True)]
+        ),
+        "sdk_over_ours": paired(rounds["sdk_one_model"], rounds["incident_webhooks"]),
+        "sdk_over_ours_first_event": paired(rounds["sdk_first_event"], rounds["ours_first_event"]),
+    }
+
+
+def bench_size() -> dict[str, Any]:
+    files = sorted(p for p in PACKAGE.rglob("*.py"))
+    return {
+        "files": len(files),
+        "lines": sum(len(p.read_text().splitlines()) for p in files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "models_py_lines": len((PACKAGE / "models.py").read_text().splitlines()),
+    }
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fmt(stat: dict[str, float], unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
+    m, lo, hi = (stat[k] * scale for k in ("median", "min", "max"))
+    return f"{m:,.{digits}f}{unit} ({lo:,.{digits}f}–{hi:,.{digits}f})"
+
+
+def render(results: dict[str, Any]) -> str:
+    g, p, r, i, s = (results[k] for k in ("generation", "parsing", "receive", "import", "size"))
+    env = results["environment"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python benchmarks/run.py`); do not edit by hand. Each figure is",
+        f"the median of {env['rounds']} rounds with (min–max); each ratio is taken round by round",
+        "between two measurements made in the same round, so it is the figure to compare across",
+        "machines. Absolute times on a shared machine mean little.",
+        "",
+        f"- CPU: {env['cpu']} ({env['cores']} cores), Python {env['python']}, {env['platform']}",
+        f"- pydantic {env['versions']['pydantic']}, datamodel-code-generator "
+        f"{env['versions']['datamodel-code-generator']}, incident-io SDK {env['versions']['incident-io']}, "
+        f"orjson {env['versions']['orjson']}",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for target in results["targets"]:
+        lines.append(f"| {target['target']} | {target['measured']} | {'yes' if target['met'] else '**no**'} |")
+    lines += [
+        "",
+        "## Generation (full spec, 34 webhooks)",
+        "",
+        "| run | seconds | peak MiB | ratio to plain datamodel-codegen |",
+        "|---|---|---|---|",
+        f"| ours: `{g['commands']['ours']}` | {fmt(g['seconds']['ours'])} | {fmt(g['peak_mib']['ours'], digits=0)} | {fmt(g['ratio_vs_plain'], '×')} |",
+        f"| ours, no-op: `{g['commands']['noop']}` | {fmt(g['seconds']['noop'])} | {fmt(g['peak_mib']['noop'], digits=0)} | {fmt(g['noop_ratio_vs_plain'], '×')} |",
+        f"| baseline: `{g['commands']['plain']}` | {fmt(g['seconds']['plain'])} | {fmt(g['peak_mib']['plain'], digits=0)} | 1× |",
+        "",
+        f"Peak memory, ours over plain: {fmt(g['memory_ratio_vs_plain'], '×')}.",
+        "",
+        "## Parsing one event from bytes",
+        "",
+        "| payload | candidate | events/s | time vs `orjson.loads` |",
+        "|---|---|---|---|",
+    ]
+    for label in ("small", "large"):
+        block = p[label]
+        for name in ("parse_event", "orjson.loads", "json.loads", "sdk.from_dict"):
+            shown = {"sdk.from_dict": "official SDK `from_dict(json.loads(b))`", "parse_event": "ours `parse_event(b)`"}.get(name, f"`{name}(b)`")
+            lines.append(
+                f"| {label}: {block['event_type']} ({block['bytes']} B) | {shown} | "
+                f"{fmt(block['events_per_second'][name], digits=0)} | {fmt(block['ratio_vs_orjson'][name], '×')} |"
+            )
+        lines.append(f"| | official SDK time over ours | | {fmt(block['sdk_over_ours'], '×')} |")
+    lines += [
+        "",
+        "## Full receive path per event",
+        "",
+        "`SignatureVerifier.verify` + `parse_event` + `WebhookHandlers.dispatch`, against the floor of one",
+        "HMAC-SHA256 over the signed content plus `orjson.loads`.",
+        "",
+        "| payload | ours events/s | floor events/s | time vs floor |",
+        "|---|---|---|---|",
+    ]
+    for label in ("small", "large"):
+        block = r[label]
+        eps = block["events_per_second"]
+        lines.append(
+            f"| {label}: {block['event_type']} | {fmt(eps['verify+parse_event+dispatch'], digits=0)} | "
+            f"{fmt(eps['floor: hmac-sha256+orjson.loads'], digits=0)} | {fmt(block['ratio_vs_floor'], '×')} |"
+        )
+    lines += [
+        "",
+        "## Import, in a fresh interpreter",
+        "",
+        "| import | milliseconds |",
+        "|---|---|",
+        f"| `import pydantic` | {fmt(i['seconds']['pydantic'], scale=1000, digits=0)} |",
+        f"| `import incident_webhooks` (all 34 webhooks) | {fmt(i['seconds']['incident_webhooks'], scale=1000, digits=0)} |",
+        f"| `import incident_webhooks` after `import pydantic` | {fmt(i['added_over_pydantic_seconds'], scale=1000, digits=0)} |",
+        f"| official SDK, one webhook model (`{SDK_MODELS[LARGE].split(':')[1]}`) | {fmt(i['seconds']['sdk_one_model'], scale=1000, digits=0)} |",
+        f"| pydantic ready to validate (`import pydantic` + a one-field model) | {fmt(i['seconds']['pydantic_ready'], scale=1000, digits=0)} |",
+        f"| ours over pydantic ready to validate | {fmt(i['added_over_pydantic_ready_seconds'], scale=1000, digits=0)} |",
+        f"| import + first `parse_event` ({LARGE}) | {fmt(i['seconds']['ours_first_event'], scale=1000, digits=0)} |",
+        f"| official SDK import + first `from_dict` (same payload) | {fmt(i['seconds']['sdk_first_event'], scale=1000, digits=0)} |",
+        "",
+        f"Official SDK over ours: import {fmt(i['sdk_over_ours'], '×')}; import and first event "
+        f"{fmt(i['sdk_over_ours_first_event'], '×')}. Nothing in `incident_webhooks` is deferred to "
+        "first use except the receiving side (`WebhookReceiver`, `verify`), so the import figure is "
+        "the real cost of having every model ready.",
+        "",
+        "## Size of the generated package",
+        "",
+        f"{s['files']} Python files, {s['lines']:,} lines, {s['bytes']:,} bytes ({s['models_py_lines']:,} lines in `models.py`).",
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench                   # sets up .venv with the bench extra, then:",
+        "python benchmarks/run.py     # BENCH_ROUNDS=N for more rounds",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    p, r, i, g = results["parsing"], results["receive"], results["import"], results["generation"]
+
+    def row(target: str, stat: dict[str, float], ok: bool, unit: str = "×") -> dict[str, Any]:
+        return {"target": target, "measured": f"{stat['median']:.2f}{unit}", "met": ok}
+
+    added_ms = {k: v * 1000 for k, v in i["added_over_pydantic_seconds"].items()}
+    return [
+        row("large payload parses within 3× `orjson.loads`", p["large"]["ratio_vs_orjson"]["parse_event"], p["large"]["ratio_vs_orjson"]["parse_event"]["median"] <= 3),
+        row("small payload parses within 4.5× `orjson.loads`", p["small"]["ratio_vs_orjson"]["parse_event"], p["small"]["ratio_vs_orjson"]["parse_event"]["median"] <= 4.5),
+        row("≥3× faster than the official SDK (large)", p["large"]["sdk_over_ours"], p["large"]["sdk_over_ours"]["median"] >= 3),
+        row("≥3× faster than the official SDK (small)", p["small"]["sdk_over_ours"], p["small"]["sdk_over_ours"]["median"] >= 3),
+        row("receive path within 3× its floor (large)", r["large"]["ratio_vs_floor"], r["large"]["ratio_vs_floor"]["median"] <= 3),
+        row("receive path within 3× its floor (small)", r["small"]["ratio_vs_floor"], r["small"]["ratio_vs_floor"]["median"] <= 3),
+        row("`import incident_webhooks` adds < 100 ms over pydantic", added_ms, added_ms["median"] < 100, " ms"),
+        row("import ≥10× faster than the SDK's", i["sdk_over_ours"], i["sdk_over_ours"]["median"] >= 10),
+        row("generation no slower than plain datamodel-codegen", g["ratio_vs_plain"], g["ratio_vs_plain"]["median"] <= 1),
+    ]
+
+
+def main() -> int:
+    from importlib.metadata import version
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        results: dict[str, Any] = {
+            "generation": bench_generation(Path(scratch)),
+            "parsing": bench_parsing(),
+            "receive": bench_receive(),
+            "import": bench_import(),
+            "size": bench_size(),
+        }
+    results["environment"] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "rounds": ROUNDS,
+        "versions": {n: version(n) for n in ("pydantic", "datamodel-code-generator", "incident-io", "orjson")},
+    }
+    results["targets"] = targets(results)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    REPORT.write_text(render(results))
+    print(REPORT.read_text())
+    print(f"bench took {time.perf_counter() - started:.0f}s; wrote {REPORT.relative_to(ROOT)} and {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
