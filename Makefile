@@ -29,8 +29,8 @@ generate: $(STAMP) ## Regenerate generated/incident_webhooks from spec/webhooks.
 check: $(STAMP) ## Fail with a diff when generated/ is not what the generator makes now
 	$(BIN)/python -m codegen check
 
-lint: $(STAMP) ## ruff over codegen/, generated/ and tests/; mypy --strict over codegen/ and generated/
-	$(BIN)/ruff check codegen generated tests
+lint: $(STAMP) ## ruff over codegen/, generated/, tests/ and benchmarks/; mypy --strict over codegen/ and generated/
+	$(BIN)/ruff check codegen generated tests benchmarks
 	$(BIN)/mypy codegen generated
 
 test: check lint ## check + lint + the test suite

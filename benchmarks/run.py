@@ -270,9 +270,9 @@ def render(results: dict[str, Any]) -> str:
         "machines. Absolute times on a shared machine mean little.",
         "",
         f"- CPU: {env['cpu']} ({env['cores']} cores), Python {env['python']}, {env['platform']}",
-        f"- pydantic {env['versions']['pydantic']}, datamodel-code-generator "
+        (f"- pydantic {env['versions']['pydantic']}, datamodel-code-generator "
         f"{env['versions']['datamodel-code-generator']}, incident-io SDK {env['versions']['incident-io']}, "
-        f"orjson {env['versions']['orjson']}",
+        f"orjson {env['versions']['orjson']}"),
         "",
         "## Targets",
         "",
@@ -339,10 +339,10 @@ def render(results: dict[str, Any]) -> str:
         f"| import + first `parse_event` ({LARGE}) | {fmt(i['seconds']['ours_first_event'], scale=1000, digits=0)} |",
         f"| official SDK import + first `from_dict` (same payload) | {fmt(i['seconds']['sdk_first_event'], scale=1000, digits=0)} |",
         "",
-        f"Official SDK over ours: import {fmt(i['sdk_over_ours'], '×')}; import and first event "
+        (f"Official SDK over ours: import {fmt(i['sdk_over_ours'], '×')}; import and first event "
         f"{fmt(i['sdk_over_ours_first_event'], '×')}. Nothing in `incident_webhooks` is deferred to "
         "first use except the receiving side (`WebhookReceiver`, `verify`), so the import figure is "
-        "the real cost of having every model ready.",
+        "the real cost of having every model ready."),
         "",
         "## Size of the generated package",
         "",
