@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .ir import Schema, Spec
 
@@ -91,6 +91,11 @@ def _non_null_variant(schema: Schema) -> Schema:
     return schema
 
 
+def _properties(schema: Schema) -> Mapping[str, Any]:
+    properties = schema.get("properties")
+    return properties if isinstance(properties, Mapping) else {}
+
+
 class _Walker:
     def __init__(
         self,
@@ -155,9 +160,7 @@ class _Walker:
             self.change("compatible", "enum value added", location, json.dumps(value))
 
     def compare_properties(self, old: Schema, new: Schema, location: str) -> None:
-        old_props = old.get("properties") if isinstance(old.get("properties"), Mapping) else {}
-        new_props = new.get("properties") if isinstance(new.get("properties"), Mapping) else {}
-        assert isinstance(old_props, Mapping) and isinstance(new_props, Mapping)
+        old_props, new_props = _properties(old), _properties(new)
         old_required = set(old.get("required") or ())
         new_required = set(new.get("required") or ())
         for name in sorted(old_props.keys() - new_props.keys()):

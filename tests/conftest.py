@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -10,6 +11,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "spec" / "webhooks.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def tree_hash(root: Path) -> str:
+    """One digest of every file's path and bytes under ``root`` (caches aside)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def spec_examples() -> dict[str, dict[str, Any]]:

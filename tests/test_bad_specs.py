@@ -4,7 +4,6 @@ traceback, and the generated package left byte-for-byte as it was."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, tree_hash
 from golden_cases import spec_path
 
 from codegen.cli import main
@@ -21,14 +20,6 @@ from codegen.cli import main
 GENERATED = ROOT / "generated" / "incident_webhooks"
 BASE = json.loads(spec_path("membership_granted").read_text())
 USER = ("components", "schemas", "WebhookIncidentUserV2")
-
-
-def tree_hash(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def edited(change: Callable[[dict[str, Any]], None]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
 import re
@@ -12,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SPEC
+from conftest import ROOT, SPEC, tree_hash
 from golden_cases import spec_path
 
 from codegen import project
@@ -20,14 +19,6 @@ from codegen.cli import main
 from codegen.emit import templates
 
 PACKAGE = "incident_webhooks"
-
-
-def tree_hash(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def test_two_runs_give_byte_identical_trees(tmp_path: Path) -> None:

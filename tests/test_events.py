@@ -213,3 +213,21 @@ def test_an_unknown_package_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no_such_thing"):
         _ = incident_webhooks.no_such_thing  # type: ignore[attr-defined]
+
+
+def test_model_names_come_from_the_spec_and_are_never_numbered() -> None:
+    import ast
+    import re
+
+    from conftest import ROOT, SPEC
+
+    doc = json.loads(SPEC.read_text())
+    known = set(doc["components"]["schemas"]) | {m.__name__ for m in EVENT_MODELS.values()}
+    models = ROOT / "generated" / "incident_webhooks" / "models.py"
+    classes = [n.name for n in ast.parse(models.read_text()).body if isinstance(n, ast.ClassDef)]
+    assert "IncidentV2Mode" in classes and "ActionV1Status" in classes
+    for name in classes:
+        prefix = max((k for k in known if name.startswith(k)), key=len, default="")
+        assert prefix, f"{name} is not named after a spec schema"
+        rest = name[len(prefix) :]
+        assert not re.search(r"\d$", rest), f"{name} looks numbered"
