@@ -25,7 +25,9 @@ import uvicorn
 from conftest import ROOT, spec_examples
 from incident_webhooks import (
     EVENT_MODELS,
+    AsyncWebhookHandlers,
     InMemoryDedupeStore,
+    PrivateIncidentMembershipGrantedV1,
     WebhookHandlers,
     WebhookReceiver,
 )
@@ -371,3 +373,33 @@ def test_the_demo_server_accepts_svix_signed_requests_and_refuses_tampered_ones(
         output, _ = process.communicate(timeout=30)
     assert "private_incident.membership_granted_v1" in output
     assert "msg_demo" in output
+
+
+def test_async_handlers_are_awaited_by_handle_async() -> None:
+    seen: list[str] = []
+
+    class Handlers(AsyncWebhookHandlers):
+        async def on_private_incident_membership_granted_v1(
+            self, event: PrivateIncidentMembershipGrantedV1
+        ) -> None:
+            seen.append(event.payload.user_id)
+
+        async def on_unknown(self, event_type: str, payload: Mapping[str, Any]) -> None:
+            seen.append(event_type)
+
+        async def on_private_incident_membership_revoked_v1(self, event: Any) -> None:
+            raise RuntimeError("broken")
+
+    receiver = WebhookReceiver(SECRET, Handlers())
+    body = example_body()
+    unknown = b'{"event_type": "brand.new_v1"}'
+    revoked = example_body("private_incident.membership_revoked_v1")
+    statuses = [
+        asyncio.run(receiver.handle_async(body, sign(body, "a"))).status,
+        asyncio.run(receiver.handle_async(unknown, sign(unknown, "b"))).status,
+        asyncio.run(receiver.handle_async(revoked, sign(revoked, "c"))).status,
+    ]
+    assert statuses == [200, 200, 500]
+    assert seen == ["abc123", "brand.new_v1"]
+    with pytest.raises(TypeError, match="handle_async"):
+        receiver.handle(body, sign(body, "d"))
