@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .ir import Schema, Spec
+from .ir import SCHEMA_PREFIX, Schema, Spec
 
 Severity = Literal["breaking", "compatible"]
-_PREFIX = "#/components/schemas/"
 
 
 @dataclass(frozen=True)
@@ -112,8 +111,8 @@ class _Walker:
 
     def resolve(self, schema: Schema, table: Mapping[str, Schema]) -> tuple[Schema, str | None]:
         ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith(_PREFIX):
-            name = ref[len(_PREFIX) :]
+        if isinstance(ref, str) and ref.startswith(SCHEMA_PREFIX):
+            name = ref[len(SCHEMA_PREFIX) :]
             return table.get(name, {}), name
         return schema, None
 

@@ -11,6 +11,7 @@ from typing import Any
 
 # JSON Schema, as plain data. References always have the form ``#/components/schemas/<name>``.
 Schema = Mapping[str, Any]
+SCHEMA_PREFIX = "#/components/schemas/"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from typing import Any
 
 from . import naming
 from .errors import SpecError, SpecProblem, json_pointer
-from .ir import PayloadField, Schema, Spec, Webhook
+from .ir import SCHEMA_PREFIX, PayloadField, Schema, Spec, Webhook
 
-SCHEMA_PREFIX = "#/components/schemas/"
 _METHODS = ("post", "put", "patch", "get", "delete", "head", "options", "trace")
 # Keys whose value is a schema, a list of schemas or a map of schemas (JSON Schema 2020-12).
 _SCHEMA_KEYS = (

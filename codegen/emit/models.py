@@ -18,7 +18,6 @@ from datamodel_code_generator.enums import (
 )
 
 from ..ir import Spec, Webhook
-from ..parser import SCHEMA_PREFIX
 
 # The generated event models reach their payload through this attribute, whatever its JSON key.
 PAYLOAD_ATTRIBUTE = "payload"
@@ -88,5 +87,3 @@ def render_models(spec: Spec, package: str, header: str) -> str:
     assert isinstance(code, str), "one input gives one module"
     return code
 
-
-__all__ = ["PAYLOAD_ATTRIBUTE", "SCHEMA_PREFIX", "render_models"]
