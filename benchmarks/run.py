@@ -269,7 +269,7 @@ def render(results: dict[str, Any]) -> str:
         "between two measurements made in the same round, so it is the figure to compare across",
         "machines. Absolute times on a shared machine mean little.",
         "",
-        f"- CPU: {env['cpu']} ({env['cores']} cores), Python {env['python']}, {env['platform']}",
+        f"- CPU: {env['cpu']} ({env['cores']} cores), Python {env['python']} on {env['system']}",
         (f"- pydantic {env['versions']['pydantic']}, datamodel-code-generator "
         f"{env['versions']['datamodel-code-generator']}, incident-io SDK {env['versions']['incident-io']}, "
         f"orjson {env['versions']['orjson']}"),
@@ -395,7 +395,7 @@ def main() -> int:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
+        "system": platform.system(),
         "rounds": ROUNDS,
         "versions": {n: version(n) for n in ("pydantic", "datamodel-code-generator", "incident-io", "orjson")},
     }
