@@ -130,8 +130,8 @@ class _Parser:
         self.components = schemas if isinstance(schemas, Mapping) else {}
 
         webhooks = [w for w in (self.webhook(name, hooks[name]) for name in sorted(hooks)) if w]
-        self.check_names(webhooks)
         reachable = self.reachable_schemas(webhooks)
+        self.check_names(webhooks, set(reachable))
         if self.problems:
             raise self.fail()
         info = doc.get("info")
@@ -381,18 +381,19 @@ class _Parser:
 
     # -- names ----------------------------------------------------------------------------
 
-    def check_names(self, webhooks: list[Webhook]) -> None:
+    def check_names(self, webhooks: list[Webhook], schema_names: set[str]) -> None:
+        """Each webhook needs a class and a method name of its own; one problem per webhook."""
         reported: set[str] = set()
         for attr, reserved in (
-            ("class_name", RESERVED_CLASS_NAMES | set(self.components) | set(self.hoisted)),
+            ("class_name", RESERVED_CLASS_NAMES | schema_names),
             ("handler_name", RESERVED_HANDLER_NAMES),
         ):
             owners: dict[str, str] = {}
             for hook in webhooks:
                 name = getattr(hook, attr)
                 if hook.event_type in reported:
-                    pass
-                elif name in owners:
+                    continue
+                if name in owners:
                     self.problem(
                         f"webhooks {owners[name]!r} and {hook.event_type!r} both become the "
                         f"Python name {name!r}; rename one of them",

@@ -70,6 +70,11 @@ CASES: dict[str, tuple[str, str, str]] = {
         edited(second_webhook("private-incident.membership-granted-v1")),
         "both become the Python name 'PrivateIncidentMembershipGrantedV1'",
     ),
+    "name-taken-by-a-schema": (
+        "spec.json",
+        edited(second_webhook("webhook_incident.user_v2")),
+        "becomes the Python name 'WebhookIncidentUserV2', which is already taken",
+    ),
     "external-ref": (
         "spec.json",
         edited(user_property({"$ref": "other.json#/User"})),
