@@ -3,10 +3,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from incident_webhooks import WebhookHandlers
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "spec" / "webhooks.json"
@@ -35,3 +37,23 @@ def spec_examples() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def examples() -> dict[str, dict[str, Any]]:
     return spec_examples()
+
+
+class Recorder(WebhookHandlers):
+    """Records each call; ``fail`` makes the next calls raise, like a broken handler."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.fail = False
+        self.lock = threading.Lock()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            return lambda *args: object.__getattribute__(self, "record")(name, args)
+        return object.__getattribute__(self, name)
+
+    def record(self, name: str, args: tuple[Any, ...]) -> None:
+        if self.fail:
+            raise RuntimeError("handler is broken")
+        with self.lock:
+            self.calls.append((name, args))

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import spec_examples
+from conftest import Recorder, spec_examples
 from incident_webhooks import (
     EVENT_MODELS,
     AsyncWebhookHandlers,
@@ -26,18 +26,6 @@ from incident_webhooks.models import ActionV1Status
 
 EXAMPLES = spec_examples()
 GRANTED = "private_incident.membership_granted_v1"
-
-
-class Recorder(WebhookHandlers):
-    """Records every call instead of handling it; each ``on_*`` method is generated."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def __getattribute__(self, name: str) -> Any:
-        if name.startswith("on_"):
-            return lambda *args: object.__getattribute__(self, "calls").append((name, args))
-        return object.__getattribute__(self, name)
 
 
 def body(example: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any, Self
 import httpx
 import pytest
 import uvicorn
-from conftest import ROOT, spec_examples
+from conftest import ROOT, Recorder, spec_examples
 from incident_webhooks import (
     EVENT_MODELS,
     AsyncWebhookHandlers,
@@ -60,26 +60,6 @@ def sign(
 
 def example_body(event_type: str = GRANTED) -> bytes:
     return json.dumps(EXAMPLES[event_type]).encode()
-
-
-class Recorder(WebhookHandlers):
-    """Records each call; ``fail`` makes the next calls raise, like a broken handler."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.fail = False
-        self.lock = threading.Lock()
-
-    def __getattribute__(self, name: str) -> Any:
-        if name.startswith("on_"):
-            return lambda *args: object.__getattribute__(self, "record")(name, args)
-        return object.__getattribute__(self, name)
-
-    def record(self, name: str, args: tuple[Any, ...]) -> None:
-        if self.fail:
-            raise RuntimeError("handler is broken")
-        with self.lock:
-            self.calls.append((name, args))
 
 
 class Server:
