@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from .errors import SpecError, SpecProblem
+from .errors import SpecError, SpecProblem, json_pointer
 
 
 class _JsonCompatibleLoader(yaml.SafeLoader):
@@ -36,7 +36,131 @@ _JsonCompatibleLoader.add_constructor(
 )
 
 
+# A spec nests a few dozen levels and uses a handful of YAML aliases; anything far beyond
+# that is an accident or an attack (a "billion laughs" document expands exponentially),
+# and is refused before a single Python object is built from it.
+MAX_ALIASES = 1000
+MAX_EXPANDED_NODES = 2_000_000
+MAX_DEPTH = 200
+
+
+class _LimitedLoader(_JsonCompatibleLoader):
+    """Counts aliases while the YAML is composed into nodes (cheap: an alias is a shared
+    node), so that the expanded size can be checked before anything is constructed."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _TooLarge(f"more than {MAX_ALIASES} YAML aliases", mark)
+        return super().compose_node(parent, index)
+
+
+class _TooLarge(Exception):
+    def __init__(self, message: str, mark: Any = None) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded, without expanding it:
+    each distinct node's size is computed once. Also refuses nesting deeper than MAX_DEPTH."""
+    sizes: dict[int, int] = {}
+    # Iterative post-order walk: a deep document must not exhaust the interpreter's stack.
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if depth > MAX_DEPTH:
+            raise _TooLarge(f"nested deeper than {MAX_DEPTH} levels", node.start_mark)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if done:
+            total = 1 + sum(sizes[id(child)] for child in children)
+            sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+            continue
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _load_yaml(text: str) -> Any:
+    loader = _LimitedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node) > MAX_EXPANDED_NODES:
+            raise _TooLarge(f"expands to more than {MAX_EXPANDED_NODES} nodes (YAML aliases)")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _depth_problem(value: Any) -> str | None:
+    """The JSON pointer of the first value nested deeper than MAX_DEPTH, if any."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        node, at = stack.pop()
+        if len(at) > MAX_DEPTH:
+            return json_pointer(*at[:MAX_DEPTH])
+        if isinstance(node, dict):
+            stack.extend((v, (*at, str(k))) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, (*at, str(i))) for i, v in enumerate(node))
+    return None
+
+
+def _surrogate_problems(value: Any) -> list[SpecProblem]:
+    """Lone surrogates (``"\\udc80"`` is valid JSON syntax) are not text: no Python source,
+    schema or name can hold them, so they are refused where they stand."""
+    problems: list[SpecProblem] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack and len(problems) < 20:
+        node, at = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if _has_surrogate(key):
+                    problems.append(SpecProblem("a name holds a lone surrogate (not text)", json_pointer(*at, ascii(key)[1:-1])))
+                stack.append((child, (*at, key)))
+        elif isinstance(node, list):
+            stack.extend((child, (*at, str(i))) for i, child in enumerate(node))
+        elif isinstance(node, str) and _has_surrogate(node):
+            where = json_pointer(*(ascii(p)[1:-1] if _has_surrogate(p) else p for p in at))
+            problems.append(SpecProblem("a string holds a lone surrogate (not text)", where))
+    return sorted(problems, key=lambda p: p.pointer)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_bytes(raw: bytes, source: str) -> Any:
+    """Decode spec bytes, refusing documents that are not plain, bounded JSON-like data."""
+    document = _parse_bytes(raw, source)
+    deep = _depth_problem(document)
+    if deep is not None:
+        raise SpecError(source, [SpecProblem(f"nested deeper than {MAX_DEPTH} levels", deep)])
+    problems = _surrogate_problems(document)
+    if problems:
+        raise SpecError(source, problems)
+    return document
+
+
+def _parse_bytes(raw: bytes, source: str) -> Any:
     """Decode spec bytes; the format is decided by the name first, then by the content."""
     try:
         text = raw.decode("utf-8-sig")
@@ -52,6 +176,9 @@ def parse_bytes(raw: bytes, source: str) -> Any:
     if source.endswith(".json") or stripped.startswith(("{", "[")):
         try:
             return json.loads(text)
+        except RecursionError:
+            problem = SpecProblem(f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
+            raise SpecError(source, [problem]) from None
         except json.JSONDecodeError as exc:
             message = f"invalid JSON: {exc.msg}"
             if not stripped.startswith(("{", "[")):
@@ -61,7 +188,18 @@ def parse_bytes(raw: bytes, source: str) -> Any:
             problem = SpecProblem(message, line=exc.lineno, column=exc.colno)
             raise SpecError(source, [problem]) from None
     try:
-        return yaml.load(text, Loader=_JsonCompatibleLoader)
+        return _load_yaml(text)
+    except _TooLarge as exc:
+        mark = exc.mark
+        problem = SpecProblem(
+            f"refused YAML: {exc}",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        )
+        raise SpecError(source, [problem]) from None
+    except RecursionError:
+        problem = SpecProblem(f"invalid YAML: nested deeper than {MAX_DEPTH} levels")
+        raise SpecError(source, [problem]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         reason = getattr(exc, "problem", None) or str(exc)

@@ -5,6 +5,15 @@ from __future__ import annotations
 import keyword
 import re
 
+# The package's own public names. The generated modules import modules rather than names
+# wherever event classes are named, so these are the only names an event class cannot take.
+PUBLIC_NAMES = frozenset({
+    "AsyncWebhookHandlers", "EVENT_MODELS", "InvalidPayload", "InvalidSignature",
+    "UnknownEventType", "WebhookError", "WebhookEvent", "WebhookHandlers", "parse_event",
+    "DedupeStore", "InMemoryDedupeStore", "Response", "SignatureVerifier", "WebhookReceiver",
+    "verify",
+})  # fmt: skip
+
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
 

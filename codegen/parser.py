@@ -6,70 +6,22 @@ Problems are collected, not raised one at a time, so a bad spec is reported in o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from . import naming
+from . import naming, schemas
 from .errors import SpecError, SpecProblem, json_pointer
 from .ir import SCHEMA_PREFIX, PayloadField, Schema, Spec, Webhook
 
 _METHODS = ("post", "put", "patch", "get", "delete", "head", "options", "trace")
-# Keys whose value is a schema, a list of schemas or a map of schemas (JSON Schema 2020-12).
-_SCHEMA_KEYS = (
-    "items", "additionalProperties", "not", "if", "then", "else", "contains",
-    "propertyNames", "unevaluatedProperties", "unevaluatedItems",
-)  # fmt: skip
-_SCHEMA_LIST_KEYS = ("allOf", "anyOf", "oneOf", "prefixItems")
-_SCHEMA_MAP_KEYS = ("properties", "patternProperties", "dependentSchemas")
-# Names the generated package defines itself; a webhook class may not take them.
-RESERVED_CLASS_NAMES = frozenset(
-    {"WebhookModel", "WebhookEvent", "StrEnum", "WebhookHandlers", "AsyncWebhookHandlers"}
-)
 RESERVED_HANDLER_NAMES = frozenset({"on_unknown"})
 JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def parse(doc: Any, source: str) -> Spec:
     return _Parser(doc, source).parse()
-
-
-def iter_subschemas(schema: Schema) -> Iterator[tuple[tuple[str, ...], Schema]]:
-    """Yield (relative path, child schema) for each direct child schema of ``schema``."""
-    for key in _SCHEMA_KEYS:
-        child = schema.get(key)
-        if isinstance(child, Mapping):
-            yield (key,), child
-    for key in _SCHEMA_LIST_KEYS:
-        children = schema.get(key)
-        if isinstance(children, list):
-            for index, child in enumerate(children):
-                if isinstance(child, Mapping):
-                    yield (key, str(index)), child
-    for key in _SCHEMA_MAP_KEYS:
-        children = schema.get(key)
-        if isinstance(children, Mapping):
-            for name, child in children.items():
-                if isinstance(child, Mapping):
-                    yield (key, name), child
-
-
-def strip_examples(schema: Schema) -> dict[str, Any]:
-    """Copy of a schema without ``example``/``examples``: they are documentation, and as
-    ``Field(examples=...)`` they would only slow down importing the models."""
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("example", "examples"):
-            continue
-        if key in _SCHEMA_KEYS and isinstance(value, Mapping):
-            value = strip_examples(value)
-        elif key in _SCHEMA_LIST_KEYS and isinstance(value, list):
-            value = [strip_examples(v) if isinstance(v, Mapping) else v for v in value]
-        elif key in _SCHEMA_MAP_KEYS and isinstance(value, Mapping):
-            value = {
-                k: strip_examples(v) if isinstance(v, Mapping) else v for k, v in value.items()
-            }
-        out[key] = value
-    return out
 
 
 def describe_type(schema: Schema) -> str:
@@ -131,6 +83,7 @@ class _Parser:
 
         webhooks = [w for w in (self.webhook(name, hooks[name]) for name in sorted(hooks)) if w]
         reachable = self.reachable_schemas(webhooks)
+        reachable, webhooks = self.safe_names(reachable, webhooks)
         self.check_names(webhooks, set(reachable))
         if self.problems:
             raise self.fail()
@@ -339,9 +292,9 @@ class _Parser:
             if not isinstance(schema, Mapping):
                 self.problem("a schema must be an object", *at)
                 continue
-            found[name] = strip_examples(schema)
+            found[name] = schemas.tolerant(schema)
             self.check_schema(schema, at)
-            for ref, ref_at in _refs(schema, at):
+            for ref, ref_at in schemas.refs(schema, at):
                 if not ref.startswith(SCHEMA_PREFIX) or "/" in ref[len(SCHEMA_PREFIX) :]:
                     self.problem(
                         f"unsupported $ref {ref!r}: only #/components/schemas/<name> is supported",
@@ -351,7 +304,79 @@ class _Parser:
                     self.problem(f"$ref {ref!r} does not resolve", *ref_at)
                 else:
                     pending.append(_unescape(ref[len(SCHEMA_PREFIX) :]))
+        self.check_cycles(found)
         return dict(sorted(found.items()))
+
+    def safe_names(
+        self, found: dict[str, Schema], webhooks: list[Webhook]
+    ) -> tuple[dict[str, Schema], list[Webhook]]:
+        """OpenAPI allows schema names such as ``v1.Incident``; a class cannot have them, and
+        the model emitter would read the dot as a module path. Such names become class names
+        by the same rule as event types (``V1Incident``)."""
+        renamed: dict[str, str] = {}
+        taken = {name for name in found if _SAFE_NAME.fullmatch(name)}
+        for name in sorted(found):
+            if _SAFE_NAME.fullmatch(name):
+                continue
+            new = naming.class_name(name)
+            if new in taken:
+                self.problem(
+                    f"schema {name!r} would become the class {new!r}, which another schema "
+                    "already is; rename one of them",
+                    "components", "schemas", name,
+                )  # fmt: skip
+                continue
+            taken.add(new)
+            renamed[SCHEMA_PREFIX + name.replace("~", "~0").replace("/", "~1")] = SCHEMA_PREFIX + new
+            renamed[SCHEMA_PREFIX + name] = SCHEMA_PREFIX + new
+        if not renamed:
+            return found, webhooks
+        schemas_out = {
+            renamed.get(SCHEMA_PREFIX + name, SCHEMA_PREFIX + name)[len(SCHEMA_PREFIX) :]:
+            schemas.rename_refs(schema, renamed)
+            for name, schema in found.items()
+        }  # fmt: skip
+        hooks = [
+            replace(hook, payload_schema=schemas.rename_refs(hook.payload_schema, renamed))
+            for hook in webhooks
+        ]
+        return dict(sorted(schemas_out.items())), hooks
+
+    def check_cycles(self, found: Mapping[str, Schema]) -> None:
+        """Refuse schemas that are each other through ``$ref``/allOf/anyOf/oneOf alone, with
+        no property or item in between: no value satisfies them, and pydantic recurses
+        without end building a validator for them (a crash at the first parse)."""
+        edges = {
+            name: sorted({_unescape(r[len(SCHEMA_PREFIX) :]) for r in schemas.combined_refs(s)})
+            for name, s in found.items()
+        }
+        # Peel off every schema that leads nowhere or only to peeled ones; what is left is on
+        # a loop or leads into one.
+        left = {name: [t for t in targets if t in edges] for name, targets in edges.items()}
+
+        def peel() -> None:
+            while stuck := [n for n, targets in left.items() if not any(t in left for t in targets)]:
+                for name in stuck:
+                    del left[name]
+
+        peel()
+        while left:
+            walk = [min(left)]
+            while True:
+                step = next(t for t in left[walk[-1]] if t in left)
+                if step in walk:
+                    loop = [*walk[walk.index(step) :], step]
+                    break
+                walk.append(step)
+            at = self.hoisted_at.get(loop[0], ("components", "schemas", loop[0]))
+            self.problem(
+                "schemas that are only each other, with no property in between "
+                f"({' -> '.join(loop)}): no value can match them",
+                *at,
+            )
+            for name in walk:
+                del left[name]
+            peel()
 
     def check_schema(self, schema: Schema, at: tuple[str, ...]) -> None:
         """Refuse what would generate code that cannot import or validate, naming the place."""
@@ -373,10 +398,10 @@ class _Parser:
             isinstance(required, list) and all(isinstance(r, str) for r in required)
         ):
             self.problem("required must be a list of property names", *at, "required")
-        for key in _SCHEMA_MAP_KEYS:
+        for key in schemas.SCHEMA_MAP_KEYS:
             if key in schema and not isinstance(schema[key], Mapping):
                 self.problem(f"{key} must be a map of schemas", *at, key)
-        for path, child in iter_subschemas(schema):
+        for path, child in schemas.iter_subschemas(schema):
             self.check_schema(child, (*at, *path))
 
     # -- names ----------------------------------------------------------------------------
@@ -385,7 +410,7 @@ class _Parser:
         """Each webhook needs a class and a method name of its own; one problem per webhook."""
         reported: set[str] = set()
         for attr, reserved in (
-            ("class_name", RESERVED_CLASS_NAMES | schema_names),
+            ("class_name", naming.PUBLIC_NAMES | schema_names),
             ("handler_name", RESERVED_HANDLER_NAMES),
         ):
             owners: dict[str, str] = {}
@@ -410,16 +435,6 @@ class _Parser:
                     )
                     reported.add(hook.event_type)
                 owners[name] = hook.event_type
-
-
-def _refs(schema: Schema, at: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...]]]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str):
-        yield ref, (*at, "$ref")
-    elif "$ref" in schema:
-        yield repr(schema["$ref"]), (*at, "$ref")
-    for path, child in iter_subschemas(schema):
-        yield from _refs(child, (*at, *path))
 
 
 def _unescape(part: str) -> str:

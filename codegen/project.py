@@ -7,10 +7,13 @@ been rendered and formatted, and then the old folder is swapped for the new one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import difflib
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -19,11 +22,12 @@ from pathlib import Path
 import black
 import isort
 
-from .emit.models import render_models
+from .emit.models import event_class_names, render_models
 from .emit.templates import header, render_package
 from .errors import GenerationError
 from .ir import Spec
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 BLACK_MODE = black.mode.Mode(target_versions={black.mode.TargetVersion.PY311}, line_length=88)
 
 
@@ -48,16 +52,19 @@ def format_files(files: Mapping[str, str], package: str) -> dict[str, str]:
 
 def build(spec: Spec, package: str) -> dict[str, str]:
     """Every file of the package, relative path -> text, formatted."""
-    templated = render_package(spec, package)
-    # Formatting is a third of the run; the templated modules are formatted in a forked
-    # worker while datamodel-code-generator writes the models here. Same bytes either way.
+    try:
+        models = render_models(spec, package, header(spec))
+    except GenerationError:
+        raise
+    except Exception as exc:  # its errors share no base class; re-raised with context
+        message = f"datamodel-code-generator could not model the schemas: {exc}"
+        raise GenerationError(message) from exc
+    # The other modules name the event classes as the models module does.
+    templated = render_package(spec, package, event_class_names(models, spec))
+    # Formatting is the slowest step; the templated modules are formatted in a forked
+    # worker while the models are formatted here. Same bytes either way.
     with _formatter() as pool:
         pending = pool.submit(format_files, templated, package) if pool else None
-        try:
-            models = render_models(spec, package, header(spec))
-        except Exception as exc:  # its errors share no base class; re-raised with context
-            message = f"datamodel-code-generator could not model the schemas: {exc}"
-            raise GenerationError(message) from exc
         formatted = format_files({"models.py": models}, package)
         formatted |= pending.result() if pending else format_files(templated, package)
     formatted["py.typed"] = ""
@@ -71,8 +78,21 @@ def _formatter() -> Iterator[ProcessPoolExecutor | None]:
     if "fork" not in multiprocessing.get_all_start_methods():
         yield None
         return
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)
+    ) as pool:
         yield pool
+
+
+def _die_with(parent: int) -> None:
+    """Runs first in the worker: if ``generate`` is killed, the worker goes too, instead of
+    living on for minutes holding the caller's pipes open."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def read_tree(root: Path) -> dict[str, str]:

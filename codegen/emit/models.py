@@ -6,6 +6,7 @@ is never patched afterwards.
 
 from __future__ import annotations
 
+import ast
 import warnings
 from typing import Any
 
@@ -17,6 +18,7 @@ from datamodel_code_generator.enums import (
     OpenAPIScope,
 )
 
+from ..errors import GenerationError
 from ..ir import Spec, Webhook
 
 # The generated event models reach their payload through this attribute, whatever its JSON key.
@@ -73,6 +75,9 @@ def render_models(spec: Spec, package: str, header: str) -> str:
             # upstream after generation instead of failing the whole event.
             import_overrides={"StrEnum": base, "IntEnum": base},
             use_subclass_enum=True,
+            # pydantic's EmailStr needs email-validator, which the package does not depend
+            # on; an address is still a string (tolerant reader: the producer checks it).
+            type_mappings=["email=string", "idn-email=string"],
             enum_field_as_literal=LiteralType.Off,
             use_annotated=True,
             use_double_quotes=True,
@@ -84,6 +89,46 @@ def render_models(spec: Spec, package: str, header: str) -> str:
             custom_file_header=header,
             formatters=[],  # one formatting pass, for every file, in project.py
         )
-    assert isinstance(code, str), "one input gives one module"
+    if not isinstance(code, str):
+        raise GenerationError("datamodel-code-generator split the models into several modules")
     return code
+
+
+def event_class_names(code: str, spec: Spec) -> dict[str, str]:
+    """Event type -> the class that models it in ``code``.
+
+    datamodel-code-generator renames a class whose name the module already imports (an
+    event ``field`` becomes ``FieldModel``, beside pydantic's ``Field``); the other modules
+    must use the name it chose. Each event class is found by what it is: the class with
+    ``event_type: Literal["<its type>"]`` and the payload attribute.
+    """
+    found: dict[str, list[str]] = {}
+    for node in ast.parse(code).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        fields = {
+            item.target.id: item.annotation
+            for item in node.body
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+        }
+        tag = fields.get("event_type")
+        if (
+            PAYLOAD_ATTRIBUTE in fields
+            and isinstance(tag, ast.Subscript)
+            and isinstance(tag.value, ast.Name)
+            and tag.value.id == "Literal"
+            and isinstance(tag.slice, ast.Constant)
+            and isinstance(tag.slice.value, str)
+        ):
+            found.setdefault(tag.slice.value, []).append(node.name)
+    names: dict[str, str] = {}
+    for hook in spec.webhooks:
+        candidates = found.get(hook.event_type, [])
+        if hook.class_name in candidates:
+            names[hook.event_type] = hook.class_name
+        elif len(candidates) == 1:
+            names[hook.event_type] = candidates[0]
+        else:
+            raise GenerationError(f"cannot find the model class of {hook.event_type!r}")
+    return names
 

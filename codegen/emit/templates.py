@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from ..ir import Spec, Webhook
+from ..naming import PUBLIC_NAMES
 from .literals import comment, docstring, py_string
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -46,19 +48,17 @@ def render(template: str, **context: Any) -> str:
 
 
 def exports(spec: Spec) -> list[str]:
-    names = {
-        "AsyncWebhookHandlers", "EVENT_MODELS", "InvalidPayload", "InvalidSignature",
-        "UnknownEventType", "WebhookError", "WebhookEvent", "WebhookHandlers", "parse_event",
-        "DedupeStore", "InMemoryDedupeStore", "Response", "SignatureVerifier", "WebhookReceiver",
-        "verify",
-    }  # fmt: skip
+    names = set(PUBLIC_NAMES)
     names.update(hook.class_name for hook in spec.webhooks)
     # isort's order (CONSTANTS, Classes, functions), the one ruff's RUF022 expects.
     return sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
 
 
-def render_package(spec: Spec, package: str) -> dict[str, str]:
-    context = {"spec": spec, "package": package, "exports": exports(spec)}
+def render_package(spec: Spec, package: str, model_names: Mapping[str, str]) -> dict[str, str]:
+    """``model_names``: event type -> the name of its class in ``models.py``."""
+    context = {
+        "spec": spec, "package": package, "exports": exports(spec), "model_names": model_names
+    }  # fmt: skip
     return {name: render(name, **context) for name in PACKAGE_TEMPLATES}
 
 

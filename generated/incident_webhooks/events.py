@@ -5,135 +5,110 @@
 
 from __future__ import annotations
 
+# Modules, not names, are imported here: an event type may become any class name (even
+# ``Field`` or ``TypeAdapter``), and a module name (lower case) can never be one of them.
+import collections.abc
 import json
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Annotated, Any, Final, TypeAlias
+import types
+import typing
 
-from pydantic import Field, TypeAdapter, ValidationError
+import pydantic
 
-from ._base import WebhookModel
-from .errors import InvalidPayload, UnknownEventType, WebhookError
-from .models import (
-    PrivateAlertAlertCreatedV1,
-    PrivateAlertAlertResolvedV1,
-    PrivateEscalationEscalationCreatedV1,
-    PrivateEscalationEscalationStatusUpdatedV1,
-    PrivateIncidentActionCreatedV1,
-    PrivateIncidentActionUpdatedV1,
-    PrivateIncidentFollowUpCreatedV1,
-    PrivateIncidentFollowUpCreatedV2,
-    PrivateIncidentFollowUpUpdatedV1,
-    PrivateIncidentFollowUpUpdatedV2,
-    PrivateIncidentIncidentCreatedV2,
-    PrivateIncidentIncidentUpdatedV2,
-    PrivateIncidentMembershipGrantedV1,
-    PrivateIncidentMembershipRevokedV1,
-    PrivateIncidentPostmortemDocumentStatusUpdatedV1,
-    PublicAlertAlertCreatedV1,
-    PublicAlertAlertResolvedV1,
-    PublicEscalationEscalationCreatedV1,
-    PublicEscalationEscalationStatusUpdatedV1,
-    PublicIncidentActionCreatedV1,
-    PublicIncidentActionUpdatedV1,
-    PublicIncidentFollowUpCreatedV1,
-    PublicIncidentFollowUpCreatedV2,
-    PublicIncidentFollowUpUpdatedV1,
-    PublicIncidentFollowUpUpdatedV2,
-    PublicIncidentIncidentCreatedV2,
-    PublicIncidentIncidentStatusUpdatedV2,
-    PublicIncidentIncidentUpdatedV2,
-    PublicIncidentPostmortemDocumentStatusUpdatedV1,
-    ScheduleCreatedV1,
-    ScheduleDeletedV1,
-    ScheduleShiftChangeV1,
-    ScheduleUpdatedV1,
-    StatusPageIncidentUpdateSharedV1,
-)
+from . import _base, errors, models
 
 # Discriminated on ``event_type``: pydantic picks the one model to validate from the tag
 # instead of trying each in turn.
-WebhookEvent: TypeAlias = Annotated[
-    PrivateAlertAlertCreatedV1
-    | PrivateAlertAlertResolvedV1
-    | PrivateEscalationEscalationCreatedV1
-    | PrivateEscalationEscalationStatusUpdatedV1
-    | PrivateIncidentActionCreatedV1
-    | PrivateIncidentActionUpdatedV1
-    | PrivateIncidentFollowUpCreatedV1
-    | PrivateIncidentFollowUpCreatedV2
-    | PrivateIncidentFollowUpUpdatedV1
-    | PrivateIncidentFollowUpUpdatedV2
-    | PrivateIncidentIncidentCreatedV2
-    | PrivateIncidentIncidentUpdatedV2
-    | PrivateIncidentMembershipGrantedV1
-    | PrivateIncidentMembershipRevokedV1
-    | PrivateIncidentPostmortemDocumentStatusUpdatedV1
-    | PublicAlertAlertCreatedV1
-    | PublicAlertAlertResolvedV1
-    | PublicEscalationEscalationCreatedV1
-    | PublicEscalationEscalationStatusUpdatedV1
-    | PublicIncidentActionCreatedV1
-    | PublicIncidentActionUpdatedV1
-    | PublicIncidentFollowUpCreatedV1
-    | PublicIncidentFollowUpCreatedV2
-    | PublicIncidentFollowUpUpdatedV1
-    | PublicIncidentFollowUpUpdatedV2
-    | PublicIncidentIncidentCreatedV2
-    | PublicIncidentIncidentStatusUpdatedV2
-    | PublicIncidentIncidentUpdatedV2
-    | PublicIncidentPostmortemDocumentStatusUpdatedV1
-    | ScheduleCreatedV1
-    | ScheduleDeletedV1
-    | ScheduleShiftChangeV1
-    | ScheduleUpdatedV1
-    | StatusPageIncidentUpdateSharedV1,
-    Field(discriminator="event_type"),
+WebhookEvent: typing.TypeAlias = typing.Annotated[
+    models.PrivateAlertAlertCreatedV1
+    | models.PrivateAlertAlertResolvedV1
+    | models.PrivateEscalationEscalationCreatedV1
+    | models.PrivateEscalationEscalationStatusUpdatedV1
+    | models.PrivateIncidentActionCreatedV1
+    | models.PrivateIncidentActionUpdatedV1
+    | models.PrivateIncidentFollowUpCreatedV1
+    | models.PrivateIncidentFollowUpCreatedV2
+    | models.PrivateIncidentFollowUpUpdatedV1
+    | models.PrivateIncidentFollowUpUpdatedV2
+    | models.PrivateIncidentIncidentCreatedV2
+    | models.PrivateIncidentIncidentUpdatedV2
+    | models.PrivateIncidentMembershipGrantedV1
+    | models.PrivateIncidentMembershipRevokedV1
+    | models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
+    | models.PublicAlertAlertCreatedV1
+    | models.PublicAlertAlertResolvedV1
+    | models.PublicEscalationEscalationCreatedV1
+    | models.PublicEscalationEscalationStatusUpdatedV1
+    | models.PublicIncidentActionCreatedV1
+    | models.PublicIncidentActionUpdatedV1
+    | models.PublicIncidentFollowUpCreatedV1
+    | models.PublicIncidentFollowUpCreatedV2
+    | models.PublicIncidentFollowUpUpdatedV1
+    | models.PublicIncidentFollowUpUpdatedV2
+    | models.PublicIncidentIncidentCreatedV2
+    | models.PublicIncidentIncidentStatusUpdatedV2
+    | models.PublicIncidentIncidentUpdatedV2
+    | models.PublicIncidentPostmortemDocumentStatusUpdatedV1
+    | models.ScheduleCreatedV1
+    | models.ScheduleDeletedV1
+    | models.ScheduleShiftChangeV1
+    | models.ScheduleUpdatedV1
+    | models.StatusPageIncidentUpdateSharedV1,
+    pydantic.Field(discriminator="event_type"),
 ]
 
-EVENT_MODELS: Final[Mapping[str, type[WebhookModel]]] = MappingProxyType(
-    {
-        "private_alert.alert_created_v1": PrivateAlertAlertCreatedV1,
-        "private_alert.alert_resolved_v1": PrivateAlertAlertResolvedV1,
-        "private_escalation.escalation_created_v1": PrivateEscalationEscalationCreatedV1,
-        "private_escalation.escalation_status_updated_v1": PrivateEscalationEscalationStatusUpdatedV1,
-        "private_incident.action_created_v1": PrivateIncidentActionCreatedV1,
-        "private_incident.action_updated_v1": PrivateIncidentActionUpdatedV1,
-        "private_incident.follow_up_created_v1": PrivateIncidentFollowUpCreatedV1,
-        "private_incident.follow_up_created_v2": PrivateIncidentFollowUpCreatedV2,
-        "private_incident.follow_up_updated_v1": PrivateIncidentFollowUpUpdatedV1,
-        "private_incident.follow_up_updated_v2": PrivateIncidentFollowUpUpdatedV2,
-        "private_incident.incident_created_v2": PrivateIncidentIncidentCreatedV2,
-        "private_incident.incident_updated_v2": PrivateIncidentIncidentUpdatedV2,
-        "private_incident.membership_granted_v1": PrivateIncidentMembershipGrantedV1,
-        "private_incident.membership_revoked_v1": PrivateIncidentMembershipRevokedV1,
-        "private_incident.postmortem_document_status_updated_v1": PrivateIncidentPostmortemDocumentStatusUpdatedV1,
-        "public_alert.alert_created_v1": PublicAlertAlertCreatedV1,
-        "public_alert.alert_resolved_v1": PublicAlertAlertResolvedV1,
-        "public_escalation.escalation_created_v1": PublicEscalationEscalationCreatedV1,
-        "public_escalation.escalation_status_updated_v1": PublicEscalationEscalationStatusUpdatedV1,
-        "public_incident.action_created_v1": PublicIncidentActionCreatedV1,
-        "public_incident.action_updated_v1": PublicIncidentActionUpdatedV1,
-        "public_incident.follow_up_created_v1": PublicIncidentFollowUpCreatedV1,
-        "public_incident.follow_up_created_v2": PublicIncidentFollowUpCreatedV2,
-        "public_incident.follow_up_updated_v1": PublicIncidentFollowUpUpdatedV1,
-        "public_incident.follow_up_updated_v2": PublicIncidentFollowUpUpdatedV2,
-        "public_incident.incident_created_v2": PublicIncidentIncidentCreatedV2,
-        "public_incident.incident_status_updated_v2": PublicIncidentIncidentStatusUpdatedV2,
-        "public_incident.incident_updated_v2": PublicIncidentIncidentUpdatedV2,
-        "public_incident.postmortem_document_status_updated_v1": PublicIncidentPostmortemDocumentStatusUpdatedV1,
-        "schedule.created_v1": ScheduleCreatedV1,
-        "schedule.deleted_v1": ScheduleDeletedV1,
-        "schedule.shift_change_v1": ScheduleShiftChangeV1,
-        "schedule.updated_v1": ScheduleUpdatedV1,
-        "status_page_incident.update_shared_v1": StatusPageIncidentUpdateSharedV1,
-    }
+EVENT_MODELS: typing.Final[collections.abc.Mapping[str, type[_base.WebhookModel]]] = (
+    types.MappingProxyType(
+        {
+            "private_alert.alert_created_v1": models.PrivateAlertAlertCreatedV1,
+            "private_alert.alert_resolved_v1": models.PrivateAlertAlertResolvedV1,
+            "private_escalation.escalation_created_v1": models.PrivateEscalationEscalationCreatedV1,
+            "private_escalation.escalation_status_updated_v1": models.PrivateEscalationEscalationStatusUpdatedV1,
+            "private_incident.action_created_v1": models.PrivateIncidentActionCreatedV1,
+            "private_incident.action_updated_v1": models.PrivateIncidentActionUpdatedV1,
+            "private_incident.follow_up_created_v1": models.PrivateIncidentFollowUpCreatedV1,
+            "private_incident.follow_up_created_v2": models.PrivateIncidentFollowUpCreatedV2,
+            "private_incident.follow_up_updated_v1": models.PrivateIncidentFollowUpUpdatedV1,
+            "private_incident.follow_up_updated_v2": models.PrivateIncidentFollowUpUpdatedV2,
+            "private_incident.incident_created_v2": models.PrivateIncidentIncidentCreatedV2,
+            "private_incident.incident_updated_v2": models.PrivateIncidentIncidentUpdatedV2,
+            "private_incident.membership_granted_v1": models.PrivateIncidentMembershipGrantedV1,
+            "private_incident.membership_revoked_v1": models.PrivateIncidentMembershipRevokedV1,
+            "private_incident.postmortem_document_status_updated_v1": models.PrivateIncidentPostmortemDocumentStatusUpdatedV1,
+            "public_alert.alert_created_v1": models.PublicAlertAlertCreatedV1,
+            "public_alert.alert_resolved_v1": models.PublicAlertAlertResolvedV1,
+            "public_escalation.escalation_created_v1": models.PublicEscalationEscalationCreatedV1,
+            "public_escalation.escalation_status_updated_v1": models.PublicEscalationEscalationStatusUpdatedV1,
+            "public_incident.action_created_v1": models.PublicIncidentActionCreatedV1,
+            "public_incident.action_updated_v1": models.PublicIncidentActionUpdatedV1,
+            "public_incident.follow_up_created_v1": models.PublicIncidentFollowUpCreatedV1,
+            "public_incident.follow_up_created_v2": models.PublicIncidentFollowUpCreatedV2,
+            "public_incident.follow_up_updated_v1": models.PublicIncidentFollowUpUpdatedV1,
+            "public_incident.follow_up_updated_v2": models.PublicIncidentFollowUpUpdatedV2,
+            "public_incident.incident_created_v2": models.PublicIncidentIncidentCreatedV2,
+            "public_incident.incident_status_updated_v2": models.PublicIncidentIncidentStatusUpdatedV2,
+            "public_incident.incident_updated_v2": models.PublicIncidentIncidentUpdatedV2,
+            "public_incident.postmortem_document_status_updated_v1": models.PublicIncidentPostmortemDocumentStatusUpdatedV1,
+            "schedule.created_v1": models.ScheduleCreatedV1,
+            "schedule.deleted_v1": models.ScheduleDeletedV1,
+            "schedule.shift_change_v1": models.ScheduleShiftChangeV1,
+            "schedule.updated_v1": models.ScheduleUpdatedV1,
+            "status_page_incident.update_shared_v1": models.StatusPageIncidentUpdateSharedV1,
+        }
+    )
 )
 
-_ADAPTER: Final[TypeAdapter[WebhookEvent]] = TypeAdapter(WebhookEvent)
+# pydantic-core's JSON parser refuses documents nested deeper than this (a fixed limit that
+# guards its stack); no incident.io payload comes near it.
+MAX_JSON_DEPTH: typing.Final = 200
+
+_ADAPTER: typing.Final[pydantic.TypeAdapter[WebhookEvent]] = pydantic.TypeAdapter(
+    WebhookEvent
+)
 
 
-def parse_event(data: bytes | bytearray | str | Mapping[str, Any]) -> WebhookEvent:
+def parse_event(
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> WebhookEvent:
     """Validate a webhook body into the model of its event type.
 
     Bytes and text are validated as JSON directly, without building a dict first.
@@ -141,32 +116,43 @@ def parse_event(data: bytes | bytearray | str | Mapping[str, Any]) -> WebhookEve
     generated from, and :class:`InvalidPayload` for anything else that does not validate.
     """
     try:
-        if isinstance(data, Mapping):
+        if isinstance(data, collections.abc.Mapping):
             return _ADAPTER.validate_python(data)
         return _ADAPTER.validate_json(data)
-    except ValidationError as exc:
+    except pydantic.ValidationError as exc:
         raise _explain(exc, data) from exc
 
 
 def _explain(
-    exc: ValidationError, data: bytes | bytearray | str | Mapping[str, Any]
-) -> WebhookError:
+    exc: pydantic.ValidationError,
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> errors.WebhookError:
     # Only failures reach here, so the body may be decoded a second time without slowing
     # down the events that validate.
-    if any(error["type"] == "json_invalid" for error in exc.errors()):
-        return InvalidPayload("the body is not valid JSON", exc)
-    payload: Any = data if isinstance(data, Mapping) else json.loads(data)
-    if not isinstance(payload, Mapping):
-        return InvalidPayload("the body is not a JSON object", exc)
+    for error in exc.errors(include_url=False):
+        if error["type"] == "json_invalid":
+            reason = str(error.get("ctx", {}).get("error", ""))
+            if "recursion limit" in reason:
+                return errors.InvalidPayload(
+                    f"the body nests deeper than the JSON parser's limit of {MAX_JSON_DEPTH} "
+                    f"levels ({reason})",
+                    exc,
+                )
+            return errors.InvalidPayload(f"the body is not valid JSON ({reason})", exc)
+    payload: typing.Any = (
+        data if isinstance(data, collections.abc.Mapping) else json.loads(data)
+    )
+    if not isinstance(payload, collections.abc.Mapping):
+        return errors.InvalidPayload("the body is not a JSON object", exc)
     event_type = payload.get("event_type")
     if isinstance(event_type, str) and event_type not in EVENT_MODELS:
-        return UnknownEventType(event_type, payload)
+        return errors.UnknownEventType(event_type, payload)
     details = "; ".join(
         f"{_location(error['loc'], event_type)}: {error['msg']}"
         for error in exc.errors(include_url=False)[:5]
     )
     name = event_type if isinstance(event_type, str) else "webhook"
-    return InvalidPayload(
+    return errors.InvalidPayload(
         f"invalid {name} payload ({exc.error_count()} errors): {details}", exc
     )
 

@@ -5,52 +5,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from types import MappingProxyType
-from typing import Any, Final
+# Modules, not names: no event type can then become a class name that shadows an import.
+import collections.abc
+import types
+import typing
 
-from .errors import UnknownEventType
-from .events import WebhookEvent, parse_event
-from .models import (
-    PrivateAlertAlertCreatedV1,
-    PrivateAlertAlertResolvedV1,
-    PrivateEscalationEscalationCreatedV1,
-    PrivateEscalationEscalationStatusUpdatedV1,
-    PrivateIncidentActionCreatedV1,
-    PrivateIncidentActionUpdatedV1,
-    PrivateIncidentFollowUpCreatedV1,
-    PrivateIncidentFollowUpCreatedV2,
-    PrivateIncidentFollowUpUpdatedV1,
-    PrivateIncidentFollowUpUpdatedV2,
-    PrivateIncidentIncidentCreatedV2,
-    PrivateIncidentIncidentUpdatedV2,
-    PrivateIncidentMembershipGrantedV1,
-    PrivateIncidentMembershipRevokedV1,
-    PrivateIncidentPostmortemDocumentStatusUpdatedV1,
-    PublicAlertAlertCreatedV1,
-    PublicAlertAlertResolvedV1,
-    PublicEscalationEscalationCreatedV1,
-    PublicEscalationEscalationStatusUpdatedV1,
-    PublicIncidentActionCreatedV1,
-    PublicIncidentActionUpdatedV1,
-    PublicIncidentFollowUpCreatedV1,
-    PublicIncidentFollowUpCreatedV2,
-    PublicIncidentFollowUpUpdatedV1,
-    PublicIncidentFollowUpUpdatedV2,
-    PublicIncidentIncidentCreatedV2,
-    PublicIncidentIncidentStatusUpdatedV2,
-    PublicIncidentIncidentUpdatedV2,
-    PublicIncidentPostmortemDocumentStatusUpdatedV1,
-    ScheduleCreatedV1,
-    ScheduleDeletedV1,
-    ScheduleShiftChangeV1,
-    ScheduleUpdatedV1,
-    StatusPageIncidentUpdateSharedV1,
-)
+from . import errors, events, models
 
 # Event type -> method name. ``dispatch`` looks the method up by name on the instance, so a
 # subclass's override is the one called.
-HANDLER_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+HANDLER_NAMES: typing.Final[collections.abc.Mapping[str, str]] = types.MappingProxyType(
     {
         "private_alert.alert_created_v1": "on_private_alert_alert_created_v1",
         "private_alert.alert_resolved_v1": "on_private_alert_alert_resolved_v1",
@@ -97,7 +61,7 @@ class WebhookHandlers:
     """
 
     def on_private_alert_alert_created_v1(
-        self, event: PrivateAlertAlertCreatedV1
+        self, event: models.PrivateAlertAlertCreatedV1
     ) -> None:
         """Created private
 
@@ -105,7 +69,7 @@ class WebhookHandlers:
         """
 
     def on_private_alert_alert_resolved_v1(
-        self, event: PrivateAlertAlertResolvedV1
+        self, event: models.PrivateAlertAlertResolvedV1
     ) -> None:
         """Resolved private
 
@@ -113,7 +77,7 @@ class WebhookHandlers:
         """
 
     def on_private_escalation_escalation_created_v1(
-        self, event: PrivateEscalationEscalationCreatedV1
+        self, event: models.PrivateEscalationEscalationCreatedV1
     ) -> None:
         """Created private
 
@@ -121,7 +85,7 @@ class WebhookHandlers:
         """
 
     def on_private_escalation_escalation_status_updated_v1(
-        self, event: PrivateEscalationEscalationStatusUpdatedV1
+        self, event: models.PrivateEscalationEscalationStatusUpdatedV1
     ) -> None:
         """Status updated private
 
@@ -129,7 +93,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_action_created_v1(
-        self, event: PrivateIncidentActionCreatedV1
+        self, event: models.PrivateIncidentActionCreatedV1
     ) -> None:
         """Created private
 
@@ -137,7 +101,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_action_updated_v1(
-        self, event: PrivateIncidentActionUpdatedV1
+        self, event: models.PrivateIncidentActionUpdatedV1
     ) -> None:
         """Updated private
 
@@ -145,7 +109,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_follow_up_created_v1(
-        self, event: PrivateIncidentFollowUpCreatedV1
+        self, event: models.PrivateIncidentFollowUpCreatedV1
     ) -> None:
         """Created private
 
@@ -153,7 +117,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_follow_up_created_v2(
-        self, event: PrivateIncidentFollowUpCreatedV2
+        self, event: models.PrivateIncidentFollowUpCreatedV2
     ) -> None:
         """Created private
 
@@ -161,7 +125,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_follow_up_updated_v1(
-        self, event: PrivateIncidentFollowUpUpdatedV1
+        self, event: models.PrivateIncidentFollowUpUpdatedV1
     ) -> None:
         """Updated private
 
@@ -169,7 +133,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_follow_up_updated_v2(
-        self, event: PrivateIncidentFollowUpUpdatedV2
+        self, event: models.PrivateIncidentFollowUpUpdatedV2
     ) -> None:
         """Updated private
 
@@ -177,7 +141,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_incident_created_v2(
-        self, event: PrivateIncidentIncidentCreatedV2
+        self, event: models.PrivateIncidentIncidentCreatedV2
     ) -> None:
         """Created private
 
@@ -185,7 +149,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_incident_updated_v2(
-        self, event: PrivateIncidentIncidentUpdatedV2
+        self, event: models.PrivateIncidentIncidentUpdatedV2
     ) -> None:
         """Updated private
 
@@ -193,7 +157,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_membership_granted_v1(
-        self, event: PrivateIncidentMembershipGrantedV1
+        self, event: models.PrivateIncidentMembershipGrantedV1
     ) -> None:
         """Granted private
 
@@ -201,7 +165,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_membership_revoked_v1(
-        self, event: PrivateIncidentMembershipRevokedV1
+        self, event: models.PrivateIncidentMembershipRevokedV1
     ) -> None:
         """Revoked private
 
@@ -209,7 +173,7 @@ class WebhookHandlers:
         """
 
     def on_private_incident_postmortem_document_status_updated_v1(
-        self, event: PrivateIncidentPostmortemDocumentStatusUpdatedV1
+        self, event: models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
     ) -> None:
         """Status updated private
 
@@ -217,7 +181,7 @@ class WebhookHandlers:
         """
 
     def on_public_alert_alert_created_v1(
-        self, event: PublicAlertAlertCreatedV1
+        self, event: models.PublicAlertAlertCreatedV1
     ) -> None:
         """Created public
 
@@ -225,7 +189,7 @@ class WebhookHandlers:
         """
 
     def on_public_alert_alert_resolved_v1(
-        self, event: PublicAlertAlertResolvedV1
+        self, event: models.PublicAlertAlertResolvedV1
     ) -> None:
         """Resolved public
 
@@ -233,7 +197,7 @@ class WebhookHandlers:
         """
 
     def on_public_escalation_escalation_created_v1(
-        self, event: PublicEscalationEscalationCreatedV1
+        self, event: models.PublicEscalationEscalationCreatedV1
     ) -> None:
         """Created public
 
@@ -241,7 +205,7 @@ class WebhookHandlers:
         """
 
     def on_public_escalation_escalation_status_updated_v1(
-        self, event: PublicEscalationEscalationStatusUpdatedV1
+        self, event: models.PublicEscalationEscalationStatusUpdatedV1
     ) -> None:
         """Status updated public
 
@@ -249,7 +213,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_action_created_v1(
-        self, event: PublicIncidentActionCreatedV1
+        self, event: models.PublicIncidentActionCreatedV1
     ) -> None:
         """Created public
 
@@ -257,7 +221,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_action_updated_v1(
-        self, event: PublicIncidentActionUpdatedV1
+        self, event: models.PublicIncidentActionUpdatedV1
     ) -> None:
         """Updated public
 
@@ -265,7 +229,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_follow_up_created_v1(
-        self, event: PublicIncidentFollowUpCreatedV1
+        self, event: models.PublicIncidentFollowUpCreatedV1
     ) -> None:
         """Created public
 
@@ -273,7 +237,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_follow_up_created_v2(
-        self, event: PublicIncidentFollowUpCreatedV2
+        self, event: models.PublicIncidentFollowUpCreatedV2
     ) -> None:
         """Created public
 
@@ -281,7 +245,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_follow_up_updated_v1(
-        self, event: PublicIncidentFollowUpUpdatedV1
+        self, event: models.PublicIncidentFollowUpUpdatedV1
     ) -> None:
         """Updated public
 
@@ -289,7 +253,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_follow_up_updated_v2(
-        self, event: PublicIncidentFollowUpUpdatedV2
+        self, event: models.PublicIncidentFollowUpUpdatedV2
     ) -> None:
         """Updated public
 
@@ -297,7 +261,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_incident_created_v2(
-        self, event: PublicIncidentIncidentCreatedV2
+        self, event: models.PublicIncidentIncidentCreatedV2
     ) -> None:
         """Created public
 
@@ -305,7 +269,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_incident_status_updated_v2(
-        self, event: PublicIncidentIncidentStatusUpdatedV2
+        self, event: models.PublicIncidentIncidentStatusUpdatedV2
     ) -> None:
         """Status updated public
 
@@ -313,7 +277,7 @@ class WebhookHandlers:
         """
 
     def on_public_incident_incident_updated_v2(
-        self, event: PublicIncidentIncidentUpdatedV2
+        self, event: models.PublicIncidentIncidentUpdatedV2
     ) -> None:
         """Updated public
 
@@ -321,64 +285,70 @@ class WebhookHandlers:
         """
 
     def on_public_incident_postmortem_document_status_updated_v1(
-        self, event: PublicIncidentPostmortemDocumentStatusUpdatedV1
+        self, event: models.PublicIncidentPostmortemDocumentStatusUpdatedV1
     ) -> None:
         """Status updated public
 
         Sent when the status of a public incident's postmortem document changes.
         """
 
-    def on_schedule_created_v1(self, event: ScheduleCreatedV1) -> None:
+    def on_schedule_created_v1(self, event: models.ScheduleCreatedV1) -> None:
         """Created
 
         Sent when a new on-call schedule is set up.
         """
 
-    def on_schedule_deleted_v1(self, event: ScheduleDeletedV1) -> None:
+    def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Deleted
 
         Sent when an on-call schedule is removed.
         """
 
-    def on_schedule_shift_change_v1(self, event: ScheduleShiftChangeV1) -> None:
+    def on_schedule_shift_change_v1(self, event: models.ScheduleShiftChangeV1) -> None:
         """Shift change
 
         Sent when the people on call for a schedule change hands.
         """
 
-    def on_schedule_updated_v1(self, event: ScheduleUpdatedV1) -> None:
+    def on_schedule_updated_v1(self, event: models.ScheduleUpdatedV1) -> None:
         """Updated
 
         Sent when the configuration of an on-call schedule is changed.
         """
 
     def on_status_page_incident_update_shared_v1(
-        self, event: StatusPageIncidentUpdateSharedV1
+        self, event: models.StatusPageIncidentUpdateSharedV1
     ) -> None:
         """Update shared
 
         Sent when a status page incident update is published, including the first one.
         """
 
-    def on_unknown(self, event_type: str, payload: Mapping[str, Any]) -> None:
+    def on_unknown(
+        self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """An event type this package was not generated with; ignored unless overridden.
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
 
-    def dispatch(self, event: WebhookEvent) -> None:
+    def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
-        method: Callable[[Any], None] = getattr(self, HANDLER_NAMES[event.event_type])
+        method: collections.abc.Callable[[typing.Any], None] = getattr(
+            self, HANDLER_NAMES[event.event_type]
+        )
         method(event)
 
-    def handle(self, body: bytes | bytearray | str | Mapping[str, Any]) -> None:
+    def handle(
+        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = parse_event(body)
-        except UnknownEventType as exc:
+            event = events.parse_event(body)
+        except errors.UnknownEventType as exc:
             self.on_unknown(exc.event_type, exc.payload)
             return
         self.dispatch(event)
@@ -391,7 +361,7 @@ class AsyncWebhookHandlers:
     """
 
     async def on_private_alert_alert_created_v1(
-        self, event: PrivateAlertAlertCreatedV1
+        self, event: models.PrivateAlertAlertCreatedV1
     ) -> None:
         """Created private
 
@@ -399,7 +369,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_alert_alert_resolved_v1(
-        self, event: PrivateAlertAlertResolvedV1
+        self, event: models.PrivateAlertAlertResolvedV1
     ) -> None:
         """Resolved private
 
@@ -407,7 +377,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_escalation_escalation_created_v1(
-        self, event: PrivateEscalationEscalationCreatedV1
+        self, event: models.PrivateEscalationEscalationCreatedV1
     ) -> None:
         """Created private
 
@@ -415,7 +385,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_escalation_escalation_status_updated_v1(
-        self, event: PrivateEscalationEscalationStatusUpdatedV1
+        self, event: models.PrivateEscalationEscalationStatusUpdatedV1
     ) -> None:
         """Status updated private
 
@@ -423,7 +393,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_action_created_v1(
-        self, event: PrivateIncidentActionCreatedV1
+        self, event: models.PrivateIncidentActionCreatedV1
     ) -> None:
         """Created private
 
@@ -431,7 +401,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_action_updated_v1(
-        self, event: PrivateIncidentActionUpdatedV1
+        self, event: models.PrivateIncidentActionUpdatedV1
     ) -> None:
         """Updated private
 
@@ -439,7 +409,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_follow_up_created_v1(
-        self, event: PrivateIncidentFollowUpCreatedV1
+        self, event: models.PrivateIncidentFollowUpCreatedV1
     ) -> None:
         """Created private
 
@@ -447,7 +417,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_follow_up_created_v2(
-        self, event: PrivateIncidentFollowUpCreatedV2
+        self, event: models.PrivateIncidentFollowUpCreatedV2
     ) -> None:
         """Created private
 
@@ -455,7 +425,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_follow_up_updated_v1(
-        self, event: PrivateIncidentFollowUpUpdatedV1
+        self, event: models.PrivateIncidentFollowUpUpdatedV1
     ) -> None:
         """Updated private
 
@@ -463,7 +433,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_follow_up_updated_v2(
-        self, event: PrivateIncidentFollowUpUpdatedV2
+        self, event: models.PrivateIncidentFollowUpUpdatedV2
     ) -> None:
         """Updated private
 
@@ -471,7 +441,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_incident_created_v2(
-        self, event: PrivateIncidentIncidentCreatedV2
+        self, event: models.PrivateIncidentIncidentCreatedV2
     ) -> None:
         """Created private
 
@@ -479,7 +449,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_incident_updated_v2(
-        self, event: PrivateIncidentIncidentUpdatedV2
+        self, event: models.PrivateIncidentIncidentUpdatedV2
     ) -> None:
         """Updated private
 
@@ -487,7 +457,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_membership_granted_v1(
-        self, event: PrivateIncidentMembershipGrantedV1
+        self, event: models.PrivateIncidentMembershipGrantedV1
     ) -> None:
         """Granted private
 
@@ -495,7 +465,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_membership_revoked_v1(
-        self, event: PrivateIncidentMembershipRevokedV1
+        self, event: models.PrivateIncidentMembershipRevokedV1
     ) -> None:
         """Revoked private
 
@@ -503,7 +473,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_private_incident_postmortem_document_status_updated_v1(
-        self, event: PrivateIncidentPostmortemDocumentStatusUpdatedV1
+        self, event: models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
     ) -> None:
         """Status updated private
 
@@ -511,7 +481,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_alert_alert_created_v1(
-        self, event: PublicAlertAlertCreatedV1
+        self, event: models.PublicAlertAlertCreatedV1
     ) -> None:
         """Created public
 
@@ -519,7 +489,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_alert_alert_resolved_v1(
-        self, event: PublicAlertAlertResolvedV1
+        self, event: models.PublicAlertAlertResolvedV1
     ) -> None:
         """Resolved public
 
@@ -527,7 +497,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_escalation_escalation_created_v1(
-        self, event: PublicEscalationEscalationCreatedV1
+        self, event: models.PublicEscalationEscalationCreatedV1
     ) -> None:
         """Created public
 
@@ -535,7 +505,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_escalation_escalation_status_updated_v1(
-        self, event: PublicEscalationEscalationStatusUpdatedV1
+        self, event: models.PublicEscalationEscalationStatusUpdatedV1
     ) -> None:
         """Status updated public
 
@@ -543,7 +513,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_action_created_v1(
-        self, event: PublicIncidentActionCreatedV1
+        self, event: models.PublicIncidentActionCreatedV1
     ) -> None:
         """Created public
 
@@ -551,7 +521,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_action_updated_v1(
-        self, event: PublicIncidentActionUpdatedV1
+        self, event: models.PublicIncidentActionUpdatedV1
     ) -> None:
         """Updated public
 
@@ -559,7 +529,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_follow_up_created_v1(
-        self, event: PublicIncidentFollowUpCreatedV1
+        self, event: models.PublicIncidentFollowUpCreatedV1
     ) -> None:
         """Created public
 
@@ -567,7 +537,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_follow_up_created_v2(
-        self, event: PublicIncidentFollowUpCreatedV2
+        self, event: models.PublicIncidentFollowUpCreatedV2
     ) -> None:
         """Created public
 
@@ -575,7 +545,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_follow_up_updated_v1(
-        self, event: PublicIncidentFollowUpUpdatedV1
+        self, event: models.PublicIncidentFollowUpUpdatedV1
     ) -> None:
         """Updated public
 
@@ -583,7 +553,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_follow_up_updated_v2(
-        self, event: PublicIncidentFollowUpUpdatedV2
+        self, event: models.PublicIncidentFollowUpUpdatedV2
     ) -> None:
         """Updated public
 
@@ -591,7 +561,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_incident_created_v2(
-        self, event: PublicIncidentIncidentCreatedV2
+        self, event: models.PublicIncidentIncidentCreatedV2
     ) -> None:
         """Created public
 
@@ -599,7 +569,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_incident_status_updated_v2(
-        self, event: PublicIncidentIncidentStatusUpdatedV2
+        self, event: models.PublicIncidentIncidentStatusUpdatedV2
     ) -> None:
         """Status updated public
 
@@ -607,7 +577,7 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_incident_updated_v2(
-        self, event: PublicIncidentIncidentUpdatedV2
+        self, event: models.PublicIncidentIncidentUpdatedV2
     ) -> None:
         """Updated public
 
@@ -615,66 +585,72 @@ class AsyncWebhookHandlers:
         """
 
     async def on_public_incident_postmortem_document_status_updated_v1(
-        self, event: PublicIncidentPostmortemDocumentStatusUpdatedV1
+        self, event: models.PublicIncidentPostmortemDocumentStatusUpdatedV1
     ) -> None:
         """Status updated public
 
         Sent when the status of a public incident's postmortem document changes.
         """
 
-    async def on_schedule_created_v1(self, event: ScheduleCreatedV1) -> None:
+    async def on_schedule_created_v1(self, event: models.ScheduleCreatedV1) -> None:
         """Created
 
         Sent when a new on-call schedule is set up.
         """
 
-    async def on_schedule_deleted_v1(self, event: ScheduleDeletedV1) -> None:
+    async def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Deleted
 
         Sent when an on-call schedule is removed.
         """
 
-    async def on_schedule_shift_change_v1(self, event: ScheduleShiftChangeV1) -> None:
+    async def on_schedule_shift_change_v1(
+        self, event: models.ScheduleShiftChangeV1
+    ) -> None:
         """Shift change
 
         Sent when the people on call for a schedule change hands.
         """
 
-    async def on_schedule_updated_v1(self, event: ScheduleUpdatedV1) -> None:
+    async def on_schedule_updated_v1(self, event: models.ScheduleUpdatedV1) -> None:
         """Updated
 
         Sent when the configuration of an on-call schedule is changed.
         """
 
     async def on_status_page_incident_update_shared_v1(
-        self, event: StatusPageIncidentUpdateSharedV1
+        self, event: models.StatusPageIncidentUpdateSharedV1
     ) -> None:
         """Update shared
 
         Sent when a status page incident update is published, including the first one.
         """
 
-    async def on_unknown(self, event_type: str, payload: Mapping[str, Any]) -> None:
+    async def on_unknown(
+        self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """An event type this package was not generated with; ignored unless overridden.
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
 
-    async def dispatch(self, event: WebhookEvent) -> None:
+    async def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
-        method: Callable[[Any], Awaitable[None]] = getattr(
-            self, HANDLER_NAMES[event.event_type]
-        )
+        method: collections.abc.Callable[
+            [typing.Any], collections.abc.Awaitable[None]
+        ] = getattr(self, HANDLER_NAMES[event.event_type])
         await method(event)
 
-    async def handle(self, body: bytes | bytearray | str | Mapping[str, Any]) -> None:
+    async def handle(
+        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = parse_event(body)
-        except UnknownEventType as exc:
+            event = events.parse_event(body)
+        except errors.UnknownEventType as exc:
             await self.on_unknown(exc.event_type, exc.payload)
             return
         await self.dispatch(event)

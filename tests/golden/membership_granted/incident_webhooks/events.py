@@ -5,31 +5,39 @@
 
 from __future__ import annotations
 
+# Modules, not names, are imported here: an event type may become any class name (even
+# ``Field`` or ``TypeAdapter``), and a module name (lower case) can never be one of them.
+import collections.abc
 import json
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+import types
+import typing
 
-from pydantic import TypeAdapter, ValidationError
+import pydantic
 
-from ._base import WebhookModel
-from .errors import InvalidPayload, UnknownEventType, WebhookError
-from .models import (
-    PrivateIncidentMembershipGrantedV1,
+from . import _base, errors, models
+
+WebhookEvent: typing.TypeAlias = models.PrivateIncidentMembershipGrantedV1
+
+EVENT_MODELS: typing.Final[collections.abc.Mapping[str, type[_base.WebhookModel]]] = (
+    types.MappingProxyType(
+        {
+            "private_incident.membership_granted_v1": models.PrivateIncidentMembershipGrantedV1,
+        }
+    )
 )
 
-WebhookEvent: TypeAlias = PrivateIncidentMembershipGrantedV1
+# pydantic-core's JSON parser refuses documents nested deeper than this (a fixed limit that
+# guards its stack); no incident.io payload comes near it.
+MAX_JSON_DEPTH: typing.Final = 200
 
-EVENT_MODELS: Final[Mapping[str, type[WebhookModel]]] = MappingProxyType(
-    {
-        "private_incident.membership_granted_v1": PrivateIncidentMembershipGrantedV1,
-    }
+_ADAPTER: typing.Final[pydantic.TypeAdapter[WebhookEvent]] = pydantic.TypeAdapter(
+    WebhookEvent
 )
 
-_ADAPTER: Final[TypeAdapter[WebhookEvent]] = TypeAdapter(WebhookEvent)
 
-
-def parse_event(data: bytes | bytearray | str | Mapping[str, Any]) -> WebhookEvent:
+def parse_event(
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> WebhookEvent:
     """Validate a webhook body into the model of its event type.
 
     Bytes and text are validated as JSON directly, without building a dict first.
@@ -37,32 +45,43 @@ def parse_event(data: bytes | bytearray | str | Mapping[str, Any]) -> WebhookEve
     generated from, and :class:`InvalidPayload` for anything else that does not validate.
     """
     try:
-        if isinstance(data, Mapping):
+        if isinstance(data, collections.abc.Mapping):
             return _ADAPTER.validate_python(data)
         return _ADAPTER.validate_json(data)
-    except ValidationError as exc:
+    except pydantic.ValidationError as exc:
         raise _explain(exc, data) from exc
 
 
 def _explain(
-    exc: ValidationError, data: bytes | bytearray | str | Mapping[str, Any]
-) -> WebhookError:
+    exc: pydantic.ValidationError,
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> errors.WebhookError:
     # Only failures reach here, so the body may be decoded a second time without slowing
     # down the events that validate.
-    if any(error["type"] == "json_invalid" for error in exc.errors()):
-        return InvalidPayload("the body is not valid JSON", exc)
-    payload: Any = data if isinstance(data, Mapping) else json.loads(data)
-    if not isinstance(payload, Mapping):
-        return InvalidPayload("the body is not a JSON object", exc)
+    for error in exc.errors(include_url=False):
+        if error["type"] == "json_invalid":
+            reason = str(error.get("ctx", {}).get("error", ""))
+            if "recursion limit" in reason:
+                return errors.InvalidPayload(
+                    f"the body nests deeper than the JSON parser's limit of {MAX_JSON_DEPTH} "
+                    f"levels ({reason})",
+                    exc,
+                )
+            return errors.InvalidPayload(f"the body is not valid JSON ({reason})", exc)
+    payload: typing.Any = (
+        data if isinstance(data, collections.abc.Mapping) else json.loads(data)
+    )
+    if not isinstance(payload, collections.abc.Mapping):
+        return errors.InvalidPayload("the body is not a JSON object", exc)
     event_type = payload.get("event_type")
     if isinstance(event_type, str) and event_type not in EVENT_MODELS:
-        return UnknownEventType(event_type, payload)
+        return errors.UnknownEventType(event_type, payload)
     details = "; ".join(
         f"{_location(error['loc'], event_type)}: {error['msg']}"
         for error in exc.errors(include_url=False)[:5]
     )
     name = event_type if isinstance(event_type, str) else "webhook"
-    return InvalidPayload(
+    return errors.InvalidPayload(
         f"invalid {name} payload ({exc.error_count()} errors): {details}", exc
     )
 

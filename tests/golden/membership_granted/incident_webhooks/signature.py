@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import hmac
+import re
 import time
 from base64 import b64decode
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,9 @@ DEFAULT_TOLERANCE_SECONDS = 300
 # before any work, so a hostile one cannot make verification slow.
 MAX_SIGNATURE_HEADER_LENGTH = 4096
 MAX_ID_LENGTH = 256
+# A day: longer would accept replays of deliveries incident.io stopped retrying long ago.
+MAX_TOLERANCE_SECONDS = 24 * 3600
+_SECRET = re.compile(r"(?:whsec_)?([A-Za-z0-9+/]+={0,2})")
 
 
 class SignatureVerifier:
@@ -39,6 +43,14 @@ class SignatureVerifier:
         secrets = [secret] if isinstance(secret, str) else list(secret)
         if not secrets:
             raise ValueError("at least one webhook secret is needed")
+        if (
+            isinstance(tolerance, bool)
+            or not isinstance(tolerance, int)
+            or not 0 <= tolerance <= MAX_TOLERANCE_SECONDS
+        ):
+            raise ValueError(
+                f"tolerance must be a whole number of seconds from 0 to {MAX_TOLERANCE_SECONDS}"
+            )
         self._signers = [_signer(s) for s in secrets]
         self.tolerance = tolerance
 
@@ -97,16 +109,49 @@ def verify(
 
 
 def header(headers: Mapping[str, str], name: str) -> str:
-    """The value of header ``name`` (lower case), whatever case the mapping uses."""
+    """The value of header ``name`` (lower case), whatever case the mapping uses.
+
+    Raises :class:`InvalidSignature` when it is missing, blank or not text (a header with
+    non-UTF-8 bytes arrives with lone surrogates, which nothing can sign or compare).
+    """
     value = headers.get(name)
     if value is None:
         value = next((v for k, v in headers.items() if str(k).lower() == name), None)
     if not isinstance(value, str) or not value.strip():
         raise InvalidSignature(f"missing {name} header")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSignature(f"the {name} header is not text") from None
     return value.strip()
 
 
+def check_secret(secret: object) -> str:
+    """The secret as given, or ValueError with one line saying what is wrong with it.
+
+    A secret that the library would accept but that cannot be the one incident.io signs
+    with (a space around it, ``WHSEC_``, not base64) is refused here, at start-up, instead
+    of turning every delivery into a 401.
+    """
+    match = _SECRET.fullmatch(secret) if isinstance(secret, str) else None
+    if match is None or not isinstance(secret, str):
+        raise ValueError(
+            "a webhook secret must be the whsec_<base64> value from incident.io's webhook "
+            "settings (or its bare base64), with nothing around it"
+        )
+    try:
+        key = b64decode(match.group(1), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "the webhook secret after whsec_ is not valid base64"
+        ) from None
+    if not key:
+        raise ValueError("the webhook secret is empty")
+    return secret
+
+
 def _signer(secret: str) -> Webhook:
+    check_secret(secret)
     try:
         return Webhook(secret)
     except Exception as exc:  # the library raises several types for a bad secret
@@ -127,7 +172,10 @@ def _check_timestamp(value: str, now: float, tolerance: int) -> datetime:
         )
     if -skew > tolerance:
         raise InvalidSignature(f"webhook-timestamp is {int(-skew)}s in the future")
-    return datetime.fromtimestamp(sent_at, tz=UTC)
+    try:
+        return datetime.fromtimestamp(sent_at, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidSignature("webhook-timestamp is out of range") from None
 
 
 def _decode_signatures(header_value: str) -> list[bytes]:

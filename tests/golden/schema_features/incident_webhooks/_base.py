@@ -18,7 +18,11 @@ class WebhookModel(BaseModel):
     (in ``model_extra``, and again on ``model_dump``) rather than rejected or dropped.
     """
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # No protected namespaces: a payload property named like a pydantic method is renamed
+    # (``model_dump_``, aliased to its JSON name), and that name must not warn at import.
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, protected_namespaces=()
+    )
 
 
 class StrEnum(enum.StrEnum):

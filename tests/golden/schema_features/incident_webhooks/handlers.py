@@ -5,20 +5,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from types import MappingProxyType
-from typing import Any, Final
+# Modules, not names: no event type can then become a class name that shadows an import.
+import collections.abc
+import types
+import typing
 
-from .errors import UnknownEventType
-from .events import WebhookEvent, parse_event
-from .models import (
-    PublicIncidentIncidentUpdatedV2,
-    ScheduleDeletedV1,
-)
+from . import errors, events, models
 
 # Event type -> method name. ``dispatch`` looks the method up by name on the instance, so a
 # subclass's override is the one called.
-HANDLER_NAMES: Final[Mapping[str, str]] = MappingProxyType(
+HANDLER_NAMES: typing.Final[collections.abc.Mapping[str, str]] = types.MappingProxyType(
     {
         "public_incident.incident_updated_v2": "on_public_incident_incident_updated_v2",
         "schedule.deleted_v1": "on_schedule_deleted_v1",
@@ -33,7 +29,7 @@ class WebhookHandlers:
     """
 
     def on_public_incident_incident_updated_v2(
-        self, event: PublicIncidentIncidentUpdatedV2
+        self, event: models.PublicIncidentIncidentUpdatedV2
     ) -> None:
         """Incident updated
 
@@ -41,28 +37,34 @@ class WebhookHandlers:
         free-form objects and property names with dots.
         """
 
-    def on_schedule_deleted_v1(self, event: ScheduleDeletedV1) -> None:
+    def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Schedule deleted"""
 
-    def on_unknown(self, event_type: str, payload: Mapping[str, Any]) -> None:
+    def on_unknown(
+        self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """An event type this package was not generated with; ignored unless overridden.
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
 
-    def dispatch(self, event: WebhookEvent) -> None:
+    def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
-        method: Callable[[Any], None] = getattr(self, HANDLER_NAMES[event.event_type])
+        method: collections.abc.Callable[[typing.Any], None] = getattr(
+            self, HANDLER_NAMES[event.event_type]
+        )
         method(event)
 
-    def handle(self, body: bytes | bytearray | str | Mapping[str, Any]) -> None:
+    def handle(
+        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = parse_event(body)
-        except UnknownEventType as exc:
+            event = events.parse_event(body)
+        except errors.UnknownEventType as exc:
             self.on_unknown(exc.event_type, exc.payload)
             return
         self.dispatch(event)
@@ -75,7 +77,7 @@ class AsyncWebhookHandlers:
     """
 
     async def on_public_incident_incident_updated_v2(
-        self, event: PublicIncidentIncidentUpdatedV2
+        self, event: models.PublicIncidentIncidentUpdatedV2
     ) -> None:
         """Incident updated
 
@@ -83,30 +85,34 @@ class AsyncWebhookHandlers:
         free-form objects and property names with dots.
         """
 
-    async def on_schedule_deleted_v1(self, event: ScheduleDeletedV1) -> None:
+    async def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Schedule deleted"""
 
-    async def on_unknown(self, event_type: str, payload: Mapping[str, Any]) -> None:
+    async def on_unknown(
+        self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """An event type this package was not generated with; ignored unless overridden.
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
 
-    async def dispatch(self, event: WebhookEvent) -> None:
+    async def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
-        method: Callable[[Any], Awaitable[None]] = getattr(
-            self, HANDLER_NAMES[event.event_type]
-        )
+        method: collections.abc.Callable[
+            [typing.Any], collections.abc.Awaitable[None]
+        ] = getattr(self, HANDLER_NAMES[event.event_type])
         await method(event)
 
-    async def handle(self, body: bytes | bytearray | str | Mapping[str, Any]) -> None:
+    async def handle(
+        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+    ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = parse_event(body)
-        except UnknownEventType as exc:
+            event = events.parse_event(body)
+        except errors.UnknownEventType as exc:
             await self.on_unknown(exc.event_type, exc.payload)
             return
         await self.dispatch(event)

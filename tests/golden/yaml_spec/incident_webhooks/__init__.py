@@ -7,7 +7,9 @@
 ``WebhookHandlers`` (or ``AsyncWebhookHandlers``) and call ``dispatch(event)``.
 """
 
-from typing import TYPE_CHECKING, Any
+# Only the package's own public names and the event classes are bound here (``typing`` as a
+# module), so an event class can be named anything but one of the package's own names.
+import typing
 
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
 from .events import EVENT_MODELS, WebhookEvent, parse_event
@@ -17,7 +19,7 @@ from .models import (
     PrivateIncidentMembershipRevokedV1,
 )
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from .receiver import DedupeStore, InMemoryDedupeStore, Response, WebhookReceiver
     from .signature import SignatureVerifier, verify
 
@@ -33,7 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,16 +8,19 @@ Needs the ``server`` extra (Starlette); the rest of the package does not.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver
+
+logger = logging.getLogger("incident_webhooks")
 
 
 def create_app(
@@ -34,7 +37,13 @@ def create_app(
     )
 
     async def receive(request: Request) -> Response:
-        body = await _read_limited(request, max_body_bytes)
+        try:
+            body = await _read_limited(request, max_body_bytes)
+        except ClientDisconnect:
+            # Nobody is left to answer, and nothing was dispatched; one quiet line, not a
+            # traceback (anyone can open a connection and drop it).
+            logger.debug("a client disconnected before sending its whole body")
+            return Response(status_code=400)
         if body is None:
             return JSONResponse(
                 {"error": f"body larger than {max_body_bytes} bytes"}, 413

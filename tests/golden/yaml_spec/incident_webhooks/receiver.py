@@ -17,6 +17,7 @@ decides what happens next:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import threading
@@ -133,23 +134,13 @@ class WebhookReceiver:
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Response:
         """Handle one delivery with synchronous handlers."""
-        if isinstance(self.handlers, AsyncWebhookHandlers):
+        handlers = self.handlers
+        if isinstance(handlers, AsyncWebhookHandlers):
             raise TypeError("AsyncWebhookHandlers need handle_async()")
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
-        webhook_id, event = accepted
-        try:
-            if isinstance(event, UnknownEventType):
-                self.handlers.on_unknown(event.event_type, event.payload)
-            else:
-                self.handlers.dispatch(event)
-        except Exception:
-            logger.exception(
-                "webhook-id %s: the %s handler raised", webhook_id, event.event_type
-            )
-            return self._failed(webhook_id)
-        return self._handled(webhook_id, event)
+        return self._run(handlers, *accepted)
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Response:
         """Handle one delivery; synchronous handlers run in a worker thread."""
@@ -158,24 +149,63 @@ class WebhookReceiver:
             return accepted
         webhook_id, event = accepted
         handlers = self.handlers
+        if not isinstance(handlers, AsyncWebhookHandlers):
+            # A thread cannot be stopped: if this task is cancelled, the handler still runs
+            # to its end, and the thread itself completes or releases the claim by what the
+            # handler did. Releasing it here instead would let a retry run beside it.
+            work = contextvars.copy_context().run
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(
+                None, work, self._run, handlers, webhook_id, event
+            )
+            return await asyncio.shield(future)
         try:
-            if isinstance(handlers, AsyncWebhookHandlers):
-                if isinstance(event, UnknownEventType):
-                    await handlers.on_unknown(event.event_type, event.payload)
-                else:
-                    await handlers.dispatch(event)
-            elif isinstance(event, UnknownEventType):
-                await asyncio.to_thread(
-                    handlers.on_unknown, event.event_type, event.payload
-                )
+            if isinstance(event, UnknownEventType):
+                await handlers.on_unknown(event.event_type, event.payload)
             else:
-                await asyncio.to_thread(handlers.dispatch, event)
+                await handlers.dispatch(event)
         except Exception:
             logger.exception(
                 "webhook-id %s: the %s handler raised", webhook_id, event.event_type
             )
             return self._failed(webhook_id)
+        except BaseException:
+            self._abandoned(webhook_id, event)
+            raise
         return self._handled(webhook_id, event)
+
+    def _run(
+        self,
+        handlers: WebhookHandlers,
+        webhook_id: str,
+        event: WebhookEvent | UnknownEventType,
+    ) -> Response:
+        try:
+            if isinstance(event, UnknownEventType):
+                handlers.on_unknown(event.event_type, event.payload)
+            else:
+                handlers.dispatch(event)
+        except Exception:
+            logger.exception(
+                "webhook-id %s: the %s handler raised", webhook_id, event.event_type
+            )
+            return self._failed(webhook_id)
+        except BaseException:
+            self._abandoned(webhook_id, event)
+            raise
+        return self._handled(webhook_id, event)
+
+    def _abandoned(
+        self, webhook_id: str, event: WebhookEvent | UnknownEventType
+    ) -> None:
+        # Cancelled (a timeout, a client gone, a shutdown) or the process is exiting: the
+        # event was not handled, so the claim is released for incident.io's retry.
+        logger.warning(
+            "webhook-id %s: the %s handler was interrupted",
+            webhook_id,
+            event.event_type,
+        )
+        self.dedupe.release(webhook_id)
 
     def _accept(
         self, body: bytes, headers: Mapping[str, str]

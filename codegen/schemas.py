@@ -1,0 +1,158 @@
+"""The schema rules of the intermediate model: what a payload schema becomes before any
+emitter sees it.
+
+A webhook consumer is a tolerant reader. incident.io adds properties, enum values and
+variants as compatible changes, so nothing here may turn one of those into a rejected
+delivery: ``additionalProperties: false`` is dropped, enums and ``const`` that the generated
+enum classes cannot hold open are widened to their JSON types, and a discriminated union
+keeps a catch-all variant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .ir import Schema
+
+# Keys whose value is a schema, a list of schemas or a map of schemas (JSON Schema 2020-12).
+SCHEMA_KEYS = (
+    "items", "additionalProperties", "not", "if", "then", "else", "contains",
+    "propertyNames", "unevaluatedProperties", "unevaluatedItems",
+)  # fmt: skip
+SCHEMA_LIST_KEYS = ("allOf", "anyOf", "oneOf", "prefixItems")
+SCHEMA_MAP_KEYS = ("properties", "patternProperties", "dependentSchemas")
+# Keywords that only combine other schemas: a cycle through these alone has no value.
+COMBINING_KEYS = ("allOf", "anyOf", "oneOf")
+
+
+def iter_subschemas(schema: Schema) -> Iterator[tuple[tuple[str, ...], Schema]]:
+    """Yield (relative path, child schema) for each direct child schema of ``schema``."""
+    for key in SCHEMA_KEYS:
+        child = schema.get(key)
+        if isinstance(child, Mapping):
+            yield (key,), child
+    for key in SCHEMA_LIST_KEYS:
+        children = schema.get(key)
+        if isinstance(children, list):
+            for index, child in enumerate(children):
+                if isinstance(child, Mapping):
+                    yield (key, str(index)), child
+    for key in SCHEMA_MAP_KEYS:
+        children = schema.get(key)
+        if isinstance(children, Mapping):
+            for name, child in children.items():
+                if isinstance(child, Mapping):
+                    yield (key, name), child
+
+
+def map_subschemas(schema: Schema, change: Any) -> dict[str, Any]:
+    """A copy of ``schema`` with ``change`` applied to every direct child schema."""
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in SCHEMA_KEYS and isinstance(value, Mapping):
+            value = change(value)
+        elif key in SCHEMA_LIST_KEYS and isinstance(value, list):
+            value = [change(v) if isinstance(v, Mapping) else v for v in value]
+        elif key in SCHEMA_MAP_KEYS and isinstance(value, Mapping):
+            value = {k: change(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+        out[key] = value
+    return out
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _open_enum(values: list[Any]) -> bool:
+    """Whether the package's open enum classes (str or int based) can hold these values."""
+    kinds = {json_type(v) for v in values if v is not None}
+    return len(kinds) == 1 and kinds <= {"string", "integer"}
+
+
+def _widened(schema: dict[str, Any], values: list[Any]) -> None:
+    """Replace a fixed set of values by the JSON types they have."""
+    types = sorted({json_type(v) for v in values})
+    if "integer" in types and "number" in types:
+        types.remove("integer")
+    declared = schema.get("type")
+    if declared is None or declared == "null" or declared == ["null"]:
+        schema["type"] = types[0] if len(types) == 1 else types
+    elif "null" in types and schema.get("nullable") is not True:
+        listed = declared if isinstance(declared, list) else [declared]
+        schema["type"] = listed if "null" in listed else [*listed, "null"]
+
+
+def tolerant(schema: Schema) -> dict[str, Any]:
+    """A copy of a schema that accepts whatever incident.io may compatibly send later.
+
+    Also drops ``example``/``examples``: they are documentation, and as
+    ``Field(examples=...)`` they would only slow down importing the models.
+    """
+    out = map_subschemas(schema, tolerant)
+    out.pop("example", None)
+    out.pop("examples", None)
+    if out.get("additionalProperties") is False:
+        # Unknown properties are kept (the models' own rule); "false" would fail the event.
+        del out["additionalProperties"]
+    enum = out.get("enum")
+    if isinstance(enum, list) and enum and not _open_enum(enum):
+        del out["enum"]
+        _widened(out, enum)
+    if "const" in out:
+        const = out["const"]
+        if isinstance(const, (dict, list, float)) or const is None:
+            # No Literal can hold these; the type still checks what matters.
+            del out["const"]
+            _widened(out, [const])
+    if "discriminator" in out and any(isinstance(out.get(k), list) for k in ("oneOf", "anyOf")):
+        # A new variant upstream is a compatible change: without a catch-all, its first
+        # delivery would fail the whole event. The variants are still tried in turn.
+        del out["discriminator"]
+        key = "oneOf" if isinstance(out.get("oneOf"), list) else "anyOf"
+        out[key] = [*out[key], {"type": "object", "additionalProperties": True}]
+    return out
+
+
+def refs(schema: Schema, at: tuple[str, ...]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Every ``$ref`` in a schema, with where it stands (non-string ones as their repr)."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        yield ref, (*at, "$ref")
+    elif "$ref" in schema:
+        yield repr(schema["$ref"]), (*at, "$ref")
+    for path, child in iter_subschemas(schema):
+        yield from refs(child, (*at, *path))
+
+
+def combined_refs(schema: Schema) -> Iterator[str]:
+    """The ``$ref``s a schema *is* (itself, or through allOf/anyOf/oneOf), as opposed to
+    those behind a property or an item: only the former can make a cycle with no value."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        yield ref
+    for key in COMBINING_KEYS:
+        members = schema.get(key)
+        if isinstance(members, list):
+            for member in members:
+                if isinstance(member, Mapping):
+                    yield from combined_refs(member)
+
+
+def rename_refs(schema: Schema, renamed: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of ``schema`` whose ``$ref``s point at the new names."""
+    out = map_subschemas(schema, lambda child: rename_refs(child, renamed))
+    ref = out.get("$ref")
+    if isinstance(ref, str) and ref in renamed:
+        out["$ref"] = renamed[ref]
+    return out
