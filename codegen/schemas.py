@@ -3,9 +3,9 @@ emitter sees it.
 
 A webhook consumer is a tolerant reader. incident.io adds properties, enum values and
 variants as compatible changes, so nothing here may turn one of those into a rejected
-delivery: ``additionalProperties: false`` is dropped, enums and ``const`` that the generated
-enum classes cannot hold open are widened to their JSON types, and a discriminated union
-keeps a catch-all variant.
+delivery: ``additionalProperties: false`` is dropped, and enums and ``const`` that the
+generated enum classes cannot hold open are widened to their JSON types. (A discriminated
+union keeps its discriminator; the models' base class opens it to new variants.)
 """
 
 from __future__ import annotations
@@ -115,12 +115,6 @@ def tolerant(schema: Schema) -> dict[str, Any]:
             # No Literal can hold these; the type still checks what matters.
             del out["const"]
             _widened(out, [const])
-    if "discriminator" in out and any(isinstance(out.get(k), list) for k in ("oneOf", "anyOf")):
-        # A new variant upstream is a compatible change: without a catch-all, its first
-        # delivery would fail the whole event. The variants are still tried in turn.
-        del out["discriminator"]
-        key = "oneOf" if isinstance(out.get("oneOf"), list) else "anyOf"
-        out[key] = [*out[key], {"type": "object", "additionalProperties": True}]
     return out
 
 

@@ -8,7 +8,41 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+_OPENED = "incident_webhooks_open_union"
+
+
+def _open_unions(schema: Any) -> Any:
+    """Let every discriminated union (``oneOf`` + ``discriminator``) accept a variant added
+    upstream after generation: a known tag still validates strictly against its model, and
+    an unknown tag arrives as the plain dict it was sent as, instead of failing the event.
+    """
+    if isinstance(schema, list):
+        return [_open_unions(item) for item in schema]
+    if not isinstance(schema, dict) or schema.get("metadata", {}).get(_OPENED):
+        return schema
+    opened = {key: _open_unions(value) for key, value in schema.items()}
+    if schema.get("type") != "tagged-union" or not isinstance(
+        schema.get("discriminator"), str
+    ):
+        return opened
+    known = frozenset(str(tag) for tag in schema["choices"])
+    field = schema["discriminator"]
+
+    def unknown_variant(value: dict[str, Any]) -> dict[str, Any]:
+        if str(value.get(field)) in known:
+            raise ValueError(f"does not match the {value.get(field)!r} variant")
+        return value
+
+    fallback = core_schema.no_info_after_validator_function(
+        unknown_variant,
+        core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema()),
+    )
+    return core_schema.union_schema(
+        [opened, fallback], mode="left_to_right", metadata={_OPENED: True}
+    )
 
 
 class WebhookModel(BaseModel):
@@ -23,6 +57,13 @@ class WebhookModel(BaseModel):
     model_config = ConfigDict(
         extra="allow", populate_by_name=True, protected_namespaces=()
     )
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        opened: core_schema.CoreSchema = _open_unions(handler(source))
+        return opened
 
 
 class StrEnum(enum.StrEnum):
