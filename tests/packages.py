@@ -45,6 +45,7 @@ def python(root: Path, code: str, timeout: float = 120) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
 
 
@@ -57,6 +58,7 @@ def mypy(root: Path, *packages: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=600,
+        check=False,
     )  # fmt: skip
 
 
