@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install generate check lint test golden serve update-spec bench
+.PHONY: help install generate check lint test golden serve update-spec bench fuzz
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,12 @@ lint: $(STAMP) ## ruff over codegen/, generated/, tests/ and benchmarks/; mypy -
 
 test: check lint ## check + lint + the test suite
 	$(BIN)/python -m pytest
+
+# The suite runs the spec fuzzer on fixed seeds; this runs it on new ones for ten minutes
+# (FUZZ_SECONDS to change), to find the shapes of spec nobody wrote a test for yet.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP) ## Fuzz the generator with random specs for FUZZ_SECONDS (not part of make test)
+	$(BIN)/python tests/fuzz_specs.py --seconds $(FUZZ_SECONDS) --first-seed $$(date +%s)
 
 # Each step must pass before the next: a download that is not a usable spec stops here with
 # the committed spec untouched, and a regenerated package that fails the tests is not kept

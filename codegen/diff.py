@@ -117,6 +117,8 @@ class _Walker:
         return schema, None
 
     def walk(self, old: Schema, new: Schema, location: str) -> None:
+        # Nullability is read before ``anyOf: [X, null]`` is unwrapped to X.
+        nullable = (_types(old)[1], _types(new)[1])
         old, old_name = self.resolve(_non_null_variant(old), self.old)
         new, new_name = self.resolve(_non_null_variant(new), self.new)
         if old_name and new_name:
@@ -125,7 +127,7 @@ class _Walker:
             if (old_name, new_name) in self.seen:
                 return
             self.seen.add((old_name, new_name))
-        self.compare_types(old, new, location)
+        self.compare_types(old, new, location, nullable)
         self.compare_enums(old, new, location)
         self.compare_properties(old, new, location)
         old_items, new_items = old.get("items"), new.get("items")
@@ -135,8 +137,11 @@ class _Walker:
         if isinstance(old_extra, Mapping) and isinstance(new_extra, Mapping):
             self.walk(old_extra, new_extra, location + "{}")
 
-    def compare_types(self, old: Schema, new: Schema, location: str) -> None:
+    def compare_types(
+        self, old: Schema, new: Schema, location: str, nullable: tuple[bool, bool]
+    ) -> None:
         (old_types, old_null), (new_types, new_null) = _types(old), _types(new)
+        old_null, new_null = old_null or nullable[0], new_null or nullable[1]
         if old_types != new_types and old_types and new_types:
             detail = f"{'|'.join(sorted(old_types))} -> {'|'.join(sorted(new_types))}"
             self.change("breaking", "type changed", location, detail)

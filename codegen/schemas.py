@@ -109,6 +109,25 @@ def tolerant(schema: Schema) -> dict[str, Any]:
     if isinstance(enum, list) and enum and not _open_enum(enum):
         del out["enum"]
         _widened(out, enum)
+    elif isinstance(enum, list) and enum and "type" not in out:
+        # Typed, so that it becomes one of the package's open enum classes.
+        out["type"] = json_type(next(value for value in enum if value is not None))
+    enum = out.get("enum")
+    declared = out.get("type")
+    nullable_type = isinstance(declared, list) and "null" in declared
+    if isinstance(enum, list) and (None in enum or nullable_type):
+        # An open enum class has one type and cannot hold null: the enum without null, or
+        # null (3.1 spells a nullable enum ``type: [string, "null"]``).
+        out["enum"] = [value for value in enum if value is not None]
+        if isinstance(declared, list):
+            rest = [t for t in declared if t != "null"]
+            if len(rest) == 1:
+                out["type"] = rest[0]
+            elif rest:
+                out["type"] = rest
+            else:
+                out.pop("type")
+        out = {"anyOf": [out, {"type": "null"}]}
     if "const" in out:
         const = out["const"]
         if isinstance(const, (dict, list, float)) or const is None:
