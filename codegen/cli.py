@@ -21,8 +21,18 @@ class UsageError(Exception):
     """A command-line mistake: exit 2 with the message."""
 
 
-def read_spec(path: Path) -> Spec:
-    return parser.parse(loader.load_spec(path), str(path))
+def read_spec(path: Path, args: argparse.Namespace) -> Spec:
+    return parser.parse(loader.load_spec(path), str(path), constraints=constraints(args))
+
+
+def constraints(args: argparse.Namespace) -> bool:
+    """The command line's choice, else ``[tool.codegen] constraints``, else off."""
+    chosen = getattr(args, "constraints", None)
+    if chosen is None:
+        chosen = fetch.tool_config().get("constraints", False)
+    if not isinstance(chosen, bool):
+        raise UsageError("[tool.codegen] constraints must be true or false")
+    return chosen
 
 
 def package_name(out: Path) -> str:
@@ -33,7 +43,7 @@ def package_name(out: Path) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    spec = read_spec(args.spec)
+    spec = read_spec(args.spec, args)
     files = project.build(spec, package_name(args.out))
     changed = project.write_tree(files, args.out)
     state = "wrote" if changed else "unchanged:"
@@ -42,7 +52,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    spec = read_spec(args.spec)
+    spec = read_spec(args.spec, args)
     expected = project.build(spec, package_name(args.out))
     diff = project.diff_trees(expected, project.read_tree(args.out), str(args.out))
     if diff:
@@ -57,7 +67,7 @@ def cmd_scaffold(args: argparse.Namespace) -> int:
     target: Path = args.path
     if target.exists():
         raise UsageError(f"{target} exists; scaffold never overwrites a file (it is yours)")
-    spec = read_spec(args.spec)
+    spec = read_spec(args.spec, args)
     code = project.format_python(
         render("scaffold.py", spec=spec, package=args.package), str(target), args.package
     )
@@ -82,7 +92,7 @@ def cmd_update_spec(args: argparse.Namespace) -> int:
         if not url:
             raise UsageError("no --url given and no [tool.codegen] spec-url in pyproject.toml")
         source, raw = url, fetch.download(url)
-    document, new = fetch.validate(raw, source)
+    document, new = fetch.validate(raw, source, constraints=constraints(args))
     old: Spec | None = None
     if target.exists():
         old_document = loader.load_spec(target)
@@ -90,7 +100,7 @@ def cmd_update_spec(args: argparse.Namespace) -> int:
             print(f"spec unchanged: {target} already holds {source}")
             return 0
         try:
-            old = parser.parse(old_document, str(target))
+            old = parser.parse(old_document, str(target), constraints=new.constraints)
         except SpecError:
             old = None  # the committed spec was unusable; the new one replaces it
     fetch.write_atomically(target, fetch.spec_bytes(document, raw, target))
@@ -101,7 +111,7 @@ def cmd_update_spec(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    report = diff.compare(read_spec(args.old), read_spec(args.new))
+    report = diff.compare(read_spec(args.old, args), read_spec(args.new, args))
     sys.stdout.write(diff.render(report, args.format, str(args.old), str(args.new)))
     return 1 if args.fail_on_breaking and report.has_breaking else 0
 
@@ -113,7 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="JSON or YAML spec")
+        add_constraints(sub)
         return sub
+
+    def add_constraints(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--constraints",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="enforce the spec's value constraints (lengths, patterns, bounds) in the "
+            "models; default: [tool.codegen] constraints, else off (a tolerant reader)",
+        )
 
     gen = add("generate", "write the package for every webhook in the spec")
     gen.add_argument("--out", type=Path, default=DEFAULT_OUT, help="package folder to (re)build")
@@ -136,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("old", type=Path)
     compare.add_argument("new", type=Path)
     compare.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    add_constraints(compare)
     compare.add_argument(
         "--fail-on-breaking", action="store_true", help="exit 1 when a change is breaking"
     )

@@ -1,5 +1,9 @@
 """What changed between two specs, classed from the point of view of code that consumes the
 payloads: a change that can break such code is ``breaking``, anything else ``compatible``.
+A value constraint that the generated models do not enforce (the default) changes nothing
+for them, and is ``informational``. Public Python names that the new package no longer has
+(a renamed nested schema renames its class) are ``source`` changes: no payload changed, but
+code importing the old name breaks.
 
 Changes are found by walking each webhook's payload schema in both specs side by side,
 through ``$ref``s. A change inside a shared schema is reported once, at the schema where it
@@ -8,14 +12,20 @@ happened (``IncidentV2.summary``), with every webhook it reaches.
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .ir import SCHEMA_PREFIX, Schema, Spec
+from .schemas import VALUE_CONSTRAINTS
 
-Severity = Literal["breaking", "compatible"]
+Severity = Literal["breaking", "source", "compatible", "informational"]
+SEVERITIES: tuple[Severity, ...] = ("breaking", "source", "compatible", "informational")
+# Lower bounds loosen as they fall, upper bounds as they rise; the rest only by going away.
+_LOWER = frozenset({"minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties"})
+_UPPER = frozenset({"maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +46,7 @@ class Report:
     def ordered(self) -> list[tuple[Change, list[str]]]:
         return sorted(
             ((c, sorted(w)) for c, w in self.changes.items()),
-            key=lambda item: (item[0].severity != "breaking", item[0].location, item[0].kind),
+            key=lambda item: (SEVERITIES.index(item[0].severity), item[0].location, item[0].kind),
         )
 
     def count(self, severity: Severity) -> int:
@@ -44,10 +54,13 @@ class Report:
 
     @property
     def has_breaking(self) -> bool:
-        return self.count("breaking") > 0
+        """Breaking for payloads or for code that imports the package's names."""
+        return self.count("breaking") + self.count("source") > 0
 
 
-def compare(old: Spec, new: Spec) -> Report:
+def compare(old: Spec, new: Spec, *, source: bool = True) -> Report:
+    """``source``: also compare the public Python names of the two generated packages (this
+    runs the model generator on both specs)."""
     report = Report()
     old_hooks = {h.event_type: h for h in old.webhooks}
     new_hooks = {h.event_type: h for h in new.webhooks}
@@ -56,11 +69,44 @@ def compare(old: Spec, new: Spec) -> Report:
     for event_type in sorted(new_hooks.keys() - old_hooks.keys()):
         report.add(Change("compatible", "webhook added", event_type, ""), event_type)
     for event_type in sorted(old_hooks.keys() & new_hooks.keys()):
-        walker = _Walker(old.schemas, new.schemas, report, event_type)
+        walker = _Walker(old.schemas, new.schemas, report, event_type, new.constraints)
         walker.walk(
             old_hooks[event_type].payload_schema, new_hooks[event_type].payload_schema, event_type
         )
+    if source:
+        # Each fact once: names that go with a removed webhook or a removed enum value are
+        # already reported as those.
+        gone = {n for h in old.webhooks if h.event_type not in new_hooks for n in (
+            h.class_name, f"WebhookHandlers.{h.handler_name}")}  # fmt: skip
+        removed_values = {c.detail for c in report.changes if c.kind == "enum value removed"}
+        old_names, new_names = python_names(old), python_names(new)
+        for name in sorted(old_names.keys() - new_names.keys() - gone):
+            what, value = old_names[name]
+            if what == "enum member" and value in removed_values:
+                continue
+            report.add(Change("source", "Python name removed", name, what), "(package)")
     return report
+
+
+def python_names(spec: Spec) -> dict[str, tuple[str, str]]:
+    """Public name -> (what it is, its JSON value for an enum member), for every name code
+    may import from the generated package: model classes, enum members, handler methods."""
+    from .emit.models import render_models  # the model generator is slow to import
+
+    names = {hook.class_name: ("event model", "") for hook in spec.webhooks}
+    for hook in spec.webhooks:
+        names[f"WebhookHandlers.{hook.handler_name}"] = ("handler method", "")
+    for node in ast.parse(render_models(spec, "incident_webhooks", "")).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        names.setdefault(node.name, ("model class", ""))
+        if any(isinstance(b, ast.Name) and b.id in ("StrEnum", "IntEnum") for b in node.bases):
+            for item in node.body:
+                if isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name):
+                    value = item.value.value if isinstance(item.value, ast.Constant) else None
+                    member = f"{node.name}.{item.targets[0].id}"
+                    names[member] = ("enum member", json.dumps(value))
+    return names
 
 
 def _types(schema: Schema) -> tuple[frozenset[str], bool]:
@@ -102,8 +148,11 @@ class _Walker:
         new: Mapping[str, Schema],
         report: Report,
         webhook: str,
+        enforced: bool,
     ) -> None:
         self.old, self.new, self.report, self.webhook = old, new, report, webhook
+        # Whether the generated models enforce value constraints.
+        self.enforced = enforced
         self.seen: set[tuple[str, str]] = set()
 
     def change(self, severity: Severity, kind: str, location: str, detail: str = "") -> None:
@@ -129,6 +178,7 @@ class _Walker:
             self.seen.add((old_name, new_name))
         self.compare_types(old, new, location, nullable)
         self.compare_enums(old, new, location)
+        self.compare_constraints(old, new, location)
         self.compare_properties(old, new, location)
         old_items, new_items = old.get("items"), new.get("items")
         if isinstance(old_items, Mapping) and isinstance(new_items, Mapping):
@@ -163,6 +213,20 @@ class _Walker:
         for value in [v for v in new_enum if v not in old_enum]:
             self.change("compatible", "enum value added", location, json.dumps(value))
 
+    def compare_constraints(self, old: Schema, new: Schema, location: str) -> None:
+        for key in VALUE_CONSTRAINTS:
+            was, now = old.get(key), new.get(key)
+            if was == now:
+                continue
+            direction = _direction(key, was, now)
+            detail = f"{key}: {json.dumps(was)} -> {json.dumps(now)}"
+            if not self.enforced:
+                severity: Severity = "informational"
+            else:
+                # Old code enforcing the old limit rejects data the new limit allows.
+                severity = "compatible" if direction == "tightened" else "breaking"
+            self.change(severity, f"constraint {direction}", location, detail)
+
     def compare_properties(self, old: Schema, new: Schema, location: str) -> None:
         old_props, new_props = _properties(old), _properties(new)
         old_required = set(old.get("required") or ())
@@ -184,9 +248,32 @@ class _Walker:
                 self.walk(old_prop, new_prop, here)
 
 
+def _direction(key: str, was: Any, now: Any) -> str:
+    if now is None or now is False:
+        return "loosened"
+    if was is None or was is False:
+        return "tightened"
+    try:
+        if key in _LOWER:
+            return "loosened" if now < was else "tightened"
+        if key in _UPPER:
+            return "loosened" if now > was else "tightened"
+    except TypeError:  # 3.0's boolean exclusiveMinimum beside a 3.1 number
+        pass
+    return "changed"
+
+
+_MARKS = {
+    "breaking": "⚠️ breaking",
+    "source": "⚠️ source",
+    "compatible": "compatible",
+    "informational": "info",
+}
+
+
 def render(report: Report, fmt: str, old_label: str, new_label: str) -> str:
-    breaking, compatible = report.count("breaking"), report.count("compatible")
-    summary = f"{breaking} breaking, {compatible} compatible"
+    counts: dict[str, int] = {severity: report.count(severity) for severity in SEVERITIES}
+    summary = ", ".join(f"{count} {severity}" for severity, count in counts.items())
     if fmt == "json":
         changes = [
             {
@@ -198,8 +285,8 @@ def render(report: Report, fmt: str, old_label: str, new_label: str) -> str:
             }
             for c, hooks in report.ordered()
         ]
-        body = {"old": old_label, "new": new_label, "breaking": breaking}
-        body |= {"compatible": compatible, "changes": changes}
+        body: dict[str, Any] = {"old": old_label, "new": new_label, **counts}
+        body["changes"] = changes
         return json.dumps(body, indent=2) + "\n"
     if fmt == "markdown":
         if not report.changes:
@@ -213,16 +300,14 @@ def render(report: Report, fmt: str, old_label: str, new_label: str) -> str:
             "|---|---|---|---|---|",
         ]
         for c, hooks in report.ordered():
-            mark = "⚠️ breaking" if c.severity == "breaking" else "compatible"
             where = f"`{c.location}`"
             detail = c.detail.replace("|", "\\|")
-            lines.append(f"| {mark} | {c.kind} | {where} | {detail} | {', '.join(hooks)} |")
+            row = f"| {_MARKS[c.severity]} | {c.kind} | {where} | {detail} | {', '.join(hooks)} |"
+            lines.append(row)
         return "\n".join(lines) + "\n"
     lines = [f"{old_label} -> {new_label}: {summary}"]
     for c, hooks in report.ordered():
         detail = f" ({c.detail})" if c.detail else ""
-        lines.append(f"  {c.severity.upper():10} {c.kind}: {c.location}{detail}")
-        lines.append(f"             webhooks: {', '.join(hooks)}")
+        lines.append(f"  {c.severity.upper():13} {c.kind}: {c.location}{detail}")
+        lines.append(f"                webhooks: {', '.join(hooks)}")
     return "\n".join(lines) + "\n"
-
-

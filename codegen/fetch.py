@@ -24,12 +24,18 @@ MAX_SPEC_BYTES = 64 * 1024 * 1024
 TIMEOUT_SECONDS = 60
 
 
-def configured_url(pyproject: Path = Path("pyproject.toml")) -> str | None:
+def tool_config(pyproject: Path = Path("pyproject.toml")) -> dict[str, Any]:
+    """The ``[tool.codegen]`` table of the project's pyproject.toml (empty when absent)."""
     try:
         config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
-        return None
-    url = config.get("tool", {}).get("codegen", {}).get("spec-url")
+        return {}
+    table = config.get("tool", {}).get("codegen", {})
+    return table if isinstance(table, dict) else {}
+
+
+def configured_url(pyproject: Path = Path("pyproject.toml")) -> str | None:
+    url = tool_config(pyproject).get("spec-url")
     return url if isinstance(url, str) else None
 
 
@@ -52,10 +58,10 @@ def download(url: str) -> bytes:
     return raw
 
 
-def validate(raw: bytes, source: str) -> tuple[Any, Spec]:
+def validate(raw: bytes, source: str, *, constraints: bool = False) -> tuple[Any, Spec]:
     """The document and its intermediate model; raises SpecError for anything unusable."""
     document = loader.parse_bytes(raw, source)
-    return document, parser.parse(document, source)
+    return document, parser.parse(document, source, constraints=constraints)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -52,5 +52,9 @@ class Spec:
     version: str
     # Sorted by event type, so that upstream reordering never changes the generated code.
     webhooks: tuple[Webhook, ...]
-    # Every named schema a payload reaches, sorted by name, with examples stripped.
+    # Every named schema a payload reaches, sorted by name, after the tolerant-reader rules
+    # (codegen.schemas); value constraints are kept here, for the diff.
     schemas: Mapping[str, Schema]
+    # Whether the models enforce value constraints (lengths, patterns, bounds): off by
+    # default, since incident.io relaxes them without notice.
+    constraints: bool = False

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from . import naming, schemas
+from . import layouts, naming, schemas
 from .errors import SpecError, SpecProblem, json_pointer
 from .ir import SCHEMA_PREFIX, PayloadField, Schema, Spec, Webhook
 
@@ -20,8 +20,10 @@ JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "obje
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def parse(doc: Any, source: str) -> Spec:
-    return _Parser(doc, source).parse()
+def parse(doc: Any, source: str, *, constraints: bool = False) -> Spec:
+    """``constraints``: whether the generated models enforce the producer's value constraints
+    (lengths, patterns, bounds); a tolerant reader leaves them to the producer."""
+    return _Parser(doc, source, constraints).parse()
 
 
 def describe_type(schema: Schema) -> str:
@@ -48,13 +50,15 @@ def describe_type(schema: Schema) -> str:
 
 
 class _Parser:
-    def __init__(self, doc: Any, source: str) -> None:
+    def __init__(self, doc: Any, source: str, constraints: bool) -> None:
         self.doc = doc
+        self.constraints = constraints
         self.source = source
         self.problems: list[SpecProblem] = []
         self.components: Mapping[str, Any] = {}
         self.hoisted: dict[str, Schema] = {}
         self.hoisted_at: dict[str, tuple[str, ...]] = {}
+        self.item_at: dict[str, tuple[str, ...]] = {}
 
     def problem(self, message: str, *pointer: str | int) -> None:
         self.problems.append(SpecProblem(message, json_pointer(*pointer)))
@@ -65,43 +69,27 @@ class _Parser:
     # -- the document ---------------------------------------------------------------------
 
     def parse(self) -> Spec:
-        doc = self.doc
-        if not isinstance(doc, Mapping):
-            self.problem("the document is not a mapping: not an OpenAPI spec")
-            raise self.fail()
-        version = doc.get("openapi")
-        if not (isinstance(version, str) and version.startswith("3.")):
-            self.problem(f"not an OpenAPI 3.x document (openapi: {version!r})", "openapi")
-            raise self.fail()
-        hooks = doc.get("webhooks")
-        if not isinstance(hooks, Mapping) or not hooks:
-            self.problem("the spec has no webhooks (expected a non-empty `webhooks:` map)")
-            raise self.fail()
-        components = doc.get("components", {})
-        schemas = components.get("schemas", {}) if isinstance(components, Mapping) else {}
-        self.components = schemas if isinstance(schemas, Mapping) else {}
-
-        webhooks = [w for w in (self.webhook(name, hooks[name]) for name in sorted(hooks)) if w]
+        layout = layouts.read(self.doc, self.source)
+        self.components = layout.schemas
+        webhooks = [w for w in (self.webhook(h.event_type, h.item, h.at) for h in layout.hooks) if w]
         reachable = self.reachable_schemas(webhooks)
         reachable, webhooks = self.safe_names(reachable, webhooks)
         self.check_names(webhooks, set(reachable))
         if self.problems:
             raise self.fail()
-        info = doc.get("info")
-        if not isinstance(info, Mapping):
-            info = {}
         return Spec(
             source=self.source,
-            title=str(info.get("title", "")),
-            version=str(info.get("version", "")),
+            title=str(layout.info.get("title", "")),
+            version=str(layout.info.get("version", "")),
             webhooks=tuple(webhooks),
             schemas=reachable,
+            constraints=self.constraints,
         )
 
     # -- one webhook ----------------------------------------------------------------------
 
-    def webhook(self, event_type: Any, item: Any) -> Webhook | None:
-        at: tuple[str, ...] = ("webhooks", str(event_type))
+    def webhook(self, event_type: str, item: Any, at: tuple[str, ...]) -> Webhook | None:
+        self.item_at[event_type] = at
         item, at = self.follow(item, at)
         if not isinstance(item, Mapping):
             self.problem("a webhook must be a path item object", *at)
@@ -422,16 +410,14 @@ class _Parser:
                     self.problem(
                         f"webhooks {owners[name]!r} and {hook.event_type!r} both become the "
                         f"Python name {name!r}; rename one of them",
-                        "webhooks",
-                        hook.event_type,
+                        *self.item_at[hook.event_type],
                     )
                     reported.add(hook.event_type)
                 elif name in reserved:
                     self.problem(
                         f"webhook {hook.event_type!r} becomes the Python name {name!r}, which "
                         "is already taken by a schema or by the generated package",
-                        "webhooks",
-                        hook.event_type,
+                        *self.item_at[hook.event_type],
                     )
                     reported.add(hook.event_type)
                 owners[name] = hook.event_type

@@ -22,6 +22,12 @@ SCHEMA_KEYS = (
 )  # fmt: skip
 SCHEMA_LIST_KEYS = ("allOf", "anyOf", "oneOf", "prefixItems")
 SCHEMA_MAP_KEYS = ("properties", "patternProperties", "dependentSchemas")
+# The producer's limits on values, as opposed to types, presence and formats.
+VALUE_CONSTRAINTS = (
+    "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum", "multipleOf", "minItems", "maxItems", "uniqueItems", "minProperties",
+    "maxProperties",
+)  # fmt: skip
 # Keywords that only combine other schemas: a cycle through these alone has no value.
 COMBINING_KEYS = ("allOf", "anyOf", "oneOf")
 
@@ -93,6 +99,16 @@ def _widened(schema: dict[str, Any], values: list[Any]) -> None:
         schema["type"] = listed if "null" in listed else [*listed, "null"]
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    declared = schema.get("type")
+    if isinstance(declared, str) and "enum" not in schema:
+        return {**schema, "type": [declared, "null"]}
+    if isinstance(declared, list) and "enum" not in schema:
+        return {**schema, "type": [*declared, "null"] if "null" not in declared else declared}
+    # An enum, a $ref or a composition: "this, or null".
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 def tolerant(schema: Schema) -> dict[str, Any]:
     """A copy of a schema that accepts whatever incident.io may compatibly send later.
 
@@ -128,12 +144,25 @@ def tolerant(schema: Schema) -> dict[str, Any]:
             else:
                 out.pop("type")
         out = {"anyOf": [out, {"type": "null"}]}
+    if out.pop("nullable", None) is True:
+        # OpenAPI 3.0's spelling of what 3.1 writes as a type list with "null".
+        out = _nullable(out)
     if "const" in out:
         const = out["const"]
         if isinstance(const, (dict, list, float)) or const is None:
             # No Literal can hold these; the type still checks what matters.
             del out["const"]
             _widened(out, [const])
+    return out
+
+
+def without_constraints(schema: Schema) -> dict[str, Any]:
+    """A copy of a schema that checks types and presence but none of the producer's value
+    constraints: incident.io relaxes them without notice (``minLength: 1`` dropped from
+    ``IncidentRoleV1``), and a consumer that enforced them would reject those deliveries."""
+    out = map_subschemas(schema, without_constraints)
+    for key in VALUE_CONSTRAINTS:
+        out.pop(key, None)
     return out
 
 

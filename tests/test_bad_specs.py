@@ -55,7 +55,13 @@ CASES: dict[str, tuple[str, str, str]] = {
     "truncated-json": ("spec.json", json.dumps(BASE)[:300], "truncated"),
     "empty": ("spec.json", "", "the file is empty"),
     "html": ("spec.json", "<!doctype html><html><body>502 Bad Gateway</body></html>", "HTML"),
-    "not-openapi-3": ("spec.json", '{"swagger": "2.0", "paths": {}}', "at /openapi: not an OpenAPI 3.x"),
+    "swagger-2": ("spec.json", '{"swagger": "2.0", "paths": {}}', "at /swagger: Swagger 2.0 is not supported; give the docs' webhooks.json"),
+    "not-openapi-3": ("spec.json", '{"openapi": "4.0", "paths": {}}', "at /openapi: not an OpenAPI 3.x"),
+    "both-layouts": (
+        "spec.json",
+        '{"openapi": "3.1.0", "webhooks": {}, "x-webhooks": {}}',
+        "at /webhooks: webhooks in two layouts: here and at /x-webhooks",
+    ),
     "no-webhooks": ("spec.json", '{"openapi": "3.1.0", "paths": {}}', "has no webhooks"),
     "dangling-ref": (
         "spec.json",

@@ -167,7 +167,7 @@ def test_markdown_output_is_a_table_for_a_pull_request(tmp_path: Path, capsys: p
     assert main(["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("### Webhook spec changes\n")
-    assert "**1 breaking, 0 compatible**" in out
+    assert "**1 breaking, 0 source, 0 compatible, 0 informational**" in out
     row = "| ⚠️ breaking | property removed | `WebhookIncidentUserV2.actor_user_id` |  | "
     assert row + f"{GRANTED}, {REVOKED} |" in out
 
@@ -179,6 +179,6 @@ def test_text_output_names_severity_kind_place_and_webhooks(tmp_path: Path, caps
     (tmp_path / "new.json").write_text(json.dumps(new))
     main(["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith(": 0 breaking, 1 compatible")
+    assert lines[0].endswith(": 0 breaking, 0 source, 1 compatible, 0 informational")
     assert lines[1].split() == ["COMPATIBLE", "property", "added:", "WebhookIncidentUserV2.team", "(optional)"]
     assert lines[2].split() == ["webhooks:", GRANTED + ",", REVOKED]

@@ -47,7 +47,7 @@ def test_a_newer_spec_replaces_the_committed_one_and_the_change_is_reported(
     assert committed.read_bytes() == newer()
     out = capsys.readouterr().out
     assert "updated" in out
-    assert "0 breaking, 1 compatible" in out
+    assert "0 breaking, 0 source, 1 compatible, 0 informational" in out
     assert "property added: WebhookIncidentUserV2.team_id" in out
     assert [p.name for p in committed.parent.iterdir()] == ["webhooks.json"], "no scratch file left"
 
@@ -83,7 +83,8 @@ REFUSED = {
     "truncated": (GOOD[: len(GOOD) // 2], "truncated"),
     "not-json-or-yaml": (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8"),
     "plain-text": (b"Service Unavailable", "not JSON: the file starts with 'Service Unavailable'"),
-    "not-openapi-3": (b'{"swagger": "2.0", "paths": {}}', "not an OpenAPI 3.x"),
+    "swagger-2": (b'{"swagger": "2.0", "paths": {}}', "Swagger 2.0 is not supported"),
+    "not-openapi-3": (b'{"openapi": "2.0", "paths": {}}', "not an OpenAPI 3.x"),
     "no-webhooks": (_without_webhooks(), "has no webhooks"),
     "dangling-ref": (_dangling(), "WebhookIncidentUserV2' does not resolve"),
 }

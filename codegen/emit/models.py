@@ -20,6 +20,7 @@ from datamodel_code_generator.enums import (
 
 from ..errors import GenerationError
 from ..ir import Spec, Webhook
+from ..schemas import without_constraints
 
 # The generated event models reach their payload through this attribute, whatever its JSON key.
 PAYLOAD_ATTRIBUTE = "payload"
@@ -43,7 +44,8 @@ def envelope_schema(hook: Webhook) -> dict[str, Any]:
 
 
 def openapi_document(spec: Spec) -> dict[str, Any]:
-    schemas: dict[str, Any] = {name: dict(schema) for name, schema in spec.schemas.items()}
+    keep = dict if spec.constraints else without_constraints
+    schemas: dict[str, Any] = {name: keep(schema) for name, schema in spec.schemas.items()}
     for hook in spec.webhooks:
         schemas[hook.class_name] = envelope_schema(hook)
     return {

@@ -143,7 +143,7 @@ class CustomFieldTypeInfoV2(WebhookModel):
     description: str
     field_type: CustomFieldTypeInfoV2FieldType
     id: str
-    name: Annotated[str, Field(max_length=50)]
+    name: str
     options: list[CustomFieldOptionV2]
 
 
@@ -172,10 +172,10 @@ class EmbeddedCatalogEntryV2(WebhookModel):
 
 class EmbeddedIncidentRoleV2(WebhookModel):
     created_at: AwareDatetime
-    description: Annotated[str, Field(min_length=1)]
+    description: str
     id: str
     instructions: str
-    name: Annotated[str, Field(min_length=1)]
+    name: str
     required: bool | None = None
     role_type: EmbeddedIncidentRoleV2RoleType
     shortform: str
@@ -986,7 +986,7 @@ class SeverityV2(WebhookModel):
     created_at: AwareDatetime
     description: str
     id: str
-    name: Annotated[str, Field(max_length=50)]
+    name: str
     rank: int
     updated_at: AwareDatetime
 
