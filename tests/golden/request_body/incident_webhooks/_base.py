@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+RootT = TypeVar("RootT")
 _OPENED = "incident_webhooks_open_union"
 
 
@@ -57,6 +59,18 @@ class WebhookModel(BaseModel):
     model_config = ConfigDict(
         extra="allow", populate_by_name=True, protected_namespaces=()
     )
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        opened: core_schema.CoreSchema = _open_unions(handler(source))
+        return opened
+
+
+class RootModel(pydantic.RootModel[RootT]):
+    """Base of every model whose value is not an object (a list, a union of variants):
+    opens its discriminated unions like :class:`WebhookModel` does."""
 
     @classmethod
     def __get_pydantic_core_schema__(
