@@ -153,7 +153,26 @@ def tolerant(schema: Schema) -> dict[str, Any]:
             # No Literal can hold these; the type still checks what matters.
             del out["const"]
             _widened(out, [const])
-    return out
+    return _nullable_union(out)
+
+
+def _nullable_union(schema: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf: [<discriminated oneOf>, null]`` as ``oneOf: [..., null]`` with the
+    discriminator: the model generator keeps a discriminator only in that spelling, and
+    without it a new variant could not be told from a broken one."""
+    members = schema.get("anyOf")
+    if not (isinstance(members, list) and len(members) == 2 and set(schema) == {"anyOf"}):
+        return schema
+    null = {"type": "null"}
+    unions = [
+        m for m in members
+        if isinstance(m, Mapping) and "discriminator" in m and isinstance(m.get("oneOf"), list)
+    ]  # fmt: skip
+    if null not in members or len(unions) != 1:
+        return schema
+    union = dict(unions[0])
+    union["oneOf"] = [*union["oneOf"], null]
+    return union
 
 
 def without_constraints(schema: Schema) -> dict[str, Any]:
