@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import threading
 from pathlib import Path
@@ -24,14 +23,12 @@ def tree_hash(root: Path) -> str:
     return digest.hexdigest()
 
 
-def spec_examples() -> dict[str, dict[str, Any]]:
-    """Event type -> the example payload the spec gives for it, read straight from the spec."""
-    doc = json.loads(SPEC.read_text())
-    examples = {}
-    for event_type, item in doc["webhooks"].items():
-        content = item["post"]["responses"]["200"]["content"]["application/json"]
-        examples[event_type] = content["example"]
-    return examples
+def spec_examples(spec: Path = SPEC) -> dict[str, dict[str, Any]]:
+    """Event type -> the example payload the spec gives for it, in either published layout."""
+    from codegen import loader, parser
+
+    model = parser.parse(loader.load_spec(spec), str(spec))
+    return {hook.event_type: hook.example for hook in model.webhooks if hook.example is not None}
 
 
 @pytest.fixture(scope="session")

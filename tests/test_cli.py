@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import subprocess
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SPEC, tree_hash
+from conftest import ROOT, SPEC, spec_examples, tree_hash
 from golden_cases import spec_path
 
 from codegen import project
@@ -102,7 +101,7 @@ def test_scaffold_writes_a_subclass_with_a_stub_for_every_webhook(tmp_path: Path
     (cls,) = [node for node in tree.body if isinstance(node, ast.ClassDef)]
     assert [ast.unparse(base) for base in cls.bases] == ["WebhookHandlers"]
     methods = {node.name for node in cls.body if isinstance(node, ast.FunctionDef)}
-    assert len(methods) == len(json.loads(SPEC.read_text())["webhooks"]) == 34
+    assert len(methods) == len(spec_examples()) >= 30
     assert "on_private_incident_membership_granted_v1" in methods
     assert "#   incident_id: string\n" in target.read_text()
     assert "#   actor_user_id: string (optional)\n" in target.read_text()
