@@ -14,16 +14,19 @@ BENCH_STAMP := $(VENV)/.installed-bench
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# The generated project is installed editable beside the toolchain, as an application would
+# install it ("compat" mode puts its folder on sys.path, so mypy finds it like any package).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	# Pinned by constraints.txt: another black or datamodel-code-generator would generate
 	# different bytes, and `make check` would then fail on an untouched spec.
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[codegen,server,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-e '.[codegen,dev]' -e './generated[server]' --config-settings editable_mode=compat
 	touch $@
 
 install: $(STAMP) ## Create .venv with the pinned dependencies
 
-generate: $(STAMP) ## Regenerate generated/incident_webhooks from spec/webhooks.json
+generate: $(STAMP) ## Regenerate the generated/ project from spec/webhooks.json
 	$(BIN)/python -m codegen generate
 
 check: $(STAMP) ## Fail with a diff when generated/ is not what the generator makes now
@@ -54,10 +57,11 @@ golden: $(STAMP) ## Refresh tests/golden/*/ after an intended change to the gene
 	$(BIN)/python tests/golden_cases.py --refresh
 
 serve: $(STAMP) ## Run a demo receiver on 127.0.0.1:8000 (secret from INCIDENT_WEBHOOK_SECRET)
-	$(BIN)/python -m incident_webhooks --host 127.0.0.1 --port 8000
+	$(BIN)/python -m incident_webhooks serve --host 127.0.0.1 --port 8000
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[codegen,server,dev,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
+		-e '.[codegen,dev,bench]' -e './generated[server]' --config-settings editable_mode=compat
 	touch $@
 
 # Never part of `make test`: timings on a shared machine are for reading, not for asserting.

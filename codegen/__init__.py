@@ -5,3 +5,6 @@ The flow is one-way and each step lives in its own module:
 intermediate model in ``ir``, the ``emit`` package renders that model, and ``project``
 writes the rendered files (atomically) or compares them with what is on disk.
 """
+
+# Part of every generated project's version, so that a change of generator shows there too.
+__version__ = "0.2.0"

@@ -14,7 +14,8 @@ from .ir import Spec
 from .naming import is_identifier
 
 DEFAULT_SPEC = Path("spec/webhooks.json")
-DEFAULT_OUT = Path("generated/incident_webhooks")
+DEFAULT_OUT = Path("generated")
+DEFAULT_PACKAGE = "incident_webhooks"
 
 
 class UsageError(Exception):
@@ -35,17 +36,25 @@ def constraints(args: argparse.Namespace) -> bool:
     return chosen
 
 
-def package_name(out: Path) -> str:
-    name = out.resolve().name
+def package_name(args: argparse.Namespace) -> str:
+    name: str = args.package
     if not is_identifier(name):
-        raise UsageError(f"--out {out}: the folder name {name!r} is not a Python package name")
+        raise UsageError(f"--package {name!r} is not a Python package name")
     return name
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    package = package_name(args)
+    try:
+        project.check_output(args.out)
+    except project.UnsafeOutput as exc:
+        raise UsageError(f"{exc}; nothing was written") from None
     spec = read_spec(args.spec, args)
-    files = project.build(spec, package_name(args.out))
-    changed = project.write_tree(files, args.out)
+    files = project.build(spec, package)
+    try:
+        changed = project.write_tree(files, args.out)
+    except project.UnsafeOutput as exc:  # the folder changed while the code was generated
+        raise UsageError(f"{exc}; nothing was written") from None
     state = "wrote" if changed else "unchanged:"
     print(f"{state} {args.out} ({len(spec.webhooks)} webhooks, {len(files)} files)")
     return 0
@@ -53,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     spec = read_spec(args.spec, args)
-    expected = project.build(spec, package_name(args.out))
+    expected = project.build(spec, package_name(args))
     diff = project.diff_trees(expected, project.read_tree(args.out), str(args.out))
     if diff:
         sys.stdout.write(diff)
@@ -135,15 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
             "models; default: [tool.codegen] constraints, else off (a tolerant reader)",
         )
 
-    gen = add("generate", "write the package for every webhook in the spec")
-    gen.add_argument("--out", type=Path, default=DEFAULT_OUT, help="package folder to (re)build")
+    gen = add("generate", "write the project (metadata and package) for every webhook in the spec")
+    gen.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="project folder to (re)build: absent, empty, or one this generator wrote",
+    )
+    gen.add_argument("--package", default=DEFAULT_PACKAGE, help="import name of the package")
     gen.set_defaults(run=cmd_generate)
-    check = add("check", "exit 1 with a diff when the committed package is stale")
-    check.add_argument("--out", type=Path, default=DEFAULT_OUT, help="package folder to compare")
+    check = add("check", "exit 1 with a diff when the committed project is stale")
+    check.add_argument("--out", type=Path, default=DEFAULT_OUT, help="project folder to compare")
+    check.add_argument("--package", default=DEFAULT_PACKAGE, help="import name of the package")
     check.set_defaults(run=cmd_check)
     scaffold = add("scaffold", "write a module of your own with a stub for every webhook")
     scaffold.add_argument("path", type=Path, help="file to create (never overwritten)")
-    scaffold.add_argument("--package", default=DEFAULT_OUT.name, help="generated package name")
+    scaffold.add_argument("--package", default=DEFAULT_PACKAGE, help="generated package name")
     scaffold.set_defaults(run=cmd_scaffold)
     update = add("update-spec", "replace the spec with a newer one, only if it is a usable spec")
     where = update.add_mutually_exclusive_group()

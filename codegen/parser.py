@@ -32,7 +32,7 @@ def describe_type(schema: Schema) -> str:
         return str(schema["$ref"]).rsplit("/", 1)[-1]
     types = schema.get("type")
     if isinstance(types, list):
-        return " | ".join(describe_type({**schema, "type": t}) for t in types)
+        return " | ".join("null" if t == "null" else describe_type({**schema, "type": t}) for t in types)
     if "enum" in schema:
         return "enum"
     if types == "array":
@@ -221,6 +221,8 @@ class _Parser:
         schema = self.hoisted.get(name) or self.components.get(name)
         if not isinstance(schema, Mapping):
             return ()
+        # Described as the models read it, so either layout's spelling gives the same text.
+        schema = schemas.tolerant(schema)
         properties = schema.get("properties")
         if not isinstance(properties, Mapping):
             return ()

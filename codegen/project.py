@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import difflib
+import errno
+import glob
+import json
 import multiprocessing
 import os
 import shutil
@@ -23,11 +26,15 @@ import black
 import isort
 
 from .emit.models import event_class_names, render_models
-from .emit.templates import header, render_package
+from .emit.templates import header, render_package, render_project
 from .errors import GenerationError
 from .ir import Spec
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_AT_FDCWD = -100  # linux/fcntl.h
+_RENAME_EXCHANGE = 2  # linux/fs.h
+# The marker a generated project carries: which generator wrote it, and every file it wrote.
+MANIFEST = ".codegen.json"
 BLACK_MODE = black.mode.Mode(target_versions={black.mode.TargetVersion.PY311}, line_length=88)
 
 
@@ -51,7 +58,7 @@ def format_files(files: Mapping[str, str], package: str) -> dict[str, str]:
 
 
 def build(spec: Spec, package: str) -> dict[str, str]:
-    """Every file of the package, relative path -> text, formatted."""
+    """Every file of the project (metadata and package), relative path -> text."""
     try:
         models = render_models(spec, package, header(spec))
     except GenerationError:
@@ -68,7 +75,20 @@ def build(spec: Spec, package: str) -> dict[str, str]:
         formatted = format_files({"models.py": models}, package)
         formatted |= pending.result() if pending else format_files(templated, package)
     formatted["py.typed"] = ""
-    return dict(sorted(formatted.items()))
+    files = {f"{package}/{name}": text for name, text in formatted.items()}
+    files |= render_project(spec, package, files)
+    files[MANIFEST] = manifest(files)
+    return dict(sorted(files.items()))
+
+
+def manifest(files: Mapping[str, str]) -> str:
+    """The marker that says a folder is this generator's, and which files in it are."""
+    body = {
+        "generator": "python -m codegen generate",
+        "note": "Every file listed here is generated: do not edit; run `make generate`.",
+        "files": sorted(files),
+    }
+    return json.dumps(body, indent=2) + "\n"
 
 
 @contextlib.contextmanager
@@ -95,25 +115,82 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
+# Caches and build output that tools leave in a generated project: neither the generator's
+# nor the user's work, so they neither block regeneration nor count as differences.
+CACHE_DIRS = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "build", "dist"})
+
+
+def _is_cache(relative: Path) -> bool:
+    return any(part in CACHE_DIRS or part.endswith(".egg-info") for part in relative.parts[:-1]) or (
+        relative.suffix == ".pyc"
+    )
+
+
 def read_tree(root: Path) -> dict[str, str]:
     if not root.is_dir():
         return {}
     return {
         path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
         for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts
+        if path.is_file() and not _is_cache(path.relative_to(root))
     }
+
+
+class UnsafeOutput(Exception):
+    """The output folder holds something the generator did not write: nothing is touched."""
+
+
+def check_output(out: Path) -> None:
+    """Refuse any ``--out`` but an absent or empty folder or one this generator wrote (its
+    manifest lists every file in it). A generator that deletes a user's file is the one bug
+    nobody forgives, so nothing here is guessed."""
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == Path(resolved.anchor):
+        raise UnsafeOutput(f"--out {out} is the file system root")
+    if resolved == Path.home().resolve():
+        raise UnsafeOutput(f"--out {out} is your home folder")
+    if resolved == cwd or resolved in cwd.parents:
+        raise UnsafeOutput(f"--out {out} is the current folder or holds it")
+    if (resolved / ".git").exists():
+        raise UnsafeOutput(f"--out {out} is the root of a repository")
+    if out.is_symlink():
+        raise UnsafeOutput(f"--out {out} is a symbolic link")
+    if not resolved.exists():
+        return
+    if not resolved.is_dir():
+        raise UnsafeOutput(f"--out {out} is a file, not a folder")
+    if not any(resolved.iterdir()):
+        return
+    marker = resolved / MANIFEST
+    try:
+        listed = {MANIFEST, *json.loads(marker.read_text(encoding="utf-8"))["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UnsafeOutput(
+            f"--out {out} is not empty and was not written by this generator (no valid "
+            f"{MANIFEST}); give an empty or new folder"
+        ) from None
+    for path in sorted(resolved.rglob("*")):
+        relative = path.relative_to(resolved)
+        if (path.is_file() or path.is_symlink()) and not _is_cache(relative):
+            if relative.as_posix() not in listed:
+                raise UnsafeOutput(
+                    f"--out {out} holds {relative.as_posix()}, which the generator did not "
+                    "write; move it out of the folder first"
+                )
 
 
 def write_tree(files: Mapping[str, str], out: Path) -> bool:
     """Replace ``out`` with exactly ``files``. Returns False when it already held them.
 
-    The new tree is written beside ``out`` and renamed into place, so an interrupted run
-    leaves either the old package or the new one, never a mix.
+    The new tree is written beside ``out`` and exchanged with it in one atomic step, so an
+    interrupted run leaves either the old project or the new one, never a mix.
     """
+    check_output(out)
     if read_tree(out) == dict(files):
         return False
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         for name, text in files.items():
@@ -121,17 +198,45 @@ def write_tree(files: Mapping[str, str], out: Path) -> bool:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8", newline="\n")
         os.chmod(staging, 0o755)
-        if out.exists():
+        if not out.exists():
+            os.rename(staging, out)
+        elif not _exchange(staging, out):
+            # No atomic exchange on this platform: two renames, with a window between them.
             retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.rename(out, retired / out.name)
             os.rename(staging, out)
             shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, out)
     finally:
+        # After an exchange the staging folder holds the old tree; either way it goes.
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Staging folders of a run that was killed outright (SIGKILL, power loss); only those
+    holding this generator's manifest, so nothing else is ever removed."""
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        if stale.is_dir() and not stale.is_symlink():
+            inner = [stale, *(p for p in stale.iterdir() if p.is_dir())]
+            if any((p / MANIFEST).is_file() for p in inner):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def diff_trees(expected: Mapping[str, str], actual: Mapping[str, str], label: str) -> str:

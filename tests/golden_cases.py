@@ -24,7 +24,8 @@ def spec_path(case: str) -> Path:
 
 
 def expected_dir(case: str) -> Path:
-    return GOLDEN / case / PACKAGE
+    """The generated project (metadata, and the package in ``PACKAGE/``)."""
+    return GOLDEN / case / "generated"
 
 
 def refresh() -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen.cli import main
+from codegen.project import MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,18 +27,25 @@ def run_cli(*argv: str) -> tuple[int, str]:
 
 
 def generate(doc: Any, root: Path, package: str = "pkg") -> tuple[int, str, Path]:
-    """Write ``doc`` as a spec under ``root`` and generate ``root/package`` from it."""
+    """Write ``doc`` as a spec under ``root`` and generate the project ``root/package``
+    (holding the package ``root/package/package``) from it; returns the package folder."""
     root.mkdir(parents=True, exist_ok=True)
     spec = root / f"{package}.spec.json"
     spec.write_text(json.dumps(doc), encoding="utf-8")
-    code, output = run_cli("generate", "--spec", str(spec), "--out", str(root / package))
-    return code, output, root / package
+    out = root / package
+    code, output = run_cli("generate", "--spec", str(spec), "--out", str(out), "--package", package)
+    return code, output, out / package
+
+
+def projects(root: Path) -> list[Path]:
+    """The generated projects under ``root`` (each holds a package of the same name)."""
+    return sorted(p for p in root.iterdir() if (p / MANIFEST).is_file())
 
 
 def python(root: Path, code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter that sees the packages under ``root``, with
     every warning an error (an import that warns fails here)."""
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in projects(root))}
     return subprocess.run(
         [sys.executable, "-W", "error", "-c", code],
         cwd=root,
@@ -53,7 +61,7 @@ def mypy(root: Path, *packages: str) -> subprocess.CompletedProcess[str]:
     """mypy --strict over generated packages, with the project's own mypy settings."""
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--config-file", str(ROOT / "pyproject.toml"), *packages],
+         "--config-file", str(ROOT / "pyproject.toml"), *(f"{p}/{p}" for p in packages)],
         cwd=root,
         capture_output=True,
         text=True,

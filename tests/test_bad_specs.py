@@ -17,7 +17,7 @@ from golden_cases import spec_path
 
 from codegen.cli import main
 
-GENERATED = ROOT / "generated" / "incident_webhooks"
+GENERATED = ROOT / "generated"
 BASE = json.loads(spec_path("membership_granted").read_text())
 USER = ("components", "schemas", "WebhookIncidentUserV2")
 
@@ -159,15 +159,15 @@ def test_every_problem_in_a_spec_is_reported_at_once(tmp_path: Path, capsys: pyt
 
     spec = tmp_path / "spec.json"
     spec.write_text(edited(two_problems))
-    assert main(["generate", "--spec", str(spec), "--out", str(tmp_path / "incident_webhooks")]) == 2
+    assert main(["generate", "--spec", str(spec), "--out", str(tmp_path / "generated")]) == 2
     err = capsys.readouterr().err
     assert "(2 problems)" in err
     assert "does not resolve" in err and "unsupported type 'datetime'" in err
-    assert not (tmp_path / "incident_webhooks").exists()
+    assert not (tmp_path / "generated").exists()
 
 
 def test_a_recursive_schema_generates_and_parses(tmp_path: Path) -> None:
-    out = tmp_path / "incident_webhooks"
+    out = tmp_path / "generated"
     assert main(["generate", "--spec", str(spec_path("schema_features")), "--out", str(out)]) == 0
     body = {
         "event_type": "public_incident.incident_updated_v2",
@@ -183,7 +183,7 @@ def test_a_recursive_schema_generates_and_parses(tmp_path: Path) -> None:
     )
     result = subprocess.run(
         [sys.executable, "-c", code], check=False, capture_output=True, text=True,
-        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(out), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["c", "IncidentV2"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -21,43 +22,49 @@ PACKAGE = "incident_webhooks"
 
 
 def test_two_runs_give_byte_identical_trees(tmp_path: Path) -> None:
-    assert main(["generate", "--out", str(tmp_path / "a" / PACKAGE)]) == 0
-    assert main(["generate", "--out", str(tmp_path / "b" / PACKAGE)]) == 0
-    assert tree_hash(tmp_path / "a" / PACKAGE) == tree_hash(tmp_path / "b" / PACKAGE)
+    assert main(["generate", "--out", str(tmp_path / "a")]) == 0
+    assert main(["generate", "--out", str(tmp_path / "b")]) == 0
+    assert tree_hash(tmp_path / "a") == tree_hash(tmp_path / "b")
 
 
 def test_regenerating_an_unchanged_spec_rewrites_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / PACKAGE
+    out = tmp_path / "generated"
     assert main(["generate", "--out", str(out)]) == 0
-    before = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     assert main(["generate", "--out", str(out)]) == 0
-    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     assert "unchanged" in capsys.readouterr().out
 
 
 def test_generated_code_has_no_timestamps(tmp_path: Path) -> None:
-    out = tmp_path / PACKAGE
+    out = tmp_path / "generated"
     main(["generate", "--out", str(out)])
-    text = "".join(project.read_tree(out).values())
-    assert not re.search(r"\d{4}-\d\d-\d\d|\d\d:\d\d:\d\d", text)
+    # The spec's own examples (data) hold dates; nothing the generator writes does.
+    text = "".join(t for n, t in project.read_tree(out).items() if not n.endswith(".json"))
+    assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d|\d\d:\d\d:\d\d", text)
 
 
 def test_output_folder_is_rebuilt_so_removed_webhooks_leave_no_file(tmp_path: Path) -> None:
-    out = tmp_path / PACKAGE
-    out.mkdir()
-    (out / "removed_webhook.py").write_text("stale = True\n")
+    out = tmp_path / "generated"
+    assert main(["generate", "--out", str(out)]) == 0
+    # A module an earlier generator version wrote, listed in the manifest as generated.
+    (out / PACKAGE / "removed_webhook.py").write_text("stale = True\n")
+    manifest = json.loads((out / project.MANIFEST).read_text())
+    manifest["files"].append(f"{PACKAGE}/removed_webhook.py")
+    (out / project.MANIFEST).write_text(json.dumps(manifest))
     assert main(["generate", "--spec", str(spec_path("membership_granted")), "--out", str(out)]) == 0
-    assert not (out / "removed_webhook.py").exists()
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [*templates.PACKAGE_TEMPLATES, "models.py", "py.typed"]
+    assert not (out / PACKAGE / "removed_webhook.py").exists()
+    assert sorted(p.name for p in (out / PACKAGE).iterdir()) == sorted(
+        [*templates.PACKAGE_TEMPLATES, "models.py", "py.typed", "_examples.json"]
     )
+    assert sorted(p.name for p in out.iterdir()) == [project.MANIFEST, "README.md", PACKAGE, "pyproject.toml"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left"
 
 
 def test_a_failed_run_leaves_the_existing_package_untouched(tmp_path: Path) -> None:
-    out = tmp_path / PACKAGE
+    out = tmp_path / "generated"
     main(["generate", "--out", str(out)])
     before = tree_hash(out)
     bad = tmp_path / "bad.json"
@@ -67,30 +74,30 @@ def test_a_failed_run_leaves_the_existing_package_untouched(tmp_path: Path) -> N
 
 
 def test_check_passes_on_the_committed_package(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", "--spec", str(SPEC), "--out", str(ROOT / "generated" / PACKAGE)]) == 0
+    assert main(["check", "--spec", str(SPEC), "--out", str(ROOT / "generated")]) == 0
     assert "up to date" in capsys.readouterr().out
 
 
-def test_check_fails_with_a_unified_diff_when_the_package_is_stale(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("name", ["pyproject.toml", "README.md", f"{PACKAGE}/handlers.py"])
+def test_check_fails_with_a_unified_diff_when_the_project_is_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
-    out = tmp_path / PACKAGE
+    out = tmp_path / "generated"
     main(["generate", "--out", str(out)])
     capsys.readouterr()
-    handlers = out / "handlers.py"
-    handlers.write_text(handlers.read_text().replace("does nothing", "does something"))
+    stale = out / name
+    stale.write_text(stale.read_text() + "# edited by hand\n")
     assert main(["check", "--out", str(out)]) == 1
     printed = capsys.readouterr()
-    assert f"--- {out}/handlers.py\n+++ {out}/handlers.py (generated)" in printed.out
-    assert "-    A method you do not override does something" in printed.out
-    assert "+    A method you do not override does nothing" in printed.out
+    assert f"--- {out}/{name}\n+++ {out}/{name} (generated)" in printed.out
+    assert "-# edited by hand" in printed.out
     assert "make generate" in printed.err
 
 
-def test_out_folder_must_be_a_python_package_name(
+def test_the_package_name_must_be_a_python_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["generate", "--out", str(tmp_path / "not-a-name")]) == 2
+    assert main(["generate", "--out", str(tmp_path / "x"), "--package", "not-a-name"]) == 2
     assert "not a Python package name" in capsys.readouterr().err
 
 

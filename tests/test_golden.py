@@ -20,10 +20,10 @@ def generate(spec: Path, out: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", cases())
 def test_generated_package_matches_golden_files(case: str, tmp_path: Path) -> None:
-    actual = generate(spec_path(case), tmp_path / PACKAGE)
+    actual = generate(spec_path(case), tmp_path / "generated")
     expected = project.read_tree(expected_dir(case))
     assert expected, f"no golden files for {case}: run `make golden`"
-    diff = project.diff_trees(actual, expected, f"tests/golden/{case}/{PACKAGE}")
+    diff = project.diff_trees(actual, expected, f"tests/golden/{case}/generated")
     if diff:
         pytest.fail(f"generated code differs from the golden files (`make golden` if intended):\n{diff}")
 
@@ -48,9 +48,9 @@ def test_a_changed_template_fails_the_golden_comparison_with_a_readable_diff(
     handlers.write_text(handlers.read_text().replace("does nothing", "does NOTHING AT ALL"))
     monkeypatch.setattr(templates, "_ENV", templates._environment(altered))
 
-    actual = generate(spec_path("membership_granted"), tmp_path / PACKAGE)
+    actual = generate(spec_path("membership_granted"), tmp_path / "generated")
     diff = project.diff_trees(actual, project.read_tree(expected_dir("membership_granted")), "g")
 
-    assert "--- g/handlers.py\n+++ g/handlers.py (generated)" in diff
+    assert f"--- g/{PACKAGE}/handlers.py\n+++ g/{PACKAGE}/handlers.py (generated)" in diff
     assert "+    A method you do not override does NOTHING AT ALL" in diff
     assert "-    A method you do not override does nothing" in diff

@@ -167,12 +167,13 @@ def test_a_lone_surrogate_anywhere_is_refused_with_its_pointer(
 def test_refusing_a_spec_leaves_the_generated_package_as_it_was(tmp_path: Path) -> None:
     code, output, package = generate(BASE, tmp_path)
     assert code == 0, output
-    before = tree_hash(package)
+    project = package.parent
+    before = tree_hash(project)
     bad = with_property({"$ref": "#/components/schemas/A"}, A={"$ref": "#/components/schemas/A"})
     spec = tmp_path / "bad.json"
     spec.write_text(json.dumps(bad))
-    assert run_cli("generate", "--spec", str(spec), "--out", str(package))[0] == 2
-    assert tree_hash(package) == before
+    assert run_cli("generate", "--spec", str(spec), "--out", str(project), "--package", "pkg")[0] == 2
+    assert tree_hash(project) == before
 
 
 # -- generated, and the package works --------------------------------------------------------

@@ -21,9 +21,9 @@ HOSTILE = SPEC["webhooks"]["hostile.text_v1"]["post"]
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("hostile") / "incident_webhooks"
+    out = tmp_path_factory.mktemp("hostile") / "generated"
     assert main(["generate", "--spec", str(FIXTURE), "--out", str(out)]) == 0
-    return out
+    return out / "incident_webhooks"
 
 
 def run_in_package(package: Path, code: str) -> Any:

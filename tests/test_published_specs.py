@@ -33,7 +33,9 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both fixtures generated once, as ``old`` and ``new``."""
     root = tmp_path_factory.mktemp("published")
     for name, spec in (("old", OLD), ("new", NEW)):
-        code, output = run_cli("generate", "--spec", str(spec), "--out", str(root / name))
+        code, output = run_cli(
+            "generate", "--spec", str(spec), "--out", str(root / name), "--package", name
+        )
         assert code == 0, output
         assert f"({COUNTS[spec]} webhooks," in output
     return root
@@ -111,8 +113,8 @@ def test_renamed_envelope_schemas_give_the_same_package_and_no_change(tmp_path: 
     assert any(n.startswith("Renamed") for n in renamed["components"]["schemas"])
     code, output, out = generate(renamed, tmp_path / "renamed", "incident_webhooks")
     assert code == 0, output
-    assert run_cli("generate", "--spec", str(NEW), "--out", str(tmp_path / "incident_webhooks"))[0] == 0
-    assert tree_hash(out) == tree_hash(tmp_path / "incident_webhooks")
+    assert run_cli("generate", "--spec", str(NEW), "--out", str(tmp_path / "original"))[0] == 0
+    assert tree_hash(out.parent) == tree_hash(tmp_path / "original")
     (tmp_path / "renamed.json").write_text(json.dumps(renamed))
     code, output = run_cli("diff", str(NEW), str(tmp_path / "renamed.json"), "--format", "json")
     assert json.loads(output)["changes"] == []
@@ -142,7 +144,7 @@ def test_the_same_webhooks_in_either_layout_give_byte_identical_packages(
         assert "nullable" in json.dumps(api)
     code, output, out = generate(api, tmp_path / "api", "incident_webhooks")
     assert code == 0, output
-    assert tree_hash(out) == tree_hash(ROOT / "tests" / "golden" / case / "incident_webhooks")
+    assert tree_hash(out.parent) == tree_hash(ROOT / "tests" / "golden" / case / "generated")
 
 
 def test_schemas_no_webhook_reaches_are_not_read_even_when_broken(tmp_path: Path) -> None:
@@ -160,7 +162,7 @@ def test_phantom_required_entries_make_no_field_and_no_change(tmp_path: Path) ->
     code, _, out = generate(phantom, tmp_path / "phantom", "incident_webhooks")
     assert code == 0
     assert "declared_nowhere" not in (out / "models.py").read_text()
-    assert tree_hash(out) == tree_hash(ROOT / "tests/golden/membership_granted/incident_webhooks")
+    assert tree_hash(out.parent) == tree_hash(ROOT / "tests/golden/membership_granted/generated")
     report = diff.compare(parser.parse(base, "old"), parser.parse(phantom, "new"))
     assert report.changes == {}
 
@@ -190,12 +192,15 @@ def test_value_constraints_are_not_enforced_by_default_and_are_with_the_switch(
         "    sys.exit(3)\n"
     )
     assert generate(doc, tmp_path, "tolerant")[0] == 0
-    assert "max_length" not in (tmp_path / "tolerant" / "models.py").read_text()
+    assert "max_length" not in (tmp_path / "tolerant" / "tolerant" / "models.py").read_text()
     assert python(tmp_path, check.replace("{p}", "tolerant")).returncode == 0
     spec = tmp_path / "tolerant.spec.json"
-    code, _ = run_cli("generate", "--constraints", "--spec", str(spec), "--out", str(tmp_path / "strict"))
+    code, _ = run_cli(
+        "generate", "--constraints", "--spec", str(spec), "--out", str(tmp_path / "strict"),
+        "--package", "strict",
+    )  # fmt: skip
     assert code == 0
-    assert "max_length=3" in (tmp_path / "strict" / "models.py").read_text()
+    assert "max_length=3" in (tmp_path / "strict" / "strict" / "models.py").read_text()
     assert python(tmp_path, check.replace("{p}", "strict")).returncode == 3
 
 
@@ -203,10 +208,11 @@ def test_the_switch_is_read_from_the_projects_pyproject(tmp_path: Path, monkeypa
     (tmp_path / "spec.json").write_text(json.dumps(with_name(3)))
     (tmp_path / "pyproject.toml").write_text("[tool.codegen]\nconstraints = true\n")
     monkeypatch.chdir(tmp_path)
+    models = tmp_path / "pkg" / "incident_webhooks" / "models.py"
     assert run_cli("generate", "--spec", "spec.json", "--out", "pkg")[0] == 0
-    assert "max_length=3" in (tmp_path / "pkg" / "models.py").read_text()
+    assert "max_length=3" in models.read_text()
     assert run_cli("generate", "--no-constraints", "--spec", "spec.json", "--out", "pkg")[0] == 0
-    assert "max_length" not in (tmp_path / "pkg" / "models.py").read_text()
+    assert "max_length" not in models.read_text()
     (tmp_path / "pyproject.toml").write_text("[tool.codegen]\nconstraints = 'yes'\n")
     code, output = run_cli("generate", "--spec", "spec.json", "--out", "pkg")
     assert code == 2 and "constraints must be true or false" in output

@@ -5,6 +5,8 @@ A summary such as ``\"\"\"; import os`` must end up inside a string, never as a 
 
 from __future__ import annotations
 
+import json
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -55,3 +57,18 @@ def docstring(text: str, indent: int = 4) -> str:
 def comment(text: str) -> str:
     """Text that cannot end a ``#`` comment early."""
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string that reads back as ``text`` (JSON's escapes are TOML's)."""
+    return json.dumps(text)
+
+
+def md_code(text: str) -> str:
+    """Text for inside a Markdown code span in a table cell: no backtick, pipe or newline can
+    end the span, the cell or the row."""
+    return "".join("\\|" if c == "|" else "'" if c == "`" else " " if not c.isprintable() else c for c in text)
+
+
+def md_cell(text: str) -> str:
+    return md_code(text)

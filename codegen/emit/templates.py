@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .. import __version__
 from ..ir import Spec, Webhook
 from ..naming import PUBLIC_NAMES
-from .literals import comment, docstring, py_string
+from .literals import comment, docstring, md_cell, md_code, py_string, toml_string
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 # Modules of the generated package that come from templates, besides ``models.py``.
 PACKAGE_TEMPLATES = (
     "__init__.py", "__main__.py", "_base.py", "app.py", "errors.py", "events.py",
-    "handlers.py", "receiver.py", "signature.py",
+    "handlers.py", "receiver.py", "signature.py", "testing.py",
 )  # fmt: skip
 
 
@@ -35,7 +38,13 @@ def _environment(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
         autoescape=False,  # the output is Python, not HTML
     )
     env.filters.update(
-        py_string=py_string, docstring=docstring, comment=comment, handler_doc=handler_doc
+        py_string=py_string,
+        docstring=docstring,
+        comment=comment,
+        handler_doc=handler_doc,
+        toml_string=toml_string,
+        md_code=md_code,
+        md_cell=md_cell,
     )
     return env
 
@@ -60,6 +69,26 @@ def render_package(spec: Spec, package: str, model_names: Mapping[str, str]) -> 
         "spec": spec, "package": package, "exports": exports(spec), "model_names": model_names
     }  # fmt: skip
     return {name: render(name, **context) for name in PACKAGE_TEMPLATES}
+
+
+def render_project(spec: Spec, package: str, package_files: Mapping[str, str]) -> dict[str, str]:
+    """The files around the package that make it an installable project of its own, and the
+    examples it carries as data (read only when the testing kit asks for them)."""
+    digest = hashlib.sha256()
+    for name, text in sorted(package_files.items()):
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    context = {
+        "spec": spec,
+        "package": package,
+        "distribution": package.replace("_", "-"),
+        "version": f"{__version__}+code.{digest.hexdigest()[:12]}",
+    }
+    examples = {hook.event_type: hook.example for hook in spec.webhooks if hook.example is not None}
+    return {
+        "pyproject.toml": render("project/pyproject.toml", **context),
+        "README.md": render("project/README.md", **context),
+        f"{package}/_examples.json": json.dumps(examples, indent=1, ensure_ascii=False) + "\n",
+    }
 
 
 def header(spec: Spec) -> str:

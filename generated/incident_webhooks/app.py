@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver
+from .signature import loggable_id
 
 logger = logging.getLogger("incident_webhooks")
 
@@ -45,6 +46,10 @@ def create_app(
             logger.debug("a client disconnected before sending its whole body")
             return Response(status_code=400)
         if body is None:
+            logger.warning(
+                "webhook-id %s (unverified): 413, body over the limit of %d bytes",
+                loggable_id(request.headers), max_body_bytes,
+            )  # fmt: skip
             return JSONResponse(
                 {"error": f"body larger than {max_body_bytes} bytes"}, 413
             )

@@ -30,9 +30,13 @@ from typing import Literal, Protocol
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType
 from .events import WebhookEvent, parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier, header
+from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier, header, loggable_id
 
 logger = logging.getLogger("incident_webhooks")
+# The ``webhook-id`` of the delivery being handled, for handlers and their logs.
+current_webhook_id: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "current_webhook_id", default=""
+)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 Claim = Literal["claimed", "done", "busy"]
@@ -159,6 +163,7 @@ class WebhookReceiver:
                 None, work, self._run, handlers, webhook_id, event
             )
             return await asyncio.shield(future)
+        current_webhook_id.set(webhook_id)
         try:
             if isinstance(event, UnknownEventType):
                 await handlers.on_unknown(event.event_type, event.payload)
@@ -166,7 +171,9 @@ class WebhookReceiver:
                 await handlers.dispatch(event)
         except Exception:
             logger.exception(
-                "webhook-id %s: the %s handler raised", webhook_id, event.event_type
+                "webhook-id %s: 500, the %s handler raised",
+                webhook_id,
+                event.event_type,
             )
             return self._failed(webhook_id)
         except BaseException:
@@ -180,6 +187,7 @@ class WebhookReceiver:
         webhook_id: str,
         event: WebhookEvent | UnknownEventType,
     ) -> Response:
+        current_webhook_id.set(webhook_id)
         try:
             if isinstance(event, UnknownEventType):
                 handlers.on_unknown(event.event_type, event.payload)
@@ -187,7 +195,9 @@ class WebhookReceiver:
                 handlers.dispatch(event)
         except Exception:
             logger.exception(
-                "webhook-id %s: the %s handler raised", webhook_id, event.event_type
+                "webhook-id %s: 500, the %s handler raised",
+                webhook_id,
+                event.event_type,
             )
             return self._failed(webhook_id)
         except BaseException:
@@ -212,11 +222,17 @@ class WebhookReceiver:
     ) -> Response | tuple[str, WebhookEvent | UnknownEventType]:
         """Everything before the handler; a Response means stop and answer with it."""
         if len(body) > self.max_body_bytes:
+            logger.warning(
+                "webhook-id %s (unverified): 413, body of %d bytes is over the limit of %d",
+                loggable_id(headers), len(body), self.max_body_bytes,
+            )  # fmt: skip
             return _json(413, error=f"body larger than {self.max_body_bytes} bytes")
         try:
             self.verifier.verify(body, headers)
         except InvalidSignature as exc:
-            logger.warning("refused a delivery: %s", exc)
+            logger.warning(
+                "webhook-id %s (unverified): 401, %s", loggable_id(headers), exc
+            )
             return _json(401, error="invalid signature")
         webhook_id = header(headers, "webhook-id")
         event: WebhookEvent | UnknownEventType
@@ -225,7 +241,7 @@ class WebhookReceiver:
         except UnknownEventType as exc:
             event = exc
         except InvalidPayload as exc:
-            logger.error("webhook-id %s: invalid payload: %s", webhook_id, exc)
+            logger.error("webhook-id %s: 400, invalid payload: %s", webhook_id, exc)
             return _json(400, error=str(exc))
         claim = self.dedupe.claim(webhook_id)
         if claim == "done":
@@ -234,6 +250,9 @@ class WebhookReceiver:
             )
             return _json(200, status="duplicate")
         if claim == "busy":
+            logger.info(
+                "webhook-id %s: 409, being handled right now; retried later", webhook_id
+            )
             return _json(409, error="this delivery is being handled; retry later")
         return webhook_id, event
 

@@ -29,6 +29,11 @@ DEFAULT_TOLERANCE_SECONDS = 300
 # before any work, so a hostile one cannot make verification slow.
 MAX_SIGNATURE_HEADER_LENGTH = 4096
 MAX_ID_LENGTH = 256
+SVIX_NAMES = {
+    "webhook-id": "svix-id",
+    "webhook-timestamp": "svix-timestamp",
+    "webhook-signature": "svix-signature",
+}
 # A day: longer would accept replays of deliveries incident.io stopped retrying long ago.
 MAX_TOLERANCE_SECONDS = 24 * 3600
 _SECRET = re.compile(r"(?:whsec_)?([A-Za-z0-9+/]+={0,2})")
@@ -114,9 +119,10 @@ def header(headers: Mapping[str, str], name: str) -> str:
     Raises :class:`InvalidSignature` when it is missing, blank or not text (a header with
     non-UTF-8 bytes arrives with lone surrogates, which nothing can sign or compare).
     """
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
+    value = _lookup(headers, name)
+    if value is None and name in SVIX_NAMES:
+        # The names the svix library sends and accepts too.
+        value = _lookup(headers, SVIX_NAMES[name])
     if not isinstance(value, str) or not value.strip():
         raise InvalidSignature(f"missing {name} header")
     try:
@@ -124,6 +130,22 @@ def header(headers: Mapping[str, str], name: str) -> str:
     except UnicodeEncodeError:
         raise InvalidSignature(f"the {name} header is not text") from None
     return value.strip()
+
+
+def _lookup(headers: Mapping[str, str], name: str) -> object:
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
+    return value
+
+
+def loggable_id(headers: Mapping[str, str]) -> str:
+    """The delivery's id as sent, made safe for a log line (escaped, cut short), for the
+    answers given before the id could be trusted."""
+    value = _lookup(headers, "webhook-id")
+    if value is None:
+        value = _lookup(headers, "svix-id")
+    return "(none)" if value is None else ascii(str(value))[1:-1][:80]
 
 
 def check_secret(secret: object) -> str:
