@@ -172,12 +172,12 @@ def check_output(out: Path) -> None:
         ) from None
     for path in sorted(resolved.rglob("*")):
         relative = path.relative_to(resolved)
-        if (path.is_file() or path.is_symlink()) and not _is_cache(relative):
-            if relative.as_posix() not in listed:
-                raise UnsafeOutput(
-                    f"--out {out} holds {relative.as_posix()}, which the generator did not "
-                    "write; move it out of the folder first"
-                )
+        is_file = path.is_file() or path.is_symlink()
+        if is_file and not _is_cache(relative) and relative.as_posix() not in listed:
+            raise UnsafeOutput(
+                f"--out {out} holds {relative.as_posix()}, which the generator did not "
+                "write; move it out of the folder first"
+            )
 
 
 def write_tree(files: Mapping[str, str], out: Path) -> bool:
