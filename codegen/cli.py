@@ -23,7 +23,22 @@ class UsageError(Exception):
 
 
 def read_spec(path: Path, args: argparse.Namespace) -> Spec:
+    if path == DEFAULT_SPEC and not path.exists():
+        path = find_default_spec()
     return parser.parse(loader.load_spec(path), str(path), constraints=constraints(args))
+
+
+def find_default_spec() -> Path:
+    """``spec/webhooks.json`` of the project this is run in, from any folder inside it."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_SPEC
+        if candidate.is_file():
+            return candidate
+    raise UsageError(
+        f"no {DEFAULT_SPEC} in {here} or any folder above it; pass --spec PATH "
+        "(the committed spec is spec/webhooks.json at the root of the generator's repository)"
+    )
 
 
 def constraints(args: argparse.Namespace) -> bool:

@@ -1,0 +1,191 @@
+"""`generate --out DIR` writes only where it may: an absent or empty folder, or a project this
+generator wrote (its manifest lists every file). Anything else is refused, untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, tree_hash
+from golden_cases import spec_path
+from packages import run_cli
+
+from codegen import parser, project
+
+SPEC = str(spec_path("membership_granted"))
+
+
+def generate(out: Path | str) -> tuple[int, str]:
+    return run_cli("generate", "--spec", SPEC, "--out", str(out))
+
+
+def refused(out: Path, message: str, *, hashed: Path | None = None) -> None:
+    folder = hashed or out
+    before = tree_hash(folder) if folder.exists() else None
+    code, output = generate(out)
+    assert code == 2, output
+    assert message in output, output
+    assert output.count("\n") == 1 and "Traceback" not in output
+    assert (tree_hash(folder) if folder.exists() else None) == before
+
+
+def test_an_absent_or_empty_folder_is_written(tmp_path: Path) -> None:
+    assert generate(tmp_path / "new")[0] == 0
+    (tmp_path / "empty").mkdir()
+    assert generate(tmp_path / "empty")[0] == 0
+    assert (tmp_path / "empty" / project.MANIFEST).is_file()
+
+
+def test_a_folder_the_generator_wrote_is_rewritten(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    assert generate(out)[0] == 0
+    (out / "incident_webhooks" / "models.py").write_text("edited = True\n")
+    assert generate(out)[0] == 0
+    assert "edited" not in (out / "incident_webhooks" / "models.py").read_text()
+
+
+def test_a_folder_with_files_the_generator_did_not_write_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "keep"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refused(out, "is not empty and was not written by this generator")
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_user_file_inside_a_generated_folder_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    assert generate(out)[0] == 0
+    (out / "incident_webhooks" / "my_handlers.py").write_text("mine")
+    refused(out, "holds incident_webhooks/my_handlers.py, which the generator did not write")
+    assert (out / "incident_webhooks" / "my_handlers.py").read_text() == "mine"
+
+
+def test_caches_tools_leave_behind_do_not_block_regeneration(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    assert generate(out)[0] == 0
+    for cache in ("incident_webhooks/__pycache__/x.pyc", "incident_webhooks.egg-info/PKG-INFO"):
+        (out / cache).parent.mkdir(parents=True, exist_ok=True)
+        (out / cache).write_text("cache")
+    assert generate(out)[0] == 0
+
+
+def test_the_current_folder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "app.py").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    refused(Path("."), "is the current folder or holds it", hashed=tmp_path)
+
+
+def test_a_parent_of_the_current_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "inner").mkdir()
+    monkeypatch.chdir(tmp_path / "inner")
+    refused(Path(".."), "is the current folder or holds it", hashed=tmp_path)
+
+
+def test_the_root_and_home_folders_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = generate("/")
+    assert code == 2 and "is the file system root" in output
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".bashrc").write_text("mine")
+    refused(tmp_path / "home", "is your home folder")
+
+
+def test_a_repository_root_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    refused(repo, "is the root of a repository")
+    monkeypatch.chdir(ROOT / "tests")
+    refused(ROOT, "is the current folder or holds it")
+
+
+def test_a_file_and_a_symbolic_link_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("mine")
+    refused(tmp_path / "file", "is a file, not a folder")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    refused(tmp_path / "link", "is a symbolic link")
+
+
+def test_a_forged_or_broken_manifest_is_not_trusted(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    out.mkdir()
+    (out / project.MANIFEST).write_text("not json")
+    (out / "data.csv").write_text("mine")
+    refused(out, "no valid .codegen.json")
+
+
+def test_leftovers_of_a_killed_run_are_cleared_and_nothing_else(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    assert generate(out)[0] == 0
+    stale = tmp_path / ".generated.new-abc123"
+    stale.mkdir()
+    (stale / project.MANIFEST).write_text("{}")
+    foreign = tmp_path / ".generated.new-mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    (out / "incident_webhooks" / "models.py").write_text("# changed\n")
+    assert generate(out)[0] == 0
+    assert not stale.exists()
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_an_interrupted_run_leaves_the_old_project_or_the_new_one(tmp_path: Path) -> None:
+    """Kill generate at many moments while it rewrites a project: afterwards the folder is
+    always a whole project, old or new, and no staging folder remains after the next run."""
+    out = tmp_path / "generated"
+    assert run_cli("generate", "--out", str(out))[0] == 0  # the full spec: the "old" project
+    old = tree_hash(out)
+    assert run_cli("generate", "--spec", SPEC, "--out", str(tmp_path / "expected"))[0] == 0
+    new = tree_hash(tmp_path / "expected")
+    seen = set()
+    for delay in (0.2, 0.6, 0.9, 1.1, 1.3, 1.6, 2.0, 3.0):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+        state = tree_hash(out)
+        assert state in (old, new), f"a mix after a kill at {delay}s"
+        seen.add("new" if state == new else "old")
+        if state == new:  # put the old project back for the next round
+            assert run_cli("generate", "--out", str(out))[0] == 0
+    assert generate(out)[0] == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert "old" in seen
+
+
+def test_ctrl_c_while_writing_leaves_the_old_project_and_no_staging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "generated"
+    assert generate(out)[0] == 0
+    before = tree_hash(out)
+    spec = parser.parse(json.loads((ROOT / "spec" / "webhooks.json").read_text()), "spec")
+    files = project.build(spec, "incident_webhooks")
+    calls = {"n": 0}
+    real = Path.write_text
+
+    def interrupted(self: Path, *args: object, **kwargs: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        project.write_tree(files, out)
+    monkeypatch.undo()
+    assert tree_hash(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
