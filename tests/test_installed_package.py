@@ -305,3 +305,17 @@ def test_mypy_strict_checks_a_user_module_against_the_installed_package(tmp_path
     assert ok.returncode == 0, ok.stdout
     wrong = subprocess.run([*run, "wrong.py"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert wrong.returncode == 1 and 'Incompatible return value type (got "str", expected "int")' in wrong.stdout
+
+
+def test_the_readmes_handler_test_passes_as_written(tmp_path: Path) -> None:
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    (snippet,) = [b for b in blocks if "from incident_webhooks.testing import" in b]
+    (tmp_path / "test_mine.py").write_text(snippet)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
+    assert "1 passed" in result.stdout
