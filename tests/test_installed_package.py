@@ -310,7 +310,7 @@ def test_mypy_strict_checks_a_user_module_against_the_installed_package(tmp_path
 def test_the_readmes_handler_test_passes_as_written(tmp_path: Path) -> None:
     import re
 
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
     (snippet,) = [b for b in blocks if "from incident_webhooks.testing import" in b]
     (tmp_path / "test_mine.py").write_text(snippet)
     result = subprocess.run(
