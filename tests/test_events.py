@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import json
 from typing import Any
 
 import pytest
-from conftest import Recorder, spec_examples
+from conftest import SPEC, Recorder, spec_examples
 from incident_webhooks import (
     EVENT_MODELS,
     AsyncWebhookHandlers,
@@ -66,9 +67,13 @@ def test_dispatch_reaches_the_method_named_after_the_event_type(event_type: str)
 def test_handler_methods_default_to_doing_nothing_and_carry_the_spec_text() -> None:
     event = parse_event(body(EXAMPLES[GRANTED]))
     assert WebhookHandlers().dispatch(event) is None
-    doc = WebhookHandlers.on_private_incident_membership_granted_v1.__doc__ or ""
-    assert doc.startswith("Granted private\n")
-    assert "whenever a user is given access to a private incident" in doc
+    from codegen import loader, parser
+    from codegen.emit.templates import handler_doc
+
+    (hook,) = [h for h in parser.parse(loader.load_spec(SPEC), "spec").webhooks if h.event_type == GRANTED]
+    doc = inspect.getdoc(WebhookHandlers.on_private_incident_membership_granted_v1)
+    assert doc == handler_doc(hook)
+    assert hook.summary in doc and hook.description in doc
 
 
 def test_async_handlers_dispatch_to_coroutines() -> None:
