@@ -11,7 +11,8 @@ PUBLIC_NAMES = frozenset({
     "AsyncWebhookHandlers", "EVENT_MODELS", "InvalidPayload", "InvalidSignature",
     "UnknownEventType", "WebhookError", "WebhookEvent", "WebhookHandlers", "parse_event",
     "DedupeStore", "InMemoryDedupeStore", "Response", "SignatureVerifier", "WebhookReceiver",
-    "verify",
+    "verify", "SQLiteDedupeStore", "RedisDedupeStore", "AsyncRedisDedupeStore",
+    "StoreUnavailable",
 })  # fmt: skip
 
 _WORD = re.compile(r"[A-Za-z0-9]+")

@@ -61,7 +61,7 @@ def _allowed_module_statement(node: ast.stmt, module: str) -> bool:
     if isinstance(node, ast.If):
         test = ast.unparse(node.test)
         if test == "typing.TYPE_CHECKING":  # imports for type checkers only
-            return all(isinstance(inner, ast.ImportFrom) for inner in node.body)
+            return all(isinstance(inner, ast.Import | ast.ImportFrom) for inner in node.body)
         return module == "__main__.py" and test == "__name__ == '__main__'"
     return False
 

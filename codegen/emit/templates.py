@@ -19,7 +19,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 # Modules of the generated package that come from templates, besides ``models.py``.
 PACKAGE_TEMPLATES = (
     "__init__.py", "__main__.py", "_base.py", "app.py", "errors.py", "events.py",
-    "handlers.py", "receiver.py", "signature.py", "testing.py",
+    "handlers.py", "receiver.py", "signature.py", "testing.py", "dedupe.py",
 )  # fmt: skip
 
 

@@ -52,14 +52,26 @@ from .models import (
 )
 
 if typing.TYPE_CHECKING:
-    from .receiver import DedupeStore, InMemoryDedupeStore, Response, WebhookReceiver
+    from .dedupe import (
+        AsyncRedisDedupeStore,
+        DedupeStore,
+        InMemoryDedupeStore,
+        RedisDedupeStore,
+        SQLiteDedupeStore,
+        StoreUnavailable,
+    )
+    from .receiver import Response, WebhookReceiver
     from .signature import SignatureVerifier, verify
 
 # The receiving side (asyncio, standardwebhooks) loads on first use, so code that only parses
 # events does not pay for it at import.
 _LAZY = {
-    "DedupeStore": "receiver",
-    "InMemoryDedupeStore": "receiver",
+    "AsyncRedisDedupeStore": "dedupe",
+    "DedupeStore": "dedupe",
+    "InMemoryDedupeStore": "dedupe",
+    "RedisDedupeStore": "dedupe",
+    "SQLiteDedupeStore": "dedupe",
+    "StoreUnavailable": "dedupe",
     "Response": "receiver",
     "WebhookReceiver": "receiver",
     "SignatureVerifier": "signature",
@@ -80,6 +92,7 @@ def __getattr__(name: str) -> typing.Any:
 
 __all__ = [
     "EVENT_MODELS",
+    "AsyncRedisDedupeStore",
     "AsyncWebhookHandlers",
     "DedupeStore",
     "InMemoryDedupeStore",
@@ -114,13 +127,16 @@ __all__ = [
     "PublicIncidentIncidentStatusUpdatedV2",
     "PublicIncidentIncidentUpdatedV2",
     "PublicIncidentPostmortemDocumentStatusUpdatedV1",
+    "RedisDedupeStore",
     "Response",
+    "SQLiteDedupeStore",
     "ScheduleCreatedV1",
     "ScheduleDeletedV1",
     "ScheduleShiftChangeV1",
     "ScheduleUpdatedV1",
     "SignatureVerifier",
     "StatusPageIncidentUpdateSharedV1",
+    "StoreUnavailable",
     "UnknownEventType",
     "WebhookError",
     "WebhookEvent",

@@ -10,23 +10,28 @@ decides what happens next:
   does not know (incident.io adds webhooks over time) and for a redelivery of a handled id.
 * 401 bad or stale signature, 413 body too large, 400 body that does not validate: the
   delivery is refused. Retrying cannot fix these, but they are not acknowledged either.
-* 500 the handler raised, 409 the same delivery is being handled right now: retried later,
-  so no event is lost.
+* 500 the handler raised, 409 the same delivery is being handled right now, 503 the dedupe
+  store cannot be reached: retried later, so no event is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import json
 import logging
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
+from .dedupe import (
+    AsyncDedupeStore,
+    Claim,
+    DedupeStore,
+    InMemoryDedupeStore,
+    StoreUnavailable,
+)
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType
 from .events import WebhookEvent, parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
@@ -39,7 +44,13 @@ current_webhook_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 )
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-Claim = Literal["claimed", "done", "busy"]
+# Seconds a 503 asks the sender to wait; Svix keeps to its own schedule either way.
+RETRY_AFTER_SECONDS = 5
+Event = WebhookEvent | UnknownEventType
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES", "DedupeStore", "InMemoryDedupeStore", "Response",
+    "StoreUnavailable", "WebhookReceiver", "current_webhook_id",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,67 +60,6 @@ class Response:
     headers: Mapping[str, str] = field(
         default_factory=lambda: {"content-type": "application/json"}
     )
-
-
-class DedupeStore(Protocol):
-    """Remembers which ``webhook-id`` values were handled, so a redelivery is not handled
-    twice. Back it with a shared store (Redis, a database) when several processes receive.
-    """
-
-    def claim(self, webhook_id: str) -> Claim:
-        """Atomically: ``"done"`` if already handled, ``"busy"`` if being handled now,
-        otherwise mark it as being handled and return ``"claimed"``."""
-        ...
-
-    def complete(self, webhook_id: str) -> None:
-        """The claimed delivery was handled: remember it as done."""
-        ...
-
-    def release(self, webhook_id: str) -> None:
-        """The claimed delivery failed: forget it, so the retry is handled."""
-        ...
-
-
-class InMemoryDedupeStore:
-    """A process-local :class:`DedupeStore` with a time limit and a size limit.
-
-    The default time limit outlasts incident.io's retry window of about a day.
-    """
-
-    def __init__(
-        self, ttl_seconds: float = 36 * 3600, max_entries: int = 100_000
-    ) -> None:
-        self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def claim(self, webhook_id: str) -> Claim:
-        now = time.monotonic()
-        with self._lock:
-            self._expire(now)
-            entry = self._entries.get(webhook_id)
-            if entry is not None:
-                return "done" if entry[0] else "busy"
-            self._entries[webhook_id] = (False, now + self.ttl_seconds)
-            return "claimed"
-
-    def complete(self, webhook_id: str) -> None:
-        with self._lock:
-            self._entries[webhook_id] = (True, time.monotonic() + self.ttl_seconds)
-            self._entries.move_to_end(webhook_id)
-
-    def release(self, webhook_id: str) -> None:
-        with self._lock:
-            self._entries.pop(webhook_id, None)
-
-    def _expire(self, now: float) -> None:
-        # Entries are kept in the order they were last written, so the oldest come first.
-        while self._entries:
-            oldest_id, (_, expires) = next(iter(self._entries.items()))
-            if expires > now and len(self._entries) < self.max_entries:
-                break
-            del self._entries[oldest_id]
 
 
 def _json(status: int, /, **content: str) -> Response:
@@ -126,25 +76,30 @@ class WebhookReceiver:
         handlers: WebhookHandlers | AsyncWebhookHandlers,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        dedupe: DedupeStore | None = None,
+        dedupe: DedupeStore | AsyncDedupeStore | None = None,
         tolerance: int = DEFAULT_TOLERANCE_SECONDS,
     ) -> None:
         self.verifier = SignatureVerifier(secret, tolerance=tolerance)
         self.handlers = handlers
         self.max_body_bytes = max_body_bytes
-        self.dedupe: DedupeStore = (
+        self.dedupe: DedupeStore | AsyncDedupeStore = (
             dedupe if dedupe is not None else InMemoryDedupeStore()
         )
+        self._async_store = inspect.iscoroutinefunction(self.dedupe.claim)
 
     def handle(self, body: bytes, headers: Mapping[str, str]) -> Response:
-        """Handle one delivery with synchronous handlers."""
+        """Handle one delivery with synchronous handlers and a synchronous store."""
         handlers = self.handlers
         if isinstance(handlers, AsyncWebhookHandlers):
             raise TypeError("AsyncWebhookHandlers need handle_async()")
+        if self._async_store:
+            raise TypeError("an asyncio dedupe store needs handle_async()")
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
-        return self._run(handlers, *accepted)
+        webhook_id, event = accepted
+        refused = self._claimed(webhook_id, self._store(None, "claim", webhook_id))
+        return refused or self._run(handlers, webhook_id, event, None)
 
     async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Response:
         """Handle one delivery; synchronous handlers run in a worker thread."""
@@ -152,15 +107,20 @@ class WebhookReceiver:
         if isinstance(accepted, Response):
             return accepted
         webhook_id, event = accepted
+        loop = asyncio.get_running_loop()
+        refused = self._claimed(
+            webhook_id, await self._store_async("claim", webhook_id)
+        )
+        if refused is not None:
+            return refused
         handlers = self.handlers
         if not isinstance(handlers, AsyncWebhookHandlers):
             # A thread cannot be stopped: if this task is cancelled, the handler still runs
             # to its end, and the thread itself completes or releases the claim by what the
             # handler did. Releasing it here instead would let a retry run beside it.
             work = contextvars.copy_context().run
-            loop = asyncio.get_running_loop()
             future = loop.run_in_executor(
-                None, work, self._run, handlers, webhook_id, event
+                None, work, self._run, handlers, webhook_id, event, loop
             )
             return await asyncio.shield(future)
         current_webhook_id.set(webhook_id)
@@ -175,52 +135,30 @@ class WebhookReceiver:
                 webhook_id,
                 event.event_type,
             )
-            return self._failed(webhook_id)
+            await self._settle_async("release", webhook_id)
+            return _json(500, error="handler failed; incident.io will retry")
         except BaseException:
-            self._abandoned(webhook_id, event)
-            raise
-        return self._handled(webhook_id, event)
-
-    def _run(
-        self,
-        handlers: WebhookHandlers,
-        webhook_id: str,
-        event: WebhookEvent | UnknownEventType,
-    ) -> Response:
-        current_webhook_id.set(webhook_id)
-        try:
-            if isinstance(event, UnknownEventType):
-                handlers.on_unknown(event.event_type, event.payload)
+            self._interrupted(webhook_id, event)
+            if not self._async_store:
+                self._store(None, "release", webhook_id)
             else:
-                handlers.dispatch(event)
-        except Exception:
-            logger.exception(
-                "webhook-id %s: 500, the %s handler raised",
-                webhook_id,
-                event.event_type,
-            )
-            return self._failed(webhook_id)
-        except BaseException:
-            self._abandoned(webhook_id, event)
+                # Its own task, so that it is not cancelled with this one; if the loop is
+                # shutting down it may not run, and the lease lapses instead.
+                settle = asyncio.ensure_future(
+                    self._settle_async("release", webhook_id)
+                )
+                settle.add_done_callback(
+                    lambda task: task.cancelled() or task.exception()
+                )
             raise
-        return self._handled(webhook_id, event)
-
-    def _abandoned(
-        self, webhook_id: str, event: WebhookEvent | UnknownEventType
-    ) -> None:
-        # Cancelled (a timeout, a client gone, a shutdown) or the process is exiting: the
-        # event was not handled, so the claim is released for incident.io's retry.
-        logger.warning(
-            "webhook-id %s: the %s handler was interrupted",
-            webhook_id,
-            event.event_type,
-        )
-        self.dedupe.release(webhook_id)
+        await self._settle_async("complete", webhook_id)
+        logger.info("webhook-id %s: handled %s", webhook_id, event.event_type)
+        return _json(200, status="ok")
 
     def _accept(
         self, body: bytes, headers: Mapping[str, str]
-    ) -> Response | tuple[str, WebhookEvent | UnknownEventType]:
-        """Everything before the handler; a Response means stop and answer with it."""
+    ) -> Response | tuple[str, Event]:
+        """Everything before the dedupe claim; a Response means stop and answer with it."""
         if len(body) > self.max_body_bytes:
             logger.warning(
                 "webhook-id %s (unverified): 413, body of %d bytes is over the limit of %d",
@@ -235,15 +173,27 @@ class WebhookReceiver:
             )
             return _json(401, error="invalid signature")
         webhook_id = header(headers, "webhook-id")
-        event: WebhookEvent | UnknownEventType
         try:
-            event = parse_event(body)
+            return webhook_id, parse_event(body)
         except UnknownEventType as exc:
-            event = exc
+            return webhook_id, exc
         except InvalidPayload as exc:
             logger.error("webhook-id %s: 400, invalid payload: %s", webhook_id, exc)
             return _json(400, error=str(exc))
-        claim = self.dedupe.claim(webhook_id)
+
+    def _claimed(
+        self, webhook_id: str, claim: Claim | StoreUnavailable
+    ) -> Response | None:
+        """The answer when the claim was not taken; None when the handler is to run."""
+        if isinstance(claim, StoreUnavailable):
+            logger.error(
+                "webhook-id %s: 503, dedupe store unavailable: %s", webhook_id, claim
+            )
+            answer = _json(
+                503, error="dedupe store unavailable; incident.io will retry"
+            )
+            headers = {**answer.headers, "retry-after": str(RETRY_AFTER_SECONDS)}
+            return Response(answer.status, answer.body, headers)
         if claim == "done":
             logger.info(
                 "webhook-id %s: already handled, acknowledged again", webhook_id
@@ -254,15 +204,85 @@ class WebhookReceiver:
                 "webhook-id %s: 409, being handled right now; retried later", webhook_id
             )
             return _json(409, error="this delivery is being handled; retry later")
-        return webhook_id, event
+        return None
 
-    def _handled(
-        self, webhook_id: str, event: WebhookEvent | UnknownEventType
+    def _run(
+        self,
+        handlers: WebhookHandlers,
+        webhook_id: str,
+        event: Event,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> Response:
-        self.dedupe.complete(webhook_id)
+        """Call a synchronous handler and settle the claim by its outcome. ``loop``: the
+        event loop an asyncio store runs on, when this runs in a worker thread."""
+        current_webhook_id.set(webhook_id)
+        try:
+            if isinstance(event, UnknownEventType):
+                handlers.on_unknown(event.event_type, event.payload)
+            else:
+                handlers.dispatch(event)
+        except Exception:
+            logger.exception(
+                "webhook-id %s: 500, the %s handler raised",
+                webhook_id,
+                event.event_type,
+            )
+            self._store(loop, "release", webhook_id)
+            return _json(500, error="handler failed; incident.io will retry")
+        except BaseException:
+            self._interrupted(webhook_id, event)
+            self._store(loop, "release", webhook_id)
+            raise
+        self._store(loop, "complete", webhook_id)
         logger.info("webhook-id %s: handled %s", webhook_id, event.event_type)
         return _json(200, status="ok")
 
-    def _failed(self, webhook_id: str) -> Response:
-        self.dedupe.release(webhook_id)
-        return _json(500, error="handler failed; incident.io will retry")
+    def _interrupted(self, webhook_id: str, event: Event) -> None:
+        # Cancelled (a timeout, a client gone, a shutdown) or the process is exiting: the
+        # event was not handled, so the claim is released for incident.io's retry.
+        logger.warning(
+            "webhook-id %s: the %s handler was interrupted",
+            webhook_id,
+            event.event_type,
+        )
+
+    def _store(
+        self, loop: asyncio.AbstractEventLoop | None, action: str, webhook_id: str
+    ) -> typing.Any:
+        """Call the store from synchronous code; a store failure is returned, not raised."""
+        try:
+            result = getattr(self.dedupe, action)(webhook_id)
+            if inspect.isawaitable(result):
+                if loop is None:
+                    raise TypeError("an asyncio dedupe store needs handle_async()")
+                result = asyncio.run_coroutine_threadsafe(
+                    _awaited(result), loop
+                ).result()
+        except StoreUnavailable as exc:
+            if action != "claim":
+                _settle_failed(action, webhook_id, exc)
+            return exc
+        return result
+
+    async def _store_async(self, action: str, webhook_id: str) -> typing.Any:
+        try:
+            result = getattr(self.dedupe, action)(webhook_id)
+            return await result if inspect.isawaitable(result) else result
+        except StoreUnavailable as exc:
+            return exc
+
+    async def _settle_async(self, action: str, webhook_id: str) -> None:
+        outcome = await self._store_async(action, webhook_id)
+        if isinstance(outcome, StoreUnavailable):
+            _settle_failed(action, webhook_id, outcome)
+
+
+async def _awaited(value: Awaitable[typing.Any]) -> typing.Any:
+    return await value
+
+
+def _settle_failed(action: str, webhook_id: str, exc: StoreUnavailable) -> None:
+    # The handler has run (or failed) already, so the answer stands: after a success a
+    # 2xx (a retry would handle the event twice), after a failure a 500. The lease lapses
+    # by itself, so a retry is still handled.
+    logger.error("webhook-id %s: could not %s the claim: %s", webhook_id, action, exc)

@@ -19,14 +19,26 @@ from .models import (
 )
 
 if typing.TYPE_CHECKING:
-    from .receiver import DedupeStore, InMemoryDedupeStore, Response, WebhookReceiver
+    from .dedupe import (
+        AsyncRedisDedupeStore,
+        DedupeStore,
+        InMemoryDedupeStore,
+        RedisDedupeStore,
+        SQLiteDedupeStore,
+        StoreUnavailable,
+    )
+    from .receiver import Response, WebhookReceiver
     from .signature import SignatureVerifier, verify
 
 # The receiving side (asyncio, standardwebhooks) loads on first use, so code that only parses
 # events does not pay for it at import.
 _LAZY = {
-    "DedupeStore": "receiver",
-    "InMemoryDedupeStore": "receiver",
+    "AsyncRedisDedupeStore": "dedupe",
+    "DedupeStore": "dedupe",
+    "InMemoryDedupeStore": "dedupe",
+    "RedisDedupeStore": "dedupe",
+    "SQLiteDedupeStore": "dedupe",
+    "StoreUnavailable": "dedupe",
     "Response": "receiver",
     "WebhookReceiver": "receiver",
     "SignatureVerifier": "signature",
@@ -47,14 +59,18 @@ def __getattr__(name: str) -> typing.Any:
 
 __all__ = [
     "EVENT_MODELS",
+    "AsyncRedisDedupeStore",
     "AsyncWebhookHandlers",
     "DedupeStore",
     "InMemoryDedupeStore",
     "InvalidPayload",
     "InvalidSignature",
     "PrivateIncidentMembershipGrantedV1",
+    "RedisDedupeStore",
     "Response",
+    "SQLiteDedupeStore",
     "SignatureVerifier",
+    "StoreUnavailable",
     "UnknownEventType",
     "WebhookError",
     "WebhookEvent",

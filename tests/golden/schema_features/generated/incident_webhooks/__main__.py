@@ -71,15 +71,46 @@ def _secret(given: str | None) -> str:
         _fail(f"INCIDENT_WEBHOOK_SECRET: {exc}")
 
 
-def serve(args: argparse.Namespace) -> int:
-    secret = _secret(None)
-    import uvicorn
-
+def demo_app() -> typing.Any:
+    """The demo app, built from the environment: what every uvicorn worker process runs."""
+    from . import dedupe
     from .app import create_app
 
-    app = create_app(LoggingHandlers(), secret, args.path)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    uvicorn.run(app, host=args.host, port=args.port)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s"
+    )
+    store = dedupe.from_url(os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory"))
+    path = os.environ.get("INCIDENT_WEBHOOK_PATH", "/webhooks")
+    return create_app(LoggingHandlers(), _secret(None), path, dedupe=store)
+
+
+def serve(args: argparse.Namespace) -> int:
+    _secret(None)  # refused here, once, before any worker starts
+    store = args.dedupe or os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory")
+    if store == "memory" and args.workers > 1:
+        _fail(
+            "--workers above 1 needs a shared dedupe store (--dedupe sqlite:PATH or "
+            "--dedupe redis://HOST:PORT/DB): each worker's memory would handle redeliveries again"
+        )
+    from . import dedupe
+
+    try:
+        dedupe.from_url(
+            store
+        )  # a bad URL or an unwritable file is reported here, in one line
+    except (ValueError, dedupe.StoreUnavailable, ImportError) as exc:
+        _fail(f"--dedupe {store}: {exc}")
+    os.environ["INCIDENT_WEBHOOK_DEDUPE"] = store
+    os.environ["INCIDENT_WEBHOOK_PATH"] = args.path
+    import uvicorn
+
+    uvicorn.run(
+        "incident_webhooks.__main__:demo_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
     return 0
 
 
@@ -141,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8000)
     server.add_argument("--path", default="/webhooks")
+    server.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes"
+    )
+    server.add_argument(
+        "--dedupe",
+        help="memory (one process), sqlite:PATH (one host) or redis://HOST:PORT/DB (several "
+        "hosts); default INCIDENT_WEBHOOK_DEDUPE, else memory",
+    )
     server.set_defaults(run=serve)
     sender = commands.add_parser(
         "send",

@@ -20,14 +20,26 @@ from .models import (
 )
 
 if typing.TYPE_CHECKING:
-    from .receiver import DedupeStore, InMemoryDedupeStore, Response, WebhookReceiver
+    from .dedupe import (
+        AsyncRedisDedupeStore,
+        DedupeStore,
+        InMemoryDedupeStore,
+        RedisDedupeStore,
+        SQLiteDedupeStore,
+        StoreUnavailable,
+    )
+    from .receiver import Response, WebhookReceiver
     from .signature import SignatureVerifier, verify
 
 # The receiving side (asyncio, standardwebhooks) loads on first use, so code that only parses
 # events does not pay for it at import.
 _LAZY = {
-    "DedupeStore": "receiver",
-    "InMemoryDedupeStore": "receiver",
+    "AsyncRedisDedupeStore": "dedupe",
+    "DedupeStore": "dedupe",
+    "InMemoryDedupeStore": "dedupe",
+    "RedisDedupeStore": "dedupe",
+    "SQLiteDedupeStore": "dedupe",
+    "StoreUnavailable": "dedupe",
     "Response": "receiver",
     "WebhookReceiver": "receiver",
     "SignatureVerifier": "signature",
@@ -48,6 +60,7 @@ def __getattr__(name: str) -> typing.Any:
 
 __all__ = [
     "EVENT_MODELS",
+    "AsyncRedisDedupeStore",
     "AsyncWebhookHandlers",
     "DedupeStore",
     "InMemoryDedupeStore",
@@ -55,8 +68,11 @@ __all__ = [
     "InvalidSignature",
     "PrivateIncidentMembershipGrantedV1",
     "PrivateIncidentMembershipRevokedV1",
+    "RedisDedupeStore",
     "Response",
+    "SQLiteDedupeStore",
     "SignatureVerifier",
+    "StoreUnavailable",
     "UnknownEventType",
     "WebhookError",
     "WebhookEvent",
