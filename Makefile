@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install generate check lint test golden serve update-spec bench fuzz
+.PHONY: help install servers generate check lint test golden serve update-spec bench fuzz
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,18 @@ lint: $(STAMP) ## ruff over codegen/, generated/, tests/ and benchmarks/; mypy -
 	$(BIN)/ruff check codegen generated tests benchmarks
 	$(BIN)/mypy codegen generated
 
-test: check lint ## check + lint + the test suite
+# The dedupe tests start a real redis-server on 127.0.0.1 (no fakes). As root on Debian or
+# Ubuntu (CI, a fresh machine) it is installed from Debian's packages; elsewhere this says
+# what to install instead of letting the tests fail one by one.
+servers: ## Install redis-server for the tests when it is missing
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server is needed by the tests: sudo apt-get install redis-server (or brew install redis)"; exit 1; \
+	  fi; }
+
+test: check lint servers ## check + lint + the test suite (starts its own redis-server and uvicorn)
 	$(BIN)/python -m pytest
 
 # The suite runs the spec fuzzer on fixed seeds; this runs it on new ones for ten minutes

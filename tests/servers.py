@@ -1,0 +1,143 @@
+"""Real servers on 127.0.0.1 for the tests that need them, started and stopped by the tests:
+redis-server, and uvicorn running an application with several worker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Self
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_MISSING = (
+    "redis-server is not installed: `make test` installs it (Debian's redis-server package); "
+    "elsewhere install Redis 6 or newer so that redis-server is on PATH"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until(ready: object, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not start within {timeout}s")
+        time.sleep(0.05)
+
+
+class RedisServer:
+    """redis-server on a free port, persisting every write (appendfsync always), so that a
+    restart keeps what was written, as a production Redis for dedupe must."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise AssertionError(REDIS_MISSING)
+        self.binary = binary
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+             "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until(self.answers, "redis-server")
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class AppServer:
+    """uvicorn running tests/support/recording_app.py with ``workers`` processes."""
+
+    def __init__(self, record: Path, dedupe: str, *, secret: str, workers: int = 1, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.record = record
+        self.env = {
+            **os.environ, "RECORD": str(record), "INCIDENT_WEBHOOK_SECRET": secret,
+            "INCIDENT_WEBHOOK_DEDUPE": dedupe, "PYTHONPATH": str(ROOT / "tests" / "support"), **env,
+        }  # fmt: skip
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "recording_app:app", "--factory",
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
+             "--log-level", "warning", "--no-access-log"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_until(self.healthy, "the app server")
+
+    def healthy(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, "the app server died"
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1, trust_env=False).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+            self.process = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def records(path: Path) -> list[tuple[str, int, str]]:
+    """(what, pid, webhook-id) for every line the recording app wrote."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        what, pid, webhook_id = line.split(" ", 2)
+        out.append((what, int(pid), webhook_id))
+    return out

@@ -1,0 +1,51 @@
+"""An application as a team would write it, for the multi-process tests: its handler appends
+one line per call to a shared file (``O_APPEND`` writes of one short line are atomic), so the
+test can see every call made by every worker process.
+
+Configured from the environment, as every uvicorn worker builds its own copy:
+RECORD (the file), INCIDENT_WEBHOOK_SECRET, INCIDENT_WEBHOOK_DEDUPE (memory, sqlite:PATH,
+redis://...), LEASE_SECONDS, and BLOCK_ID: a webhook-id whose first call blocks for a minute
+(the crash test kills the worker holding it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from incident_webhooks import WebhookHandlers, dedupe
+from incident_webhooks.app import create_app
+from incident_webhooks.events import WebhookEvent
+from incident_webhooks.receiver import current_webhook_id
+
+
+def _record(line: str) -> None:
+    fd = os.open(os.environ["RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+class RecordingHandlers(WebhookHandlers):
+    def dispatch(self, event: WebhookEvent) -> None:
+        webhook_id = current_webhook_id.get()
+        blocked = os.environ.get("BLOCK_ID")
+        if webhook_id == blocked:
+            flag = os.environ["RECORD"] + ".blocked"
+            try:
+                os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass  # the redelivery after the crash: handled normally
+            else:
+                _record(f"start {os.getpid()} {webhook_id}")
+                time.sleep(60)
+        _record(f"handled {os.getpid()} {webhook_id}")
+
+
+def app() -> Any:
+    lease = float(os.environ.get("LEASE_SECONDS", "60"))
+    url = os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory")
+    store = dedupe.from_url(url, lease_seconds=lease)
+    return create_app(RecordingHandlers(), os.environ["INCIDENT_WEBHOOK_SECRET"], dedupe=store)
