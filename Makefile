@@ -67,8 +67,10 @@ update-spec: $(STAMP) ## Fetch incident.io's latest spec, report what changed, r
 golden: $(STAMP) ## Refresh tests/golden/*/ after an intended change to the generator
 	$(BIN)/python tests/golden_cases.py --refresh
 
-serve: $(STAMP) ## Run a demo receiver on 127.0.0.1:8000 (secret from INCIDENT_WEBHOOK_SECRET)
-	$(BIN)/python -m incident_webhooks serve --host 127.0.0.1 --port 8000
+# SERVE_ARGS="--workers 4 --dedupe sqlite:/tmp/webhooks.db" for several workers.
+SERVE_ARGS ?=
+serve: $(STAMP) ## Run a demo receiver on 127.0.0.1:8000 (secret from INCIDENT_WEBHOOK_SECRET; SERVE_ARGS)
+	$(BIN)/python -m incident_webhooks serve --host 127.0.0.1 --port 8000 $(SERVE_ARGS)
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
