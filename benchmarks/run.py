@@ -198,6 +198,47 @@ def bench_receive() -> dict[str, Any]:
     return results
 
 
+def bench_stores(scratch: Path) -> dict[str, Any]:
+    """The whole receive path (`WebhookReceiver.handle`: verify, parse, claim, dispatch,
+    complete) per dedupe store, every delivery a new webhook-id, as a ratio to the in-memory
+    store measured in the same round."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from incident_webhooks import WebhookHandlers, WebhookReceiver
+    from incident_webhooks.dedupe import (
+        InMemoryDedupeStore,
+        RedisDedupeStore,
+        SQLiteDedupeStore,
+    )
+    from incident_webhooks.testing import sign
+    from servers import RedisServer
+
+    body = example(SMALL)
+    per_round = 1000
+    with RedisServer(scratch / "redis") as redis_server:
+        stores = {
+            "memory": lambda: InMemoryDedupeStore(),
+            "sqlite": lambda: SQLiteDedupeStore(scratch / f"bench-{time.monotonic_ns()}.db"),
+            "redis": lambda: RedisDedupeStore(redis_server.url, prefix=f"bench{time.monotonic_ns()}:"),
+        }
+        rounds: dict[str, list[float]] = {name: [] for name in stores}
+        for round_number in range(ROUNDS):
+            for name, make in stores.items():
+                receiver = WebhookReceiver(SECRET, WebhookHandlers(), dedupe=make(), tolerance=3600)
+                deliveries = [
+                    sign(body, SECRET, msg_id=f"msg_{round_number}_{n}") for n in range(per_round)
+                ]
+                started = time.perf_counter()
+                for headers in deliveries:
+                    receiver.handle(body, headers)
+                rounds[name].append((time.perf_counter() - started) / per_round)
+    return {
+        "event_type": SMALL,
+        "deliveries_per_round": per_round,
+        "events_per_second": {k: summary([1 / s for s in v]) for k, v in rounds.items()},
+        "ratio_vs_memory": {k: paired(v, rounds["memory"]) for k, v in rounds.items()},
+    }
+
+
 TIMED_IMPORT = "import time\nt = time.perf_counter()\n{stmt}\nprint(time.perf_counter() - t)"
 
 
@@ -324,6 +365,22 @@ def render(results: dict[str, Any]) -> str:
             f"| {label}: {block['event_type']} | {fmt(eps['verify+parse_event+dispatch'], digits=0)} | "
             f"{fmt(eps['floor: hmac-sha256+orjson.loads'], digits=0)} | {fmt(block['ratio_vs_floor'], '×')} |"
         )
+    st = results["stores"]
+    lines += [
+        "",
+        "## Receive path per dedupe store",
+        "",
+        (f"`WebhookReceiver.handle` (verify, parse, claim, dispatch, complete) for {st['event_type']}, "
+         f"{st['deliveries_per_round']} new webhook-ids per round; Redis is a local redis-server "
+         "with AOF `appendfsync always`, SQLite a file in a temporary folder (WAL)."),
+        "",
+        "| store | events/s | time vs in-memory |",
+        "|---|---|---|",
+    ]
+    for name in ("memory", "sqlite", "redis"):
+        lines.append(
+            f"| {name} | {fmt(st['events_per_second'][name], digits=0)} | {fmt(st['ratio_vs_memory'][name], '×')} |"
+        )
     lines += [
         "",
         "## Import, in a fresh interpreter",
@@ -388,6 +445,7 @@ def main() -> int:
             "generation": bench_generation(Path(scratch)),
             "parsing": bench_parsing(),
             "receive": bench_receive(),
+            "stores": bench_stores(Path(scratch)),
             "import": bench_import(),
             "size": bench_size(),
         }
