@@ -64,8 +64,12 @@ class WebhookModel(BaseModel):
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        opened: core_schema.CoreSchema = _open_unions(handler(source))
-        return opened
+        schema: core_schema.CoreSchema = handler(source)
+        # Only a model with a discriminated field has a union to open (the model generator
+        # always writes the discriminator on the field); the rest are left as built.
+        if any(f.discriminator for f in cls.__pydantic_fields__.values()):
+            schema = _open_unions(schema)
+        return schema
 
 
 class RootModel(pydantic.RootModel[RootT]):
@@ -76,8 +80,12 @@ class RootModel(pydantic.RootModel[RootT]):
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        opened: core_schema.CoreSchema = _open_unions(handler(source))
-        return opened
+        schema: core_schema.CoreSchema = handler(source)
+        # Only a model with a discriminated field has a union to open (the model generator
+        # always writes the discriminator on the field); the rest are left as built.
+        if any(f.discriminator for f in cls.__pydantic_fields__.values()):
+            schema = _open_unions(schema)
+        return schema
 
 
 class StrEnum(enum.StrEnum):
