@@ -68,7 +68,3 @@ def md_code(text: str) -> str:
     """Text for inside a Markdown code span in a table cell: no backtick, pipe or newline can
     end the span, the cell or the row."""
     return "".join("\\|" if c == "|" else "'" if c == "`" else " " if not c.isprintable() else c for c in text)
-
-
-def md_cell(text: str) -> str:
-    return md_code(text)

@@ -13,7 +13,7 @@ import jinja2
 from .. import __version__
 from ..ir import Spec, Webhook
 from ..naming import PUBLIC_NAMES
-from .literals import comment, docstring, md_cell, md_code, py_string, toml_string
+from .literals import comment, docstring, md_code, py_string, toml_string
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 # Modules of the generated package that come from templates, besides ``models.py``.
@@ -44,7 +44,6 @@ def _environment(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
         handler_doc=handler_doc,
         toml_string=toml_string,
         md_code=md_code,
-        md_cell=md_cell,
     )
     return env
 
