@@ -113,6 +113,8 @@ def test_a_completion_is_forgotten_after_its_ttl(make_store: Any) -> None:
 
 def test_releasing_a_lapsed_lease_does_not_free_another_workers_claim(make_store: Any) -> None:
     first, second = make_store(lease_seconds=0.2), make_store(lease_seconds=30)
+    if isinstance(first, InMemoryDedupeStore):
+        pytest.skip("two workers never share one process's memory")
     assert first.claim("a") == "claimed"
     time.sleep(0.3)
     assert second.claim("a") == "claimed"

@@ -17,6 +17,7 @@ decides what happens next:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import inspect
 import json
@@ -46,6 +47,8 @@ current_webhook_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Seconds a 503 asks the sender to wait; Svix keeps to its own schedule either way.
 RETRY_AFTER_SECONDS = 5
+# How long a handler thread waits for an asyncio store's answer from the event loop.
+STORE_CALL_TIMEOUT_SECONDS = 30.0
 Event = WebhookEvent | UnknownEventType
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES", "DedupeStore", "InMemoryDedupeStore", "Response",
@@ -255,9 +258,15 @@ class WebhookReceiver:
             if inspect.isawaitable(result):
                 if loop is None:
                     raise TypeError("an asyncio dedupe store needs handle_async()")
-                result = asyncio.run_coroutine_threadsafe(
-                    _awaited(result), loop
-                ).result()
+                pending = asyncio.run_coroutine_threadsafe(_awaited(result), loop)
+                try:
+                    result = pending.result(timeout=STORE_CALL_TIMEOUT_SECONDS)
+                except concurrent.futures.TimeoutError:
+                    # The loop is gone or stuck (a shutdown): the lease lapses instead.
+                    pending.cancel()
+                    raise StoreUnavailable(
+                        "the event loop did not run the store call"
+                    ) from None
         except StoreUnavailable as exc:
             if action != "claim":
                 _settle_failed(action, webhook_id, exc)
