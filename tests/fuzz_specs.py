@@ -37,8 +37,10 @@ FORMATS = ["email", "date-time", "uuid", "date", None, None, None]
 
 
 class SpecBuilder:
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, api_layout: bool = False) -> None:
         self.rng = rng
+        # incident.io's API spec is OpenAPI 3.0: nullable is spelled `nullable: true` there.
+        self.api_layout = api_layout
         self.components: dict[str, Any] = {}
         self.values: dict[str, Value] = {}
 
@@ -84,8 +86,10 @@ class SpecBuilder:
             return {"const": value}, lambda r: json.loads(json.dumps(value))
         if kind == "nullable":
             inner, make = self.schema(depth + 1)
-            spelling = rng.choice(["anyOf", "type-list"])
-            if spelling == "anyOf" or "type" not in inner or isinstance(inner["type"], list):
+            spelling = rng.choice(["anyOf", "type-list", *(["keyword"] * self.api_layout)])
+            if spelling == "keyword":
+                schema = {**inner, "nullable": True}
+            elif spelling == "anyOf" or "type" not in inner or isinstance(inner["type"], list):
                 schema = {"anyOf": [inner, {"type": "null"}]}
             else:
                 schema = {**inner, "type": [inner["type"], "null"]}
@@ -173,7 +177,8 @@ class SpecBuilder:
 def build(seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A spec and a conforming body for each of its webhooks."""
     rng = random.Random(seed)
-    builder = SpecBuilder(rng)
+    api_layout = rng.random() < 0.35
+    builder = SpecBuilder(rng, api_layout)
     webhooks: dict[str, Any] = {}
     bodies: list[dict[str, Any]] = []
     events = [f"thing.changed_v{i}" for i in range(rng.randint(1, 3))]
@@ -190,12 +195,20 @@ def build(seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             "post": {"responses": {"200": {"content": {"application/json": {"schema": envelope}}}}}
         }
         bodies.append({"event_type": event, event: make(rng)})
-    spec = {
+    spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": f"fuzz {seed}", "version": "1"},
         "webhooks": webhooks,
         "components": {"schemas": builder.components},
     }
+    if api_layout:
+        # The API spec's layout: any method, audit-log items beside the webhooks.
+        del spec["webhooks"]
+        spec["openapi"] = "3.0.3"
+        method = rng.choice(["get", "post"])
+        spec["x-webhooks"] = {f"/x-webhooks/{k}": {method: v["post"]} for k, v in webhooks.items()}
+        spec["x-webhooks"]["/x-audit-logs/thing.created.1"] = {"get": {"responses": {}}}
+        spec["paths"] = {}
     return spec, bodies
 
 
