@@ -26,6 +26,7 @@ import black
 import isort
 
 from .emit.models import event_class_names, render_models
+from .emit.split import MODELS_PACKAGE, package_init, split_models
 from .emit.templates import header, render_package, render_project
 from .errors import GenerationError
 from .ir import Spec
@@ -66,13 +67,18 @@ def build(spec: Spec, package: str) -> dict[str, str]:
     except Exception as exc:  # its errors share no base class; re-raised with context
         message = f"datamodel-code-generator could not model the schemas: {exc}"
         raise GenerationError(message) from exc
-    # The other modules name the event classes as the models module does.
-    templated = render_package(spec, package, event_class_names(models, spec))
+    model_modules, where = split_models(models, header(spec))
+    names = event_class_names(models, spec)
+    # The other modules name the event classes as the models do, and import each from its
+    # own module.
+    templated = render_package(spec, package, names, {n: where[n] for n in names.values()})
+    split = {f"{MODELS_PACKAGE}/{name}.py": text for name, text in model_modules.items()}
+    split[f"{MODELS_PACKAGE}/__init__.py"] = package_init(where, header(spec))
     # Formatting is the slowest step; the templated modules are formatted in a forked
     # worker while the models are formatted here. Same bytes either way.
     with _formatter() as pool:
         pending = pool.submit(format_files, templated, package) if pool else None
-        formatted = format_files({"models.py": models}, package)
+        formatted = format_files(split, package)
         formatted |= pending.result() if pending else format_files(templated, package)
     formatted["py.typed"] = ""
     files = {f"{package}/{name}": text for name, text in formatted.items()}

@@ -95,14 +95,19 @@ class AppServer:
             "INCIDENT_WEBHOOK_DEDUPE": dedupe, "PYTHONPATH": str(ROOT / "tests" / "support"), **env,
         }  # fmt: skip
         self.workers = workers
+        # What the server says (warnings and up), for the test's failure message.
+        self.log = record.with_suffix(f".server-{self.port}.log")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "recording_app:app", "--factory",
              "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
-             "--log-level", "warning", "--no-access-log"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             "--log-level", "warning", "--no-access-log",
+             # On a loaded 2-core CI machine a busy worker can miss uvicorn's 5 s health
+             # check and be restarted, cutting its connections: not what these tests measure.
+             "--timeout-worker-healthcheck", "60"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
             start_new_session=True,
         )  # fmt: skip
         wait_until(self.healthy, "the app server")

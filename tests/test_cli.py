@@ -57,8 +57,12 @@ def test_output_folder_is_rebuilt_so_removed_webhooks_leave_no_file(tmp_path: Pa
     assert main(["generate", "--spec", str(spec_path("membership_granted")), "--out", str(out)]) == 0
     assert not (out / PACKAGE / "removed_webhook.py").exists()
     assert sorted(p.name for p in (out / PACKAGE).iterdir()) == sorted(
-        [*templates.PACKAGE_TEMPLATES, "models.py", "py.typed", "_examples.json"]
+        [*templates.PACKAGE_TEMPLATES, "models", "py.typed", "_examples.json"]
     )
+    # The models of the webhooks the smaller spec lacks are gone too.
+    assert sorted(p.name for p in (out / PACKAGE / "models").iterdir()) == [
+        "__init__.py", "private_incident_membership_granted_v1.py", "webhook_incident_user_v2.py"
+    ]
     assert sorted(p.name for p in out.iterdir()) == [project.MANIFEST, "README.md", PACKAGE, "pyproject.toml"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left"
 

@@ -216,8 +216,13 @@ def test_model_names_come_from_the_spec_and_are_never_numbered() -> None:
 
     doc = json.loads(SPEC.read_text())
     known = set(doc["components"]["schemas"]) | {m.__name__ for m in EVENT_MODELS.values()}
-    models = ROOT / "generated" / "incident_webhooks" / "models.py"
-    classes = [n.name for n in ast.parse(models.read_text()).body if isinstance(n, ast.ClassDef)]
+    models = ROOT / "generated" / "incident_webhooks" / "models"
+    classes = [
+        n.name
+        for module in sorted(models.glob("*.py"))
+        for n in ast.parse(module.read_text()).body
+        if isinstance(n, ast.ClassDef)
+    ]
     assert "IncidentV2Mode" in classes and "ActionV1Status" in classes
     for name in classes:
         prefix = max((k for k in known if name.startswith(k)), key=len, default="")

@@ -195,6 +195,25 @@ WORKING: dict[str, tuple[dict[str, Any], dict[str, Any], Any]] = {
         {"v1.Incident": {"type": "object", "properties": {"a": {"type": "string"}}}},
         {"a": "x"},
     ),
+    "mutual-recursion-with-a-union": (
+        {"$ref": "#/components/schemas/Outer"},
+        {
+            "Outer": {
+                "type": "object",
+                "properties": {
+                    "pet": {
+                        "oneOf": [{"$ref": "#/components/schemas/Cat"}, {"$ref": "#/components/schemas/Dog"}],
+                        "discriminator": {"propertyName": "kind"},
+                    },
+                    "inner": {"$ref": "#/components/schemas/Inner"},
+                },
+            },
+            "Inner": {"type": "object", "properties": {"outer": {"$ref": "#/components/schemas/Outer"}}},
+            "Cat": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["cat"]}}, "required": ["kind"]},
+            "Dog": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["dog"]}}, "required": ["kind"]},
+        },
+        {"pet": {"kind": "fish"}, "inner": {"outer": {"pet": {"kind": "cat"}, "inner": {}}}},
+    ),
     "pydantic-method-names": (
         {
             "type": "object",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -241,9 +242,12 @@ def app_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     No network: the wheel is built without isolation, and the venv borrows the already
     installed dependencies (pydantic, standardwebhooks) through a path file."""
     root = tmp_path_factory.mktemp("app")
+    # Built from a copy: setuptools leaves build/ and *.egg-info/ in the folder it builds.
+    source = root / "source"
+    shutil.copytree(GENERATED, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-w", str(root / "dist"), str(GENERATED)],
+         "--disable-pip-version-check", "-w", str(root / "dist"), str(source)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout + build.stderr

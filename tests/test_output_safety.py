@@ -45,9 +45,9 @@ def test_an_absent_or_empty_folder_is_written(tmp_path: Path) -> None:
 def test_a_folder_the_generator_wrote_is_rewritten(tmp_path: Path) -> None:
     out = tmp_path / "generated"
     assert generate(out)[0] == 0
-    (out / "incident_webhooks" / "models.py").write_text("edited = True\n")
+    (out / "incident_webhooks" / "events.py").write_text("edited = True\n")
     assert generate(out)[0] == 0
-    assert "edited" not in (out / "incident_webhooks" / "models.py").read_text()
+    assert "edited" not in (out / "incident_webhooks" / "events.py").read_text()
 
 
 def test_a_folder_with_files_the_generator_did_not_write_is_refused(tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_leftovers_of_a_killed_run_are_cleared_and_nothing_else(tmp_path: Path) 
     foreign = tmp_path / ".generated.new-mine"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
-    (out / "incident_webhooks" / "models.py").write_text("# changed\n")
+    (out / "incident_webhooks" / "events.py").write_text("# changed\n")
     assert generate(out)[0] == 0
     assert not stale.exists()
     assert (foreign / "keep.txt").read_text() == "mine"

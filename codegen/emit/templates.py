@@ -62,10 +62,14 @@ def exports(spec: Spec) -> list[str]:
     return sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
 
 
-def render_package(spec: Spec, package: str, model_names: Mapping[str, str]) -> dict[str, str]:
-    """``model_names``: event type -> the name of its class in ``models.py``."""
+def render_package(
+    spec: Spec, package: str, model_names: Mapping[str, str], model_modules: Mapping[str, str]
+) -> dict[str, str]:
+    """``model_names``: event type -> the name of its model class; ``model_modules``: model
+    class -> its module in the models package."""
     context = {
-        "spec": spec, "package": package, "exports": exports(spec), "model_names": model_names
+        "spec": spec, "package": package, "exports": exports(spec),
+        "model_names": model_names, "model_modules": model_modules,
     }  # fmt: skip
     return {name: render(name, **context) for name in PACKAGE_TEMPLATES}
 

@@ -12,44 +12,8 @@
 import typing
 
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
-from .events import EVENT_MODELS, WebhookEvent, parse_event
+from .events import EVENT_MODELS, parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .models import (
-    PrivateAlertAlertCreatedV1,
-    PrivateAlertAlertResolvedV1,
-    PrivateEscalationEscalationCreatedV1,
-    PrivateEscalationEscalationStatusUpdatedV1,
-    PrivateIncidentActionCreatedV1,
-    PrivateIncidentActionUpdatedV1,
-    PrivateIncidentFollowUpCreatedV1,
-    PrivateIncidentFollowUpCreatedV2,
-    PrivateIncidentFollowUpUpdatedV1,
-    PrivateIncidentFollowUpUpdatedV2,
-    PrivateIncidentIncidentCreatedV2,
-    PrivateIncidentIncidentUpdatedV2,
-    PrivateIncidentMembershipGrantedV1,
-    PrivateIncidentMembershipRevokedV1,
-    PrivateIncidentPostmortemDocumentStatusUpdatedV1,
-    PublicAlertAlertCreatedV1,
-    PublicAlertAlertResolvedV1,
-    PublicEscalationEscalationCreatedV1,
-    PublicEscalationEscalationStatusUpdatedV1,
-    PublicIncidentActionCreatedV1,
-    PublicIncidentActionUpdatedV1,
-    PublicIncidentFollowUpCreatedV1,
-    PublicIncidentFollowUpCreatedV2,
-    PublicIncidentFollowUpUpdatedV1,
-    PublicIncidentFollowUpUpdatedV2,
-    PublicIncidentIncidentCreatedV2,
-    PublicIncidentIncidentStatusUpdatedV2,
-    PublicIncidentIncidentUpdatedV2,
-    PublicIncidentPostmortemDocumentStatusUpdatedV1,
-    ScheduleCreatedV1,
-    ScheduleDeletedV1,
-    ScheduleShiftChangeV1,
-    ScheduleUpdatedV1,
-    StatusPageIncidentUpdateSharedV1,
-)
 
 if typing.TYPE_CHECKING:
     from .dedupe import (
@@ -60,34 +24,264 @@ if typing.TYPE_CHECKING:
         SQLiteDedupeStore,
         StoreUnavailable,
     )
+    from .events import WebhookEvent
+    from .models.private_alert_alert_created_v1 import (
+        PrivateAlertAlertCreatedV1 as PrivateAlertAlertCreatedV1,
+    )
+    from .models.private_alert_alert_resolved_v1 import (
+        PrivateAlertAlertResolvedV1 as PrivateAlertAlertResolvedV1,
+    )
+    from .models.private_escalation_escalation_created_v1 import (
+        PrivateEscalationEscalationCreatedV1 as PrivateEscalationEscalationCreatedV1,
+    )
+    from .models.private_escalation_escalation_status_updated_v1 import (
+        PrivateEscalationEscalationStatusUpdatedV1 as PrivateEscalationEscalationStatusUpdatedV1,
+    )
+    from .models.private_incident_action_created_v1 import (
+        PrivateIncidentActionCreatedV1 as PrivateIncidentActionCreatedV1,
+    )
+    from .models.private_incident_action_updated_v1 import (
+        PrivateIncidentActionUpdatedV1 as PrivateIncidentActionUpdatedV1,
+    )
+    from .models.private_incident_follow_up_created_v1 import (
+        PrivateIncidentFollowUpCreatedV1 as PrivateIncidentFollowUpCreatedV1,
+    )
+    from .models.private_incident_follow_up_created_v2 import (
+        PrivateIncidentFollowUpCreatedV2 as PrivateIncidentFollowUpCreatedV2,
+    )
+    from .models.private_incident_follow_up_updated_v1 import (
+        PrivateIncidentFollowUpUpdatedV1 as PrivateIncidentFollowUpUpdatedV1,
+    )
+    from .models.private_incident_follow_up_updated_v2 import (
+        PrivateIncidentFollowUpUpdatedV2 as PrivateIncidentFollowUpUpdatedV2,
+    )
+    from .models.private_incident_incident_created_v2 import (
+        PrivateIncidentIncidentCreatedV2 as PrivateIncidentIncidentCreatedV2,
+    )
+    from .models.private_incident_incident_updated_v2 import (
+        PrivateIncidentIncidentUpdatedV2 as PrivateIncidentIncidentUpdatedV2,
+    )
+    from .models.private_incident_membership_granted_v1 import (
+        PrivateIncidentMembershipGrantedV1 as PrivateIncidentMembershipGrantedV1,
+    )
+    from .models.private_incident_membership_revoked_v1 import (
+        PrivateIncidentMembershipRevokedV1 as PrivateIncidentMembershipRevokedV1,
+    )
+    from .models.private_incident_postmortem_document_status_updated_v1 import (
+        PrivateIncidentPostmortemDocumentStatusUpdatedV1 as PrivateIncidentPostmortemDocumentStatusUpdatedV1,
+    )
+    from .models.public_alert_alert_created_v1 import (
+        PublicAlertAlertCreatedV1 as PublicAlertAlertCreatedV1,
+    )
+    from .models.public_alert_alert_resolved_v1 import (
+        PublicAlertAlertResolvedV1 as PublicAlertAlertResolvedV1,
+    )
+    from .models.public_escalation_escalation_created_v1 import (
+        PublicEscalationEscalationCreatedV1 as PublicEscalationEscalationCreatedV1,
+    )
+    from .models.public_escalation_escalation_status_updated_v1 import (
+        PublicEscalationEscalationStatusUpdatedV1 as PublicEscalationEscalationStatusUpdatedV1,
+    )
+    from .models.public_incident_action_created_v1 import (
+        PublicIncidentActionCreatedV1 as PublicIncidentActionCreatedV1,
+    )
+    from .models.public_incident_action_updated_v1 import (
+        PublicIncidentActionUpdatedV1 as PublicIncidentActionUpdatedV1,
+    )
+    from .models.public_incident_follow_up_created_v1 import (
+        PublicIncidentFollowUpCreatedV1 as PublicIncidentFollowUpCreatedV1,
+    )
+    from .models.public_incident_follow_up_created_v2 import (
+        PublicIncidentFollowUpCreatedV2 as PublicIncidentFollowUpCreatedV2,
+    )
+    from .models.public_incident_follow_up_updated_v1 import (
+        PublicIncidentFollowUpUpdatedV1 as PublicIncidentFollowUpUpdatedV1,
+    )
+    from .models.public_incident_follow_up_updated_v2 import (
+        PublicIncidentFollowUpUpdatedV2 as PublicIncidentFollowUpUpdatedV2,
+    )
+    from .models.public_incident_incident_created_v2 import (
+        PublicIncidentIncidentCreatedV2 as PublicIncidentIncidentCreatedV2,
+    )
+    from .models.public_incident_incident_status_updated_v2 import (
+        PublicIncidentIncidentStatusUpdatedV2 as PublicIncidentIncidentStatusUpdatedV2,
+    )
+    from .models.public_incident_incident_updated_v2 import (
+        PublicIncidentIncidentUpdatedV2 as PublicIncidentIncidentUpdatedV2,
+    )
+    from .models.public_incident_postmortem_document_status_updated_v1 import (
+        PublicIncidentPostmortemDocumentStatusUpdatedV1 as PublicIncidentPostmortemDocumentStatusUpdatedV1,
+    )
+    from .models.schedule_created_v1 import ScheduleCreatedV1 as ScheduleCreatedV1
+    from .models.schedule_deleted_v1 import ScheduleDeletedV1 as ScheduleDeletedV1
+    from .models.schedule_shift_change_v1 import (
+        ScheduleShiftChangeV1 as ScheduleShiftChangeV1,
+    )
+    from .models.schedule_updated_v1 import ScheduleUpdatedV1 as ScheduleUpdatedV1
+    from .models.status_page_incident_update_shared_v1 import (
+        StatusPageIncidentUpdateSharedV1 as StatusPageIncidentUpdateSharedV1,
+    )
     from .receiver import Response, WebhookReceiver
     from .signature import SignatureVerifier, verify
 
-# The receiving side (asyncio, standardwebhooks) loads on first use, so code that only parses
-# events does not pay for it at import.
-_LAZY = {
-    "AsyncRedisDedupeStore": "dedupe",
-    "DedupeStore": "dedupe",
-    "InMemoryDedupeStore": "dedupe",
-    "RedisDedupeStore": "dedupe",
-    "SQLiteDedupeStore": "dedupe",
-    "StoreUnavailable": "dedupe",
-    "Response": "receiver",
-    "WebhookReceiver": "receiver",
-    "SignatureVerifier": "signature",
-    "verify": "signature",
+# Everything else loads on first use: each event model with just the models it reaches, the
+# union of all of them, and the receiving side (asyncio, standardwebhooks). Importing the
+# package builds no model, however many webhooks the spec has.
+_LAZY: dict[str, tuple[str, str]] = {
+    "WebhookEvent": ("events", "WebhookEvent"),
+    "AsyncRedisDedupeStore": ("dedupe", "AsyncRedisDedupeStore"),
+    "DedupeStore": ("dedupe", "DedupeStore"),
+    "InMemoryDedupeStore": ("dedupe", "InMemoryDedupeStore"),
+    "RedisDedupeStore": ("dedupe", "RedisDedupeStore"),
+    "SQLiteDedupeStore": ("dedupe", "SQLiteDedupeStore"),
+    "StoreUnavailable": ("dedupe", "StoreUnavailable"),
+    "Response": ("receiver", "Response"),
+    "WebhookReceiver": ("receiver", "WebhookReceiver"),
+    "SignatureVerifier": ("signature", "SignatureVerifier"),
+    "verify": ("signature", "verify"),
+    "PrivateAlertAlertCreatedV1": (
+        "models.private_alert_alert_created_v1",
+        "PrivateAlertAlertCreatedV1",
+    ),
+    "PrivateAlertAlertResolvedV1": (
+        "models.private_alert_alert_resolved_v1",
+        "PrivateAlertAlertResolvedV1",
+    ),
+    "PrivateEscalationEscalationCreatedV1": (
+        "models.private_escalation_escalation_created_v1",
+        "PrivateEscalationEscalationCreatedV1",
+    ),
+    "PrivateEscalationEscalationStatusUpdatedV1": (
+        "models.private_escalation_escalation_status_updated_v1",
+        "PrivateEscalationEscalationStatusUpdatedV1",
+    ),
+    "PrivateIncidentActionCreatedV1": (
+        "models.private_incident_action_created_v1",
+        "PrivateIncidentActionCreatedV1",
+    ),
+    "PrivateIncidentActionUpdatedV1": (
+        "models.private_incident_action_updated_v1",
+        "PrivateIncidentActionUpdatedV1",
+    ),
+    "PrivateIncidentFollowUpCreatedV1": (
+        "models.private_incident_follow_up_created_v1",
+        "PrivateIncidentFollowUpCreatedV1",
+    ),
+    "PrivateIncidentFollowUpCreatedV2": (
+        "models.private_incident_follow_up_created_v2",
+        "PrivateIncidentFollowUpCreatedV2",
+    ),
+    "PrivateIncidentFollowUpUpdatedV1": (
+        "models.private_incident_follow_up_updated_v1",
+        "PrivateIncidentFollowUpUpdatedV1",
+    ),
+    "PrivateIncidentFollowUpUpdatedV2": (
+        "models.private_incident_follow_up_updated_v2",
+        "PrivateIncidentFollowUpUpdatedV2",
+    ),
+    "PrivateIncidentIncidentCreatedV2": (
+        "models.private_incident_incident_created_v2",
+        "PrivateIncidentIncidentCreatedV2",
+    ),
+    "PrivateIncidentIncidentUpdatedV2": (
+        "models.private_incident_incident_updated_v2",
+        "PrivateIncidentIncidentUpdatedV2",
+    ),
+    "PrivateIncidentMembershipGrantedV1": (
+        "models.private_incident_membership_granted_v1",
+        "PrivateIncidentMembershipGrantedV1",
+    ),
+    "PrivateIncidentMembershipRevokedV1": (
+        "models.private_incident_membership_revoked_v1",
+        "PrivateIncidentMembershipRevokedV1",
+    ),
+    "PrivateIncidentPostmortemDocumentStatusUpdatedV1": (
+        "models.private_incident_postmortem_document_status_updated_v1",
+        "PrivateIncidentPostmortemDocumentStatusUpdatedV1",
+    ),
+    "PublicAlertAlertCreatedV1": (
+        "models.public_alert_alert_created_v1",
+        "PublicAlertAlertCreatedV1",
+    ),
+    "PublicAlertAlertResolvedV1": (
+        "models.public_alert_alert_resolved_v1",
+        "PublicAlertAlertResolvedV1",
+    ),
+    "PublicEscalationEscalationCreatedV1": (
+        "models.public_escalation_escalation_created_v1",
+        "PublicEscalationEscalationCreatedV1",
+    ),
+    "PublicEscalationEscalationStatusUpdatedV1": (
+        "models.public_escalation_escalation_status_updated_v1",
+        "PublicEscalationEscalationStatusUpdatedV1",
+    ),
+    "PublicIncidentActionCreatedV1": (
+        "models.public_incident_action_created_v1",
+        "PublicIncidentActionCreatedV1",
+    ),
+    "PublicIncidentActionUpdatedV1": (
+        "models.public_incident_action_updated_v1",
+        "PublicIncidentActionUpdatedV1",
+    ),
+    "PublicIncidentFollowUpCreatedV1": (
+        "models.public_incident_follow_up_created_v1",
+        "PublicIncidentFollowUpCreatedV1",
+    ),
+    "PublicIncidentFollowUpCreatedV2": (
+        "models.public_incident_follow_up_created_v2",
+        "PublicIncidentFollowUpCreatedV2",
+    ),
+    "PublicIncidentFollowUpUpdatedV1": (
+        "models.public_incident_follow_up_updated_v1",
+        "PublicIncidentFollowUpUpdatedV1",
+    ),
+    "PublicIncidentFollowUpUpdatedV2": (
+        "models.public_incident_follow_up_updated_v2",
+        "PublicIncidentFollowUpUpdatedV2",
+    ),
+    "PublicIncidentIncidentCreatedV2": (
+        "models.public_incident_incident_created_v2",
+        "PublicIncidentIncidentCreatedV2",
+    ),
+    "PublicIncidentIncidentStatusUpdatedV2": (
+        "models.public_incident_incident_status_updated_v2",
+        "PublicIncidentIncidentStatusUpdatedV2",
+    ),
+    "PublicIncidentIncidentUpdatedV2": (
+        "models.public_incident_incident_updated_v2",
+        "PublicIncidentIncidentUpdatedV2",
+    ),
+    "PublicIncidentPostmortemDocumentStatusUpdatedV1": (
+        "models.public_incident_postmortem_document_status_updated_v1",
+        "PublicIncidentPostmortemDocumentStatusUpdatedV1",
+    ),
+    "ScheduleCreatedV1": ("models.schedule_created_v1", "ScheduleCreatedV1"),
+    "ScheduleDeletedV1": ("models.schedule_deleted_v1", "ScheduleDeletedV1"),
+    "ScheduleShiftChangeV1": (
+        "models.schedule_shift_change_v1",
+        "ScheduleShiftChangeV1",
+    ),
+    "ScheduleUpdatedV1": ("models.schedule_updated_v1", "ScheduleUpdatedV1"),
+    "StatusPageIncidentUpdateSharedV1": (
+        "models.status_page_incident_update_shared_v1",
+        "StatusPageIncidentUpdateSharedV1",
+    ),
 }
 
 
 def __getattr__(name: str) -> typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(f"{__name__}.{module}"), name)
+    value = getattr(import_module(f"{__name__}.{where[0]}"), where[1])
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [

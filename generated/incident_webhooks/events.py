@@ -8,102 +8,261 @@ from __future__ import annotations
 # Modules, not names, are imported here: an event type may become any class name (even
 # ``Field`` or ``TypeAdapter``), and a module name (lower case) can never be one of them.
 import collections.abc
+import functools
+import importlib
 import json
-import types
+import re
 import typing
 
-import pydantic
+import pydantic_core
 
-from . import _base, errors, models
+from . import errors
 
-# Discriminated on ``event_type``: pydantic picks the one model to validate from the tag
-# instead of trying each in turn.
-WebhookEvent: typing.TypeAlias = typing.Annotated[
-    models.PrivateAlertAlertCreatedV1
-    | models.PrivateAlertAlertResolvedV1
-    | models.PrivateEscalationEscalationCreatedV1
-    | models.PrivateEscalationEscalationStatusUpdatedV1
-    | models.PrivateIncidentActionCreatedV1
-    | models.PrivateIncidentActionUpdatedV1
-    | models.PrivateIncidentFollowUpCreatedV1
-    | models.PrivateIncidentFollowUpCreatedV2
-    | models.PrivateIncidentFollowUpUpdatedV1
-    | models.PrivateIncidentFollowUpUpdatedV2
-    | models.PrivateIncidentIncidentCreatedV2
-    | models.PrivateIncidentIncidentUpdatedV2
-    | models.PrivateIncidentMembershipGrantedV1
-    | models.PrivateIncidentMembershipRevokedV1
-    | models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
-    | models.PublicAlertAlertCreatedV1
-    | models.PublicAlertAlertResolvedV1
-    | models.PublicEscalationEscalationCreatedV1
-    | models.PublicEscalationEscalationStatusUpdatedV1
-    | models.PublicIncidentActionCreatedV1
-    | models.PublicIncidentActionUpdatedV1
-    | models.PublicIncidentFollowUpCreatedV1
-    | models.PublicIncidentFollowUpCreatedV2
-    | models.PublicIncidentFollowUpUpdatedV1
-    | models.PublicIncidentFollowUpUpdatedV2
-    | models.PublicIncidentIncidentCreatedV2
-    | models.PublicIncidentIncidentStatusUpdatedV2
-    | models.PublicIncidentIncidentUpdatedV2
-    | models.PublicIncidentPostmortemDocumentStatusUpdatedV1
-    | models.ScheduleCreatedV1
-    | models.ScheduleDeletedV1
-    | models.ScheduleShiftChangeV1
-    | models.ScheduleUpdatedV1
-    | models.StatusPageIncidentUpdateSharedV1,
-    pydantic.Field(discriminator="event_type"),
-]
+if typing.TYPE_CHECKING:
+    import pydantic
+
+    from . import _base
+    from . import models as _models
+
+    # Discriminated on ``event_type``: pydantic picks the one model to validate from the tag
+    # instead of trying each in turn.
+    WebhookEvent: typing.TypeAlias = typing.Annotated[
+        _models.PrivateAlertAlertCreatedV1
+        | _models.PrivateAlertAlertResolvedV1
+        | _models.PrivateEscalationEscalationCreatedV1
+        | _models.PrivateEscalationEscalationStatusUpdatedV1
+        | _models.PrivateIncidentActionCreatedV1
+        | _models.PrivateIncidentActionUpdatedV1
+        | _models.PrivateIncidentFollowUpCreatedV1
+        | _models.PrivateIncidentFollowUpCreatedV2
+        | _models.PrivateIncidentFollowUpUpdatedV1
+        | _models.PrivateIncidentFollowUpUpdatedV2
+        | _models.PrivateIncidentIncidentCreatedV2
+        | _models.PrivateIncidentIncidentUpdatedV2
+        | _models.PrivateIncidentMembershipGrantedV1
+        | _models.PrivateIncidentMembershipRevokedV1
+        | _models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
+        | _models.PublicAlertAlertCreatedV1
+        | _models.PublicAlertAlertResolvedV1
+        | _models.PublicEscalationEscalationCreatedV1
+        | _models.PublicEscalationEscalationStatusUpdatedV1
+        | _models.PublicIncidentActionCreatedV1
+        | _models.PublicIncidentActionUpdatedV1
+        | _models.PublicIncidentFollowUpCreatedV1
+        | _models.PublicIncidentFollowUpCreatedV2
+        | _models.PublicIncidentFollowUpUpdatedV1
+        | _models.PublicIncidentFollowUpUpdatedV2
+        | _models.PublicIncidentIncidentCreatedV2
+        | _models.PublicIncidentIncidentStatusUpdatedV2
+        | _models.PublicIncidentIncidentUpdatedV2
+        | _models.PublicIncidentPostmortemDocumentStatusUpdatedV1
+        | _models.ScheduleCreatedV1
+        | _models.ScheduleDeletedV1
+        | _models.ScheduleShiftChangeV1
+        | _models.ScheduleUpdatedV1
+        | _models.StatusPageIncidentUpdateSharedV1,
+        pydantic.Field(discriminator="event_type"),
+    ]
+
+# Event type -> (module, class) of its model in the models package: a model loads, with only
+# the models it reaches, when its event type is first seen.
+_WHERE: typing.Final[dict[str, tuple[str, str]]] = {
+    "private_alert.alert_created_v1": (
+        "private_alert_alert_created_v1",
+        "PrivateAlertAlertCreatedV1",
+    ),
+    "private_alert.alert_resolved_v1": (
+        "private_alert_alert_resolved_v1",
+        "PrivateAlertAlertResolvedV1",
+    ),
+    "private_escalation.escalation_created_v1": (
+        "private_escalation_escalation_created_v1",
+        "PrivateEscalationEscalationCreatedV1",
+    ),
+    "private_escalation.escalation_status_updated_v1": (
+        "private_escalation_escalation_status_updated_v1",
+        "PrivateEscalationEscalationStatusUpdatedV1",
+    ),
+    "private_incident.action_created_v1": (
+        "private_incident_action_created_v1",
+        "PrivateIncidentActionCreatedV1",
+    ),
+    "private_incident.action_updated_v1": (
+        "private_incident_action_updated_v1",
+        "PrivateIncidentActionUpdatedV1",
+    ),
+    "private_incident.follow_up_created_v1": (
+        "private_incident_follow_up_created_v1",
+        "PrivateIncidentFollowUpCreatedV1",
+    ),
+    "private_incident.follow_up_created_v2": (
+        "private_incident_follow_up_created_v2",
+        "PrivateIncidentFollowUpCreatedV2",
+    ),
+    "private_incident.follow_up_updated_v1": (
+        "private_incident_follow_up_updated_v1",
+        "PrivateIncidentFollowUpUpdatedV1",
+    ),
+    "private_incident.follow_up_updated_v2": (
+        "private_incident_follow_up_updated_v2",
+        "PrivateIncidentFollowUpUpdatedV2",
+    ),
+    "private_incident.incident_created_v2": (
+        "private_incident_incident_created_v2",
+        "PrivateIncidentIncidentCreatedV2",
+    ),
+    "private_incident.incident_updated_v2": (
+        "private_incident_incident_updated_v2",
+        "PrivateIncidentIncidentUpdatedV2",
+    ),
+    "private_incident.membership_granted_v1": (
+        "private_incident_membership_granted_v1",
+        "PrivateIncidentMembershipGrantedV1",
+    ),
+    "private_incident.membership_revoked_v1": (
+        "private_incident_membership_revoked_v1",
+        "PrivateIncidentMembershipRevokedV1",
+    ),
+    "private_incident.postmortem_document_status_updated_v1": (
+        "private_incident_postmortem_document_status_updated_v1",
+        "PrivateIncidentPostmortemDocumentStatusUpdatedV1",
+    ),
+    "public_alert.alert_created_v1": (
+        "public_alert_alert_created_v1",
+        "PublicAlertAlertCreatedV1",
+    ),
+    "public_alert.alert_resolved_v1": (
+        "public_alert_alert_resolved_v1",
+        "PublicAlertAlertResolvedV1",
+    ),
+    "public_escalation.escalation_created_v1": (
+        "public_escalation_escalation_created_v1",
+        "PublicEscalationEscalationCreatedV1",
+    ),
+    "public_escalation.escalation_status_updated_v1": (
+        "public_escalation_escalation_status_updated_v1",
+        "PublicEscalationEscalationStatusUpdatedV1",
+    ),
+    "public_incident.action_created_v1": (
+        "public_incident_action_created_v1",
+        "PublicIncidentActionCreatedV1",
+    ),
+    "public_incident.action_updated_v1": (
+        "public_incident_action_updated_v1",
+        "PublicIncidentActionUpdatedV1",
+    ),
+    "public_incident.follow_up_created_v1": (
+        "public_incident_follow_up_created_v1",
+        "PublicIncidentFollowUpCreatedV1",
+    ),
+    "public_incident.follow_up_created_v2": (
+        "public_incident_follow_up_created_v2",
+        "PublicIncidentFollowUpCreatedV2",
+    ),
+    "public_incident.follow_up_updated_v1": (
+        "public_incident_follow_up_updated_v1",
+        "PublicIncidentFollowUpUpdatedV1",
+    ),
+    "public_incident.follow_up_updated_v2": (
+        "public_incident_follow_up_updated_v2",
+        "PublicIncidentFollowUpUpdatedV2",
+    ),
+    "public_incident.incident_created_v2": (
+        "public_incident_incident_created_v2",
+        "PublicIncidentIncidentCreatedV2",
+    ),
+    "public_incident.incident_status_updated_v2": (
+        "public_incident_incident_status_updated_v2",
+        "PublicIncidentIncidentStatusUpdatedV2",
+    ),
+    "public_incident.incident_updated_v2": (
+        "public_incident_incident_updated_v2",
+        "PublicIncidentIncidentUpdatedV2",
+    ),
+    "public_incident.postmortem_document_status_updated_v1": (
+        "public_incident_postmortem_document_status_updated_v1",
+        "PublicIncidentPostmortemDocumentStatusUpdatedV1",
+    ),
+    "schedule.created_v1": ("schedule_created_v1", "ScheduleCreatedV1"),
+    "schedule.deleted_v1": ("schedule_deleted_v1", "ScheduleDeletedV1"),
+    "schedule.shift_change_v1": ("schedule_shift_change_v1", "ScheduleShiftChangeV1"),
+    "schedule.updated_v1": ("schedule_updated_v1", "ScheduleUpdatedV1"),
+    "status_page_incident.update_shared_v1": (
+        "status_page_incident_update_shared_v1",
+        "StatusPageIncidentUpdateSharedV1",
+    ),
+}
+
+
+class _EventModels(collections.abc.Mapping[str, typing.Any]):
+    """Event type -> model class, loading each class on first lookup."""
+
+    def __getitem__(self, event_type: str) -> type[_base.WebhookModel]:
+        module, name = _WHERE[event_type]
+        model: type[_base.WebhookModel] = getattr(
+            importlib.import_module(f"{__package__}.models.{module}"), name
+        )
+        return model
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in _WHERE
+
+    def __iter__(self) -> collections.abc.Iterator[str]:
+        return iter(_WHERE)
+
+    def __len__(self) -> int:
+        return len(_WHERE)
+
+    def __repr__(self) -> str:
+        return f"EVENT_MODELS({sorted(_WHERE)!r})"
+
 
 EVENT_MODELS: typing.Final[collections.abc.Mapping[str, type[_base.WebhookModel]]] = (
-    types.MappingProxyType(
-        {
-            "private_alert.alert_created_v1": models.PrivateAlertAlertCreatedV1,
-            "private_alert.alert_resolved_v1": models.PrivateAlertAlertResolvedV1,
-            "private_escalation.escalation_created_v1": models.PrivateEscalationEscalationCreatedV1,
-            "private_escalation.escalation_status_updated_v1": models.PrivateEscalationEscalationStatusUpdatedV1,
-            "private_incident.action_created_v1": models.PrivateIncidentActionCreatedV1,
-            "private_incident.action_updated_v1": models.PrivateIncidentActionUpdatedV1,
-            "private_incident.follow_up_created_v1": models.PrivateIncidentFollowUpCreatedV1,
-            "private_incident.follow_up_created_v2": models.PrivateIncidentFollowUpCreatedV2,
-            "private_incident.follow_up_updated_v1": models.PrivateIncidentFollowUpUpdatedV1,
-            "private_incident.follow_up_updated_v2": models.PrivateIncidentFollowUpUpdatedV2,
-            "private_incident.incident_created_v2": models.PrivateIncidentIncidentCreatedV2,
-            "private_incident.incident_updated_v2": models.PrivateIncidentIncidentUpdatedV2,
-            "private_incident.membership_granted_v1": models.PrivateIncidentMembershipGrantedV1,
-            "private_incident.membership_revoked_v1": models.PrivateIncidentMembershipRevokedV1,
-            "private_incident.postmortem_document_status_updated_v1": models.PrivateIncidentPostmortemDocumentStatusUpdatedV1,
-            "public_alert.alert_created_v1": models.PublicAlertAlertCreatedV1,
-            "public_alert.alert_resolved_v1": models.PublicAlertAlertResolvedV1,
-            "public_escalation.escalation_created_v1": models.PublicEscalationEscalationCreatedV1,
-            "public_escalation.escalation_status_updated_v1": models.PublicEscalationEscalationStatusUpdatedV1,
-            "public_incident.action_created_v1": models.PublicIncidentActionCreatedV1,
-            "public_incident.action_updated_v1": models.PublicIncidentActionUpdatedV1,
-            "public_incident.follow_up_created_v1": models.PublicIncidentFollowUpCreatedV1,
-            "public_incident.follow_up_created_v2": models.PublicIncidentFollowUpCreatedV2,
-            "public_incident.follow_up_updated_v1": models.PublicIncidentFollowUpUpdatedV1,
-            "public_incident.follow_up_updated_v2": models.PublicIncidentFollowUpUpdatedV2,
-            "public_incident.incident_created_v2": models.PublicIncidentIncidentCreatedV2,
-            "public_incident.incident_status_updated_v2": models.PublicIncidentIncidentStatusUpdatedV2,
-            "public_incident.incident_updated_v2": models.PublicIncidentIncidentUpdatedV2,
-            "public_incident.postmortem_document_status_updated_v1": models.PublicIncidentPostmortemDocumentStatusUpdatedV1,
-            "schedule.created_v1": models.ScheduleCreatedV1,
-            "schedule.deleted_v1": models.ScheduleDeletedV1,
-            "schedule.shift_change_v1": models.ScheduleShiftChangeV1,
-            "schedule.updated_v1": models.ScheduleUpdatedV1,
-            "status_page_incident.update_shared_v1": models.StatusPageIncidentUpdateSharedV1,
-        }
-    )
+    _EventModels()
 )
 
 # pydantic-core's JSON parser refuses documents nested deeper than this (a fixed limit that
 # guards its stack); no incident.io payload comes near it.
 MAX_JSON_DEPTH: typing.Final = 200
 
-_ADAPTER: typing.Final[pydantic.TypeAdapter[WebhookEvent]] = pydantic.TypeAdapter(
-    WebhookEvent
+# incident.io puts ``event_type`` first. When a body starts so, its model's own compiled
+# validator reads it directly; the model checks the tag again, so a body that only looks
+# this way (a duplicate key) fails there and goes to the union, which is never wrong.
+_SNIFF_BYTES: typing.Final = re.compile(
+    rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
 )
+_SNIFF_TEXT: typing.Final = re.compile(
+    r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
+)
+_VALIDATORS: dict[str, pydantic_core.SchemaValidator] = {}
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name == "WebhookEvent":
+        value = _union()
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _union() -> typing.Any:
+    import pydantic
+
+    models = tuple(EVENT_MODELS[event_type] for event_type in _WHERE)
+    if len(models) == 1:
+        return models[0]
+    union = typing.Union[models]  # type: ignore[valid-type]  # noqa: UP007 (a runtime tuple)
+    return typing.Annotated[union, pydantic.Field(discriminator="event_type")]
+
+
+def _validator(event_type: str) -> pydantic_core.SchemaValidator | None:
+    validator = _VALIDATORS.get(event_type)
+    if validator is None and event_type in _WHERE:
+        model = EVENT_MODELS[event_type]
+        if not model.__pydantic_complete__:
+            model.model_rebuild()
+        validator = _VALIDATORS[event_type] = model.__pydantic_validator__  # type: ignore[assignment]
+    return validator
 
 
 def parse_event(
@@ -111,20 +270,59 @@ def parse_event(
 ) -> WebhookEvent:
     """Validate a webhook body into the model of its event type.
 
-    Bytes and text are validated as JSON directly, without building a dict first.
-    Raises :class:`UnknownEventType` for an event type not in the spec this package was
-    generated from, and :class:`InvalidPayload` for anything else that does not validate.
+    Bytes and text are validated as JSON directly, without building a dict first, by the
+    compiled validator of the body's own model; only that model (and what it reaches) is
+    built, on first use. Raises :class:`UnknownEventType` for an event type not in the spec
+    this package was generated from, and :class:`InvalidPayload` for anything else that
+    does not validate.
     """
+    if isinstance(data, collections.abc.Mapping):
+        event_type = data.get("event_type")
+        validator = _validator(event_type) if isinstance(event_type, str) else None
+        if validator is not None:
+            try:
+                return typing.cast("WebhookEvent", validator.validate_python(data))
+            except pydantic_core.ValidationError:
+                pass  # the union says why, in the words callers know
+    else:
+        sniff = _SNIFF_TEXT if isinstance(data, str) else _SNIFF_BYTES
+        match = sniff.match(data)  # type: ignore[arg-type]
+        if match is not None:
+            tag = match.group(1)
+            validator = _validator(tag if isinstance(tag, str) else tag.decode())
+            if validator is not None:
+                try:
+                    return typing.cast("WebhookEvent", validator.validate_json(data))
+                except pydantic_core.ValidationError:
+                    pass
+    return _parse_with_union(data)
+
+
+@functools.cache
+def _adapter() -> typing.Any:
+    import pydantic
+
+    return pydantic.TypeAdapter(
+        __getattr__("WebhookEvent")
+    )  # built once, on first need
+
+
+def _parse_with_union(
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> WebhookEvent:
+    """Bodies that do not start with a known ``event_type``, and every failure: the union
+    of all models (built on first need) gives the answer and the error."""
+    adapter = _adapter()
     try:
         if isinstance(data, collections.abc.Mapping):
-            return _ADAPTER.validate_python(data)
-        return _ADAPTER.validate_json(data)
-    except pydantic.ValidationError as exc:
+            return typing.cast("WebhookEvent", adapter.validate_python(data))
+        return typing.cast("WebhookEvent", adapter.validate_json(data))
+    except pydantic_core.ValidationError as exc:
         raise _explain(exc, data) from exc
 
 
 def _explain(
-    exc: pydantic.ValidationError,
+    exc: pydantic_core.ValidationError,
     data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
 ) -> errors.WebhookError:
     # Only failures reach here, so the body may be decoded a second time without slowing

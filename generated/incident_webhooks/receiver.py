@@ -34,7 +34,7 @@ from .dedupe import (
     StoreUnavailable,
 )
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType
-from .events import WebhookEvent, parse_event
+from .events import parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier, header, loggable_id
 
@@ -49,7 +49,10 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
 # How long a handler thread waits for an asyncio store's answer from the event loop.
 STORE_CALL_TIMEOUT_SECONDS = 30.0
-Event = WebhookEvent | UnknownEventType
+if typing.TYPE_CHECKING:
+    from .events import WebhookEvent
+
+    Event: typing.TypeAlias = WebhookEvent | UnknownEventType
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES", "DedupeStore", "InMemoryDedupeStore", "Response",
     "StoreUnavailable", "WebhookReceiver", "current_webhook_id",

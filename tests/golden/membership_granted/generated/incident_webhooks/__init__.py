@@ -12,11 +12,8 @@
 import typing
 
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
-from .events import EVENT_MODELS, WebhookEvent, parse_event
+from .events import EVENT_MODELS, parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .models import (
-    PrivateIncidentMembershipGrantedV1,
-)
 
 if typing.TYPE_CHECKING:
     from .dedupe import (
@@ -27,34 +24,48 @@ if typing.TYPE_CHECKING:
         SQLiteDedupeStore,
         StoreUnavailable,
     )
+    from .events import WebhookEvent
+    from .models.private_incident_membership_granted_v1 import (
+        PrivateIncidentMembershipGrantedV1 as PrivateIncidentMembershipGrantedV1,
+    )
     from .receiver import Response, WebhookReceiver
     from .signature import SignatureVerifier, verify
 
-# The receiving side (asyncio, standardwebhooks) loads on first use, so code that only parses
-# events does not pay for it at import.
-_LAZY = {
-    "AsyncRedisDedupeStore": "dedupe",
-    "DedupeStore": "dedupe",
-    "InMemoryDedupeStore": "dedupe",
-    "RedisDedupeStore": "dedupe",
-    "SQLiteDedupeStore": "dedupe",
-    "StoreUnavailable": "dedupe",
-    "Response": "receiver",
-    "WebhookReceiver": "receiver",
-    "SignatureVerifier": "signature",
-    "verify": "signature",
+# Everything else loads on first use: each event model with just the models it reaches, the
+# union of all of them, and the receiving side (asyncio, standardwebhooks). Importing the
+# package builds no model, however many webhooks the spec has.
+_LAZY: dict[str, tuple[str, str]] = {
+    "WebhookEvent": ("events", "WebhookEvent"),
+    "AsyncRedisDedupeStore": ("dedupe", "AsyncRedisDedupeStore"),
+    "DedupeStore": ("dedupe", "DedupeStore"),
+    "InMemoryDedupeStore": ("dedupe", "InMemoryDedupeStore"),
+    "RedisDedupeStore": ("dedupe", "RedisDedupeStore"),
+    "SQLiteDedupeStore": ("dedupe", "SQLiteDedupeStore"),
+    "StoreUnavailable": ("dedupe", "StoreUnavailable"),
+    "Response": ("receiver", "Response"),
+    "WebhookReceiver": ("receiver", "WebhookReceiver"),
+    "SignatureVerifier": ("signature", "SignatureVerifier"),
+    "verify": ("signature", "verify"),
+    "PrivateIncidentMembershipGrantedV1": (
+        "models.private_incident_membership_granted_v1",
+        "PrivateIncidentMembershipGrantedV1",
+    ),
 }
 
 
 def __getattr__(name: str) -> typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
+    where = _LAZY.get(name)
+    if where is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(f"{__name__}.{module}"), name)
+    value = getattr(import_module(f"{__name__}.{where[0]}"), where[1])
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [

@@ -22,8 +22,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .events import WebhookEvent
 from .handlers import WebhookHandlers
+
+if typing.TYPE_CHECKING:
+    from .events import WebhookEvent
 
 log = logging.getLogger("incident_webhooks.demo")
 

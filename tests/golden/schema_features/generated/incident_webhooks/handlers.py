@@ -10,7 +10,10 @@ import collections.abc
 import types
 import typing
 
-from . import errors, events, models
+from . import errors, events
+
+if typing.TYPE_CHECKING:
+    from . import models
 
 # Event type -> method name. ``dispatch`` looks the method up by name on the instance, so a
 # subclass's override is the one called.

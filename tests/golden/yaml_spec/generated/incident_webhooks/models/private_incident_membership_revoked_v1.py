@@ -6,22 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from incident_webhooks._base import WebhookModel
 
-
-class PrivateIncidentMembershipGrantedV1(WebhookModel):
-    """
-    Granted private
-
-    This webhook is emitted whenever a user is given access to a private incident.
-    """
-
-    event_type: Literal["private_incident.membership_granted_v1"]
-    payload: Annotated[
-        WebhookIncidentUserV2, Field(alias="private_incident.membership_granted_v1")
-    ]
+from .webhook_incident_user_v2 import WebhookIncidentUserV2
 
 
 class PrivateIncidentMembershipRevokedV1(WebhookModel):
@@ -35,10 +24,3 @@ class PrivateIncidentMembershipRevokedV1(WebhookModel):
     payload: Annotated[
         WebhookIncidentUserV2, Field(alias="private_incident.membership_revoked_v1")
     ]
-
-
-class WebhookIncidentUserV2(WebhookModel):
-    actor_user_id: str | None = None
-    incident_id: str
-    user_id: str
-    granted_at: AwareDatetime | None = None

@@ -10,6 +10,8 @@ from pydantic import Field
 
 from incident_webhooks._base import WebhookModel
 
+from .webhook_incident_user_v2 import WebhookIncidentUserV2
+
 
 class PrivateIncidentMembershipGrantedV1(WebhookModel):
     """
@@ -22,9 +24,3 @@ class PrivateIncidentMembershipGrantedV1(WebhookModel):
     payload: Annotated[
         WebhookIncidentUserV2, Field(alias="private_incident.membership_granted_v1")
     ]
-
-
-class WebhookIncidentUserV2(WebhookModel):
-    actor_user_id: str | None = None
-    incident_id: str
-    user_id: str
