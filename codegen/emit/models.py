@@ -1,7 +1,7 @@
-"""The ``models`` module, written by datamodel-code-generator from the intermediate model.
+"""The models, written by datamodel-code-generator from the intermediate model.
 
 Everything is set through its options (names, aliases, base classes, enum bases); its output
-is never patched afterwards.
+is never patched, only split into modules whole (``split.py``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from ..naming import PUBLIC_NAMES
 from .literals import comment, docstring, md_code, py_string, toml_string
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
-# Modules of the generated package that come from templates, besides ``models.py``.
+# Modules of the generated package that come from templates, besides the models package.
 PACKAGE_TEMPLATES = (
     "__init__.py", "__main__.py", "_base.py", "app.py", "errors.py", "events.py",
     "handlers.py", "receiver.py", "signature.py", "testing.py", "dedupe.py",
