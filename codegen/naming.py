@@ -12,7 +12,7 @@ PUBLIC_NAMES = frozenset({
     "UnknownEventType", "WebhookError", "WebhookEvent", "WebhookHandlers", "parse_event",
     "DedupeStore", "InMemoryDedupeStore", "Response", "SignatureVerifier", "WebhookReceiver",
     "verify", "SQLiteDedupeStore", "RedisDedupeStore", "AsyncRedisDedupeStore",
-    "StoreUnavailable",
+    "StoreUnavailable", "preload",
 })  # fmt: skip
 
 _WORD = re.compile(r"[A-Za-z0-9]+")

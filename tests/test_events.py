@@ -6,6 +6,7 @@ import asyncio
 import copy
 import inspect
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -31,6 +32,19 @@ GRANTED = "private_incident.membership_granted_v1"
 
 def body(example: dict[str, Any]) -> bytes:
     return json.dumps(example).encode()
+
+
+@pytest.fixture(autouse=True, params=["first tier", "union"])
+def tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs in both of parse_event's tiers: each body by its own model's
+    validator (never promoted), and the union of all models (as after PROMOTE_AFTER events
+    or preload()). Both must give the same events and the same errors."""
+    if request.param == "first tier":
+        monkeypatch.setattr(events, "_union", None)
+        monkeypatch.setattr(events, "PROMOTE_AFTER", sys.maxsize)
+    else:
+        monkeypatch.setattr(events, "_union", events._adapter().validator)
+    return str(request.param)
 
 
 def test_event_models_cover_every_webhook_in_the_spec() -> None:
@@ -110,10 +124,17 @@ def test_parse_event_validates_bytes_without_decoding_them_to_a_dict_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def forbidden(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("json.loads called on the success path")
+        raise AssertionError("the body was decoded on the success path")
 
-    monkeypatch.setattr(events.json, "loads", forbidden)
+    monkeypatch.setattr(json, "loads", forbidden)
+    monkeypatch.setattr(events.pydantic_core, "from_json", forbidden)
     assert isinstance(parse_event(body(EXAMPLES[GRANTED])), PrivateIncidentMembershipGrantedV1)
+
+
+@pytest.mark.parametrize("data", [None, 42, [b"{}"], memoryview(b"{}")])
+def test_anything_but_bytes_text_or_a_mapping_is_a_type_error_naming_it(data: Any) -> None:
+    with pytest.raises(TypeError, match=type(data).__name__):
+        parse_event(data)
 
 
 def test_unknown_event_type_raises_with_the_type_and_the_raw_payload() -> None:

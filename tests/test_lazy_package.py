@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import incident_webhooks
@@ -106,3 +107,89 @@ def test_the_fast_path_and_the_union_give_the_same_event(as_text: bool) -> None:
         fast = incident_webhooks.parse_event(body if as_text else body.encode())
         slow = events._parse_with_union(body)
         assert fast == slow and type(fast) is type(slow), event_type
+
+
+def test_compact_and_spaced_bodies_take_their_models_validator_without_the_union() -> None:
+    # Compact as a sender writes it, and spaced as json.dumps writes it: both start with the
+    # event type, so neither needs the union, in any order of first sightings.
+    examples = spec_examples()
+    bodies = []
+    for event_type in sorted(examples)[:6]:
+        bodies.append(json.dumps(examples[event_type], separators=(",", ":")))
+        bodies.append(json.dumps(examples[event_type]))
+    state = fresh(
+        LOADED
+        + "import incident_webhooks as w\nfrom incident_webhooks import events\n"
+        + f"bodies = {bodies!r}\n"
+        + "types = [type(w.parse_event(b.encode())).__name__ for b in bodies * 3]\n"
+        + "print(json.dumps([types, events._adapter.cache_info().currsize, events._union is None]))"
+    )
+    expected = [incident_webhooks.EVENT_MODELS[t].__name__ for t in sorted(examples)[:6] for _ in (1, 2)]
+    assert state == [expected * 3, 0, True]
+
+
+def test_parse_event_moves_to_the_union_after_promote_after_events() -> None:
+    body = json.dumps(spec_examples()[GRANTED])
+    state = fresh(
+        "import json, incident_webhooks as w\nfrom incident_webhooks import events\n"
+        + "events.PROMOTE_AFTER = 5\n"
+        + "seen = []\n"
+        + "for _ in range(7):\n"
+        + f"    event = w.parse_event({body!r}.encode())\n"
+        + "    seen.append([type(event).__name__, events._union is not None])\n"
+        + "print(json.dumps([seen, events._adapter.cache_info().currsize]))"
+    )
+    name = "PrivateIncidentMembershipGrantedV1"
+    # The fifth event is still parsed by its own model and then builds the union.
+    assert state == [[[name, False]] * 4 + [[name, True]] * 3, 1]
+
+
+def test_preload_builds_every_model_and_the_union_at_once() -> None:
+    state = fresh(
+        LOADED
+        + "import incident_webhooks as w\nfrom incident_webhooks import events\n"
+        + "w.preload(); w.preload()\n"
+        + "print(json.dumps([len(loaded()), events._union is not None, events._adapter.cache_info().misses]))"
+    )
+    modules = len(list((Path(incident_webhooks.__file__).parent / "models").glob("*.py"))) - 1
+    assert state[1:] == [True, 1]
+    # Every event model and what it reaches; a model no webhook reaches stays unloaded.
+    assert len(incident_webhooks.EVENT_MODELS) < state[0] <= modules
+
+
+def test_threads_crossing_the_threshold_together_build_the_union_once() -> None:
+    examples = spec_examples()
+    bodies = [json.dumps(examples[t]) for t in sorted(examples)]
+    state = fresh(
+        "import json, threading, incident_webhooks as w\nfrom incident_webhooks import events\n"
+        + "events.PROMOTE_AFTER = 200\n"
+        + f"bodies = [b.encode() for b in {bodies!r}]\n"
+        + "wrong = []\n"
+        + "start = threading.Barrier(8)\n"
+        + "def work(k):\n"
+        + "    start.wait()\n"
+        + "    for i in range(150):\n"
+        + "        b = bodies[(i + k) % len(bodies)]\n"
+        + "        if w.parse_event(b).event_type != json.loads(b)['event_type']: wrong.append(b)\n"
+        + "threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]\n"
+        + "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        + "print(json.dumps([len(wrong), events._union is not None, events._adapter.cache_info().misses]))"
+    )
+    assert state == [0, True, 1]
+
+
+def test_a_model_that_an_event_reaches_also_works_on_its_own() -> None:
+    # Models are compiled on first use (deferred): one used directly, before or after an
+    # event that reaches it, validates, dumps and describes itself.
+    granted = spec_examples()[GRANTED]
+    state = fresh(
+        "import json\n"
+        + "from incident_webhooks.models import WebhookIncidentUserV2\n"
+        + f"user = WebhookIncidentUserV2.model_validate({granted[GRANTED]!r})\n"
+        + "import incident_webhooks as w\n"
+        + f"event = w.parse_event({json.dumps(granted)!r})\n"
+        + "again = WebhookIncidentUserV2.model_validate_json(event.payload.model_dump_json())\n"
+        + "schema = w.PrivateIncidentMembershipGrantedV1.model_json_schema()\n"
+        + "print(json.dumps([user == event.payload == again, sorted(schema['properties'])]))"
+    )
+    assert state == [True, ["event_type", GRANTED]]

@@ -75,7 +75,7 @@ def render_models(spec: Spec, package: str, header: str) -> str:
             base_class=f"{base}.WebhookModel",
             # Enum classes derive from the package's open enums, which accept values added
             # upstream after generation instead of failing the whole event.
-            import_overrides={"StrEnum": base, "IntEnum": base, "RootModel": base},
+            import_overrides={"StrEnum": base, "IntEnum": base, "RootModel": f"{package}._root"},
             use_subclass_enum=True,
             # pydantic's EmailStr needs email-validator, which the package does not depend
             # on; an address is still a string (tolerant reader: the producer checks it).

@@ -120,7 +120,12 @@ def split_models(code: str, header: str) -> tuple[dict[str, str], dict[str, str]
         used = set().union(*(uses[name] for name in group)) | set().union(
             *(_names(s) for name in group for s in after.get(name, []))
         )
-        lines = [header, "", "from __future__ import annotations", ""]
+        lines = [header, ""]
+        if len(group) > 1 or group[0] in uses[group[0]]:
+            # Classes that refer to each other (or to themselves) need their annotations
+            # read later; every other module's are plain names imported above, evaluated
+            # as the class is made, which spares pydantic evaluating them from strings.
+            lines += ["from __future__ import annotations", ""]
         lines += _import_lines(used, imports)
         for other in sorted({where[u] for u in used if u in where} - {module}):
             names = sorted(u for u in used if where.get(u) == other)

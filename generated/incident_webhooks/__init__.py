@@ -12,7 +12,7 @@
 import typing
 
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
-from .events import EVENT_MODELS, parse_event
+from .events import EVENT_MODELS, parse_event, preload
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 
 if typing.TYPE_CHECKING:
@@ -337,5 +337,6 @@ __all__ = [
     "WebhookHandlers",
     "WebhookReceiver",
     "parse_event",
+    "preload",
     "verify",
 ]

@@ -6,13 +6,11 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, TypeVar
+from typing import Any
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-RootT = TypeVar("RootT")
 _OPENED = "incident_webhooks_open_union"
 
 
@@ -56,25 +54,11 @@ class WebhookModel(BaseModel):
 
     # No protected namespaces: a payload property named like a pydantic method is renamed
     # (``model_dump_``, aliased to its JSON name), and that name must not warn at import.
+    # Deferred build: a model's validator is compiled on its first use, so the models an
+    # event model reaches are compiled once, inside it, not once each on the way.
     model_config = ConfigDict(
-        extra="allow", populate_by_name=True, protected_namespaces=()
+        extra="allow", populate_by_name=True, protected_namespaces=(), defer_build=True
     )
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        schema: core_schema.CoreSchema = handler(source)
-        # Only a model with a discriminated field has a union to open (the model generator
-        # always writes the discriminator on the field); the rest are left as built.
-        if any(f.discriminator for f in cls.__pydantic_fields__.values()):
-            schema = _open_unions(schema)
-        return schema
-
-
-class RootModel(pydantic.RootModel[RootT]):
-    """Base of every model whose value is not an object (a list, a union of variants):
-    opens its discriminated unions like :class:`WebhookModel` does."""
 
     @classmethod
     def __get_pydantic_core_schema__(

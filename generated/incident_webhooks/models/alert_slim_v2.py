@@ -2,8 +2,6 @@
 # (incident.io 1.0.0). Do not edit: change the generator
 # or the spec, then run `make generate`.
 
-from __future__ import annotations
-
 from pydantic import AwareDatetime
 
 from incident_webhooks._base import WebhookModel

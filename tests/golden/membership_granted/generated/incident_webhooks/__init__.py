@@ -12,7 +12,7 @@
 import typing
 
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
-from .events import EVENT_MODELS, parse_event
+from .events import EVENT_MODELS, parse_event, preload
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 
 if typing.TYPE_CHECKING:
@@ -88,5 +88,6 @@ __all__ = [
     "WebhookHandlers",
     "WebhookReceiver",
     "parse_event",
+    "preload",
     "verify",
 ]

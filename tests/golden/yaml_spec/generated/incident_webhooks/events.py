@@ -10,8 +10,9 @@ from __future__ import annotations
 import collections.abc
 import functools
 import importlib
-import json
+import itertools
 import re
+import threading
 import typing
 
 import pydantic_core
@@ -77,30 +78,35 @@ EVENT_MODELS: typing.Final[collections.abc.Mapping[str, type[_base.WebhookModel]
 # guards its stack); no incident.io payload comes near it.
 MAX_JSON_DEPTH: typing.Final = 200
 
-# incident.io puts ``event_type`` first. When a body starts so, its model's own compiled
-# validator reads it directly; the model checks the tag again, so a body that only looks
-# this way (a duplicate key) fails there and goes to the union, which is never wrong.
-_SNIFF_BYTES: typing.Final = re.compile(
-    rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
-)
-_SNIFF_TEXT: typing.Final = re.compile(
-    r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
-)
-_COMPACT: typing.Final = b'{"event_type":"'
-_VALIDATORS: dict[str, pydantic_core.SchemaValidator] = {}
-# The same validators by the tag's bytes, so the hot path needs no decoding.
-_BY_TAG: dict[bytes, pydantic_core.SchemaValidator] = {}
+# Bodies are validated in two tiers, chosen by measurement (see the benchmarks):
+# 1. At first, by the compiled validator of the body's own model, picked by the event type
+#    the body starts with. A model is built when its event type is first seen, so the first
+#    event of a process pays for one model (and what it reaches), never for all of them.
+# 2. After PROMOTE_AFTER events (or at once, on ``preload()``), by the union of all models,
+#    built once: it picks the model inside one compiled call, which is cheaper than picking
+#    it here. The threshold is where the time saved per event has paid for building the
+#    union (the ski-rental rule), so a process that sees a few events never builds it.
+#    Set it before the first parse to move sooner (0: on the first event) or never.
+PROMOTE_AFTER: int = 6_000
+_union: typing.Any = None  # the union's compiled validator, once promoted
+_promoting = threading.Lock()
+_count = itertools.count(1).__next__
+_VALIDATORS: dict[str, typing.Any] = {}  # event type -> its model's compiled validator
+_BY_TAG: dict[bytes, typing.Any] = {}  # the same, by the tag's bytes, for the hot path
+# Only for bodies that start some other way (pretty-printed, say): compiled on first use.
+_SNIFF_BYTES: typing.Final = rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
+_SNIFF_TEXT: typing.Final = r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
 
 
 def __getattr__(name: str) -> typing.Any:
     if name == "WebhookEvent":
-        value = _union()
+        value = _union_type()
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _union() -> typing.Any:
+def _union_type() -> typing.Any:
     import pydantic
 
     models = tuple(EVENT_MODELS[event_type] for event_type in _WHERE)
@@ -110,16 +116,29 @@ def _union() -> typing.Any:
     return typing.Annotated[union, pydantic.Field(discriminator="event_type")]
 
 
-def _validator(event_type: str) -> pydantic_core.SchemaValidator | None:
+def _validator(event_type: str) -> typing.Any:
     validator = _VALIDATORS.get(event_type)
     if validator is None and event_type in _WHERE:
         model = EVENT_MODELS[event_type]
         if not model.__pydantic_complete__:
             model.model_rebuild()
-        built: pydantic_core.SchemaValidator = model.__pydantic_validator__  # type: ignore[assignment]
-        _VALIDATORS[event_type] = _BY_TAG[event_type.encode()] = built
-        return built
+        validator = model.__pydantic_validator__
+        _VALIDATORS[event_type] = _BY_TAG[event_type.encode()] = validator
     return validator
+
+
+def preload() -> None:
+    """Build every event model and the union of all of them now.
+
+    By default each model is built on the first event of its type and the union only after
+    many events (``events.PROMOTE_AFTER``). A long-running server that would rather pay this
+    once at start-up (or before it forks its workers) calls ``preload()`` there; every event
+    after it takes the fastest path. Safe to call more than once, from any thread.
+    """
+    global _union
+    with _promoting:
+        if _union is None:
+            _union = _adapter().validator
 
 
 def parse_event(
@@ -127,60 +146,86 @@ def parse_event(
 ) -> WebhookEvent:
     """Validate a webhook body into the model of its event type.
 
-    Bytes and text are validated as JSON directly, without building a dict first, by the
-    compiled validator of the body's own model; only that model (and what it reaches) is
-    built, on first use. Raises :class:`UnknownEventType` for an event type not in the spec
-    this package was generated from, and :class:`InvalidPayload` for anything else that
-    does not validate.
+    Bytes and text are validated as JSON directly, without building a dict first, by
+    compiled validators only; a model is built when its event type is first seen. Raises
+    :class:`UnknownEventType` for an event type not in the spec this package was generated
+    from, and :class:`InvalidPayload` for anything else that does not validate.
     """
-    # The hot path, kept to a few operations: bytes that start the way incident.io's do.
+    # The hot path, kept to a few operations: bytes, as a receiver gets them.
     if type(data) is bytes:
-        tag = None
-        if data.startswith(_COMPACT):
-            end = data.find(b'"', 15)
-            tag = data[15:end] if end > 0 else None
-        elif (match := _SNIFF_BYTES.match(data)) is not None:
-            tag = match.group(1)
-        if tag is not None:
-            validator = _BY_TAG.get(tag) or _validator(tag.decode("ascii", "replace"))
-            if validator is not None:
-                try:
-                    return validator.validate_json(data)  # type: ignore[no-any-return]
-                except pydantic_core.ValidationError:
-                    pass  # the union says why, in the words callers know
-        return _parse_with_union(data)
-    if isinstance(data, collections.abc.Mapping):
-        event_type = data.get("event_type")
-        validator = _validator(event_type) if isinstance(event_type, str) else None
-        if validator is not None:
+        union = _union
+        if union is not None:
             try:
-                return validator.validate_python(data)  # type: ignore[no-any-return]
-            except pydantic_core.ValidationError:
-                pass
-        return _parse_with_union(data)
-    found = (
-        _SNIFF_TEXT.match(data) if isinstance(data, str) else _SNIFF_BYTES.match(data)
-    )
-    if found is not None:
-        sniffed = found.group(1)
-        validator = _validator(
-            sniffed if isinstance(sniffed, str) else sniffed.decode()
+                return union.validate_json(data)  # type: ignore[no-any-return]
+            except pydantic_core.ValidationError as exc:
+                raise _explain(exc, data) from exc
+        # incident.io's bodies start ``{"event_type":"<type>"`` (or ``{"event_type": "<type>"``,
+        # as ``json.dumps`` writes): the bytes between the quotes pick the validator. A body
+        # that only looks so fails in that model, which checks the tag again, and goes on to
+        # the union, which is never wrong.
+        validator = _BY_TAG.get(data[15 : data.find(b'"', 15)]) or _BY_TAG.get(
+            data[16 : data.find(b'"', 16)]
         )
         if validator is not None:
             try:
-                return validator.validate_json(data)  # type: ignore[no-any-return]
+                event = validator.validate_json(data)
             except pydantic_core.ValidationError:
-                pass
+                return _parse_with_union(data)  # it says why, in the words callers know
+            if _count() >= PROMOTE_AFTER:
+                preload()
+            return event  # type: ignore[no-any-return]
+    return _parse_slowly(data)
+
+
+def _parse_slowly(
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> WebhookEvent:
+    """Every other input: the first body of each event type, text, decoded mappings, bodies
+    that start some other way, and those that fail."""
+    as_json = isinstance(data, bytes | bytearray | str)
+    if not as_json and not isinstance(data, collections.abc.Mapping):
+        raise TypeError(
+            f"parse_event takes the body as bytes or str, or as a decoded mapping, not {type(data).__name__}"
+        )
+    if _union is None:
+        validator = (
+            _validator(event_type) if (event_type := _sniff(data)) is not None else None
+        )
+        if validator is not None:
+            try:
+                event = (
+                    validator.validate_json(data)
+                    if as_json
+                    else validator.validate_python(data)
+                )
+            except pydantic_core.ValidationError:
+                return _parse_with_union(data)
+            if _count() >= PROMOTE_AFTER:
+                preload()
+            return event  # type: ignore[no-any-return]
     return _parse_with_union(data)
+
+
+def _sniff(
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> str | None:
+    """The event type a body says it is, if it starts with it (bytes, text) or has it."""
+    if isinstance(data, collections.abc.Mapping):
+        event_type = data.get("event_type")
+        return event_type if isinstance(event_type, str) else None
+    if isinstance(data, str):
+        found = re.match(_SNIFF_TEXT, data)
+        return found.group(1) if found is not None else None
+    found_bytes = re.match(_SNIFF_BYTES, data)
+    return found_bytes.group(1).decode() if found_bytes is not None else None
 
 
 @functools.cache
 def _adapter() -> typing.Any:
     import pydantic
 
-    return pydantic.TypeAdapter(
-        __getattr__("WebhookEvent")
-    )  # built once, on first need
+    # Built once, on first need.
+    return pydantic.TypeAdapter(__getattr__("WebhookEvent"))
 
 
 def _parse_with_union(
@@ -214,7 +259,9 @@ def _explain(
                 )
             return errors.InvalidPayload(f"the body is not valid JSON ({reason})", exc)
     payload: typing.Any = (
-        data if isinstance(data, collections.abc.Mapping) else json.loads(data)
+        data
+        if isinstance(data, collections.abc.Mapping)
+        else pydantic_core.from_json(data)
     )
     if not isinstance(payload, collections.abc.Mapping):
         return errors.InvalidPayload("the body is not a JSON object", exc)

@@ -2,8 +2,6 @@
 # (schema features 1). Do not edit: change the generator
 # or the spec, then run `make generate`.
 
-from __future__ import annotations
-
 from incident_webhooks._base import IntEnum
 
 
