@@ -85,7 +85,9 @@ MAX_JSON_DEPTH: typing.Final = 200
 #    Set it before the first parse to move sooner (0: on the first event) or never.
 PROMOTE_AFTER: int = 6_000
 _union: typing.Any = None  # the union's compiled validator, once promoted
-_promoting = threading.Lock()
+# Held while a model or the union is built: threads that see a new event type at once build
+# it once, and never see it half built.
+_building = threading.RLock()
 _count = itertools.count(1).__next__
 _VALIDATORS: dict[str, typing.Any] = {}  # event type -> its model's compiled validator
 _BY_TAG: dict[bytes, typing.Any] = {}  # the same, by the tag's bytes, for the hot path
@@ -115,11 +117,12 @@ def _union_type() -> typing.Any:
 def _validator(event_type: str) -> typing.Any:
     validator = _VALIDATORS.get(event_type)
     if validator is None and event_type in _WHERE:
-        model = EVENT_MODELS[event_type]
-        if not model.__pydantic_complete__:
-            model.model_rebuild()
-        validator = model.__pydantic_validator__
-        _VALIDATORS[event_type] = _BY_TAG[event_type.encode()] = validator
+        with _building:
+            model = EVENT_MODELS[event_type]
+            if not model.__pydantic_complete__:
+                model.model_rebuild()
+            validator = model.__pydantic_validator__
+            _VALIDATORS[event_type] = _BY_TAG[event_type.encode()] = validator
     return validator
 
 
@@ -132,9 +135,9 @@ def preload() -> None:
     after it takes the fastest path. Safe to call more than once, from any thread.
     """
     global _union
-    with _promoting:
+    with _building:
         if _union is None:
-            _union = _adapter().validator
+            _union = _union_adapter().validator
 
 
 def parse_event(
@@ -220,8 +223,14 @@ def _sniff(
 def _adapter() -> typing.Any:
     import pydantic
 
-    # Built once, on first need.
     return pydantic.TypeAdapter(__getattr__("WebhookEvent"))
+
+
+def _union_adapter() -> typing.Any:
+    """The union's adapter, built once on first need: the cache alone would let two threads
+    both build it."""
+    with _building:
+        return _adapter()
 
 
 def _parse_with_union(
@@ -229,7 +238,7 @@ def _parse_with_union(
 ) -> WebhookEvent:
     """Bodies that do not start with a known ``event_type``, and every failure: the union
     of all models (built on first need) gives the answer and the error."""
-    adapter = _adapter()
+    adapter = _union_adapter()
     try:
         if isinstance(data, collections.abc.Mapping):
             return typing.cast("WebhookEvent", adapter.validate_python(data))
