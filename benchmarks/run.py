@@ -401,6 +401,7 @@ def bench_scale(scratch: Path) -> dict[str, Any]:
     byte-compiled (as pip does on install)."""
     results: dict[str, Any] = {}
     large, small = example(LARGE), example(SMALL)
+    prepared: dict[int, tuple[dict[str, tuple[Path, str]], list[float], list[float]]] = {}
     for n in SIZES:
         spec = synthetic_spec(n, scratch / f"spec{n}.json")
         package, out = f"pkg{n}", scratch / f"gen{n}"
@@ -440,14 +441,25 @@ def bench_scale(scratch: Path) -> dict[str, Any]:
             timed["before_first_parse"] = (before_out, first_parse.format(p=before_package, body=large.decode()))
             timed["before_import"] = (before_out, "import pydantic\n" + TIMED_IMPORT.format(stmt=f"import {before_package}"))
             timed["before_import_total"] = (before_out, TIMED_IMPORT.format(stmt=f"import {before_package}"))
-        rounds: dict[str, list[float]] = {name: [] for name in timed}
-        for _ in range(ROUNDS):
-            for name, (path, code) in timed.items():
+        prepared[n] = (timed, seconds, before_seconds)
+    # Each statement at both sizes back to back, so that "340 over 34" compares processes run
+    # a moment apart, not minutes apart on a machine whose speed drifts.
+    every_round: dict[int, dict[str, list[float]]] = {n: {k: [] for k in prepared[n][0]} for n in SIZES}
+    for _ in range(ROUNDS):
+        for name in prepared[SIZES[0]][0]:
+            for n in SIZES:
+                path, code = prepared[n][0][name]
                 env = {**os.environ, "PYTHONPATH": str(path)}
                 out_text = subprocess.run(
                     [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env
                 ).stdout
-                rounds[name].append(float(out_text.strip().splitlines()[-1]))
+                every_round[n][name].append(float(out_text.strip().splitlines()[-1]))
+    for n in SIZES:
+        timed, seconds, before_seconds = prepared[n]
+        rounds = every_round[n]
+        package, out = f"pkg{n}", scratch / f"gen{n}"
+        before_package, before_out = f"before{n}", scratch / f"before{n}"
+        has_before = "before_first_parse" in timed
         sys.path.insert(0, str(out))
         parse = __import__(package).parse_event
         events = __import__(f"{package}.events", fromlist=["events"])
@@ -472,10 +484,16 @@ def bench_scale(scratch: Path) -> dict[str, Any]:
                     steady.setdefault(f"{label}_tier{number}", []).append(spent)
                     steady.setdefault(f"{label}_tier{number}_ratio", []).append(ratio)
         build = statistics.median(rounds["union_build"])
+        # Per round, from the two tiers' ratios to the same baseline (times taken at
+        # different moments on a shared machine would drift), in orjson.loads units.
         saved = {
-            label: statistics.median(steady[f"{label}_tier1"]) - statistics.median(steady[f"{label}_tier2"])
+            label: statistics.median(
+                (r1 - r2) * (t1 / r1)
+                for t1, r1, r2 in zip(steady[f"{label}_tier1"], steady[f"{label}_tier1_ratio"],
+                                      steady[f"{label}_tier2_ratio"], strict=True)
+            )
             for label in ("large", "small")
-        }
+        }  # fmt: skip
         results[str(n)] = {
             "webhooks": n,
             "generation_seconds": summary(seconds),
