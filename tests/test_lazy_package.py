@@ -144,6 +144,23 @@ def test_parse_event_moves_to_the_union_after_promote_after_events() -> None:
     assert state == [[[name, False]] * 4 + [[name, True]] * 3, 1]
 
 
+def test_a_body_only_the_union_can_answer_builds_it_and_it_then_serves_every_body() -> None:
+    body = json.dumps(spec_examples()[GRANTED])
+    state = fresh(
+        "import json, incident_webhooks as w\nfrom incident_webhooks import events\n"
+        + f"w.parse_event({body!r}.encode())\n"
+        + "before = events._union is None\n"
+        + "try:\n    w.parse_event(b'{\"event_type\": \"never.heard_of_v1\"}')\n"
+        + "except w.UnknownEventType:\n    pass\n"
+        + "used = []\n"
+        + "real = events._union.validate_json\n"
+        + "events._union = type('Spy', (), {'validate_json': lambda self, b: used.append(b) or real(b)})()\n"
+        + f"event = w.parse_event({body!r}.encode())\n"
+        + "print(json.dumps([before, len(used), type(event).__name__, events._adapter.cache_info().misses]))"
+    )
+    assert state == [True, 1, "PrivateIncidentMembershipGrantedV1", 1]
+
+
 def test_preload_builds_every_model_and_the_union_at_once() -> None:
     state = fresh(
         LOADED

@@ -72,19 +72,20 @@ MAX_JSON_DEPTH: typing.Final = 200
 # 1. At first, by the compiled validator of the body's own model, picked by the event type
 #    the body starts with. A model is built when its event type is first seen, so the first
 #    event of a process pays for one model (and what it reaches), never for all of them.
-# 2. After PROMOTE_AFTER events (or at once, on ``preload()``), by the union of all models,
-#    built once: it picks the model inside one compiled call, which is cheaper than picking
-#    it here. The threshold is where the time saved per event has paid for building the
-#    union (the ski-rental rule), so a process that sees a few events never builds it.
+# 2. Once the union of all models exists, by the union: it picks the model inside one
+#    compiled call, which is cheaper than picking it here. It is built after PROMOTE_AFTER
+#    events, on ``preload()``, or to answer a body the first tier could not. The threshold
+#    is where the time saved per event has paid for building the union (the ski-rental
+#    rule), so a process that sees a few good events never builds it.
 #    Set it before the first parse to move sooner (0: on the first event) or never.
 PROMOTE_AFTER: int = 3_000
-_union: typing.Any = None  # the union's compiled validator, once promoted
+_union: typing.Any = None  # the union's compiled validator, once built
 # Held while a model or the union is built: threads that see a new event type at once build
 # it once, and never see it half built.
 _building = threading.RLock()
 _count = itertools.count(1).__next__
-_VALIDATORS: dict[str, typing.Any] = {}  # event type -> its model's compiled validator
-_BY_TAG: dict[bytes, typing.Any] = {}  # the same, by the tag's bytes, for the hot path
+# Each seen event type's compiled validator, by the tag's bytes as a body carries them.
+_BY_TAG: dict[bytes, typing.Any] = {}
 # Only for bodies that start some other way (pretty-printed, say): compiled on first use.
 _SNIFF_BYTES: typing.Final = rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
 _SNIFF_TEXT: typing.Final = r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
@@ -109,14 +110,14 @@ def _union_type() -> typing.Any:
 
 
 def _validator(event_type: str) -> typing.Any:
-    validator = _VALIDATORS.get(event_type)
+    tag = event_type.encode()
+    validator = _BY_TAG.get(tag)
     if validator is None and event_type in _WHERE:
         with _building:
             model = EVENT_MODELS[event_type]
             if not model.__pydantic_complete__:
                 model.model_rebuild()
-            validator = model.__pydantic_validator__
-            _VALIDATORS[event_type] = _BY_TAG[event_type.encode()] = validator
+            validator = _BY_TAG[tag] = model.__pydantic_validator__
     return validator
 
 
@@ -128,10 +129,7 @@ def preload() -> None:
     once at start-up (or before it forks its workers) calls ``preload()`` there; every event
     after it takes the fastest path. Safe to call more than once, from any thread.
     """
-    global _union
-    with _building:
-        if _union is None:
-            _union = _union_adapter().validator
+    _union_validator()
 
 
 def parse_event(
@@ -220,11 +218,15 @@ def _adapter() -> typing.Any:
     return pydantic.TypeAdapter(__getattr__("WebhookEvent"))
 
 
-def _union_adapter() -> typing.Any:
-    """The union's adapter, built once on first need: the cache alone would let two threads
-    both build it."""
-    with _building:
-        return _adapter()
+def _union_validator() -> typing.Any:
+    """The union's compiled validator, built on first need; from then on it validates every
+    body. Built under the lock: the cache alone would let two threads both build it."""
+    global _union
+    if _union is None:
+        with _building:
+            if _union is None:
+                _union = _adapter().validator
+    return _union
 
 
 def _parse_with_union(
@@ -232,11 +234,11 @@ def _parse_with_union(
 ) -> WebhookEvent:
     """Bodies that do not start with a known ``event_type``, and every failure: the union
     of all models (built on first need) gives the answer and the error."""
-    adapter = _union_adapter()
+    union = _union_validator()
     try:
         if isinstance(data, collections.abc.Mapping):
-            return typing.cast("WebhookEvent", adapter.validate_python(data))
-        return typing.cast("WebhookEvent", adapter.validate_json(data))
+            return typing.cast("WebhookEvent", union.validate_python(data))
+        return typing.cast("WebhookEvent", union.validate_json(data))
     except pydantic_core.ValidationError as exc:
         raise _explain(exc, data) from exc
 
