@@ -26,8 +26,8 @@ import black
 import isort
 
 from .emit.models import event_class_names, render_models
-from .emit.split import MODELS_PACKAGE, package_init, split_models
-from .emit.templates import header, render_package, render_project
+from .emit.split import MODELS_PACKAGE, split_models
+from .emit.templates import header, render_models_init, render_package, render_project
 from .errors import GenerationError
 from .ir import Spec
 
@@ -73,7 +73,7 @@ def build(spec: Spec, package: str) -> dict[str, str]:
     # own module.
     templated = render_package(spec, package, names, {n: where[n] for n in names.values()})
     split = {f"{MODELS_PACKAGE}/{name}.py": text for name, text in model_modules.items()}
-    split[f"{MODELS_PACKAGE}/__init__.py"] = package_init(where, header(spec))
+    split[f"{MODELS_PACKAGE}/__init__.py"] = render_models_init(spec, where)
     # Formatting is the slowest step; the templated modules are formatted in a forked
     # worker while the models are formatted here. Same bytes either way.
     with _formatter() as pool:

@@ -82,6 +82,14 @@ def render_package(
     return {name: render(name, **context) for name in PACKAGE_TEMPLATES}
 
 
+def render_models_init(spec: Spec, where: Mapping[str, str]) -> str:
+    """``models/__init__.py``: every model name (``where``: class -> its module), each
+    loaded with its module on first use; type checkers see them all."""
+    # isort's order (CONSTANTS, Classes), the one ruff's RUF022 expects.
+    names = sorted(where, key=lambda n: (0 if n.isupper() else 1, n))
+    return render("models/__init__.py", spec=spec, names=names, where=where)
+
+
 def render_project(spec: Spec, package: str, package_files: Mapping[str, str]) -> dict[str, str]:
     """The files around the package that make it an installable project of its own, and the
     examples it carries as data (read only when the testing kit asks for them)."""
