@@ -21,6 +21,7 @@ from incident_webhooks import WebhookHandlers, WebhookReceiver, testing
 from incident_webhooks.dedupe import (
     AsyncRedisDedupeStore,
     InMemoryDedupeStore,
+    Lease,
     RedisDedupeStore,
     SQLiteDedupeStore,
     StoreUnavailable,
@@ -71,55 +72,86 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return make
 
 
+def leased(store: Any, key: str) -> Lease:
+    """Claim ``key``, which must be free, and return the lease."""
+    lease = store.claim(key)
+    assert isinstance(lease, Lease), f"{key} was {lease!r}, not claimed"
+    return lease
+
+
 def test_a_claim_is_taken_once_then_busy_then_done_after_completion(make_store: Any) -> None:
     store = make_store()
-    assert store.claim("a") == "claimed"
+    lease = leased(store, "a")
     assert store.claim("a") == "busy"
-    store.complete("a")
+    store.complete(lease)
     assert store.claim("a") == "done"
-    assert store.claim("b") == "claimed"
+    leased(store, "b")
 
 
 def test_a_released_claim_can_be_claimed_again(make_store: Any) -> None:
     store = make_store()
-    assert store.claim("a") == "claimed"
-    store.release("a")
-    assert store.claim("a") == "claimed"
+    store.release(leased(store, "a"))
+    leased(store, "a")
 
 
 def test_a_lease_lapses_so_a_crashed_workers_claim_does_not_block_forever(make_store: Any) -> None:
     store = make_store(lease_seconds=0.3)
-    assert store.claim("a") == "claimed"
+    leased(store, "a")
     assert store.claim("a") == "busy"
     time.sleep(0.45)
-    assert store.claim("a") == "claimed"
+    leased(store, "a")
 
 
 def test_a_completion_outlives_the_lease(make_store: Any) -> None:
     store = make_store(lease_seconds=0.2, ttl_seconds=30)
-    store.claim("a")
-    store.complete("a")
+    store.complete(leased(store, "a"))
     time.sleep(0.3)
     assert store.claim("a") == "done"
 
 
 def test_a_completion_is_forgotten_after_its_ttl(make_store: Any) -> None:
     store = make_store(lease_seconds=5, ttl_seconds=0.3)
-    store.claim("a")
-    store.complete("a")
+    store.complete(leased(store, "a"))
     time.sleep(0.45)
-    assert store.claim("a") == "claimed"
+    leased(store, "a")
 
 
 def test_releasing_a_lapsed_lease_does_not_free_another_workers_claim(make_store: Any) -> None:
     first, second = make_store(lease_seconds=0.2), make_store(lease_seconds=30)
     if isinstance(first, InMemoryDedupeStore):
         pytest.skip("two workers never share one process's memory")
-    assert first.claim("a") == "claimed"
+    lapsed = leased(first, "a")
     time.sleep(0.3)
-    assert second.claim("a") == "claimed"
-    first.release("a")  # the first worker's handler failed, long after its lease
+    leased(second, "a")
+    first.release(lapsed)  # the first worker's handler failed, long after its lease
     assert second.claim("a") == "busy"
+
+
+def test_each_claim_has_its_own_token_so_one_store_object_never_frees_its_next_claim(
+    make_store: Any,
+) -> None:
+    # One store object, as one server process has: the lease of a slow handler lapses, a
+    # redelivery claims the key, then the slow handler fails and releases its own lease.
+    store = make_store(lease_seconds=0.2)
+    lapsed = leased(store, "a")
+    time.sleep(0.3)
+    second = leased(store, "a")
+    store.release(lapsed)
+    assert store.claim("a") == "busy", "a third delivery would run beside the second"
+    store.release(second)
+    leased(store, "a")
+
+
+def test_a_completion_after_a_lapse_is_never_undone_by_the_next_claims_release(
+    make_store: Any,
+) -> None:
+    store = make_store(lease_seconds=0.2)
+    lapsed = leased(store, "a")
+    time.sleep(0.3)
+    second = leased(store, "a")
+    store.complete(lapsed)  # the slow handler did succeed: the event was handled
+    store.release(second)  # the redelivery's handler failed
+    assert store.claim("a") == "done", "a third delivery would handle it a second time"
 
 
 def test_concurrent_claims_from_many_threads_give_exactly_one_winner(make_store: Any) -> None:
@@ -138,7 +170,7 @@ def test_concurrent_claims_from_many_threads_give_exactly_one_winner(make_store:
         for i in range(50):
             outcome = store.claim(f"id-{i}")
             with lock:
-                results.append(f"{i}:{outcome}")
+                results.append(f"{i}:{'claimed' if isinstance(outcome, Lease) else outcome}")
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
     for t in threads:
         t.start()
@@ -155,9 +187,9 @@ def test_redis_keys_live_under_the_prefix_so_endpoints_can_share_one_redis(
 
     one = RedisDedupeStore(redis_server.url, prefix="endpoint-one:")
     two = RedisDedupeStore(redis.Redis.from_url(redis_server.url), prefix="endpoint-two:")
-    assert one.claim("same-id") == "claimed"
-    assert two.claim("same-id") == "claimed"
-    one.complete("same-id")
+    lease = leased(one, "same-id")
+    leased(two, "same-id")
+    one.complete(lease)
     assert two.claim("same-id") == "busy"
     assert one.client.get("endpoint-one:same-id") == b"done"
 
@@ -217,7 +249,7 @@ def test_an_unreachable_redis_gives_503_and_dispatches_nothing(
 
 def test_a_store_that_fails_after_the_handler_ran_still_acknowledges_it(tmp_path: Path) -> None:
     class CompletionFails(InMemoryDedupeStore):
-        def complete(self, webhook_id: str) -> None:
+        def complete(self, lease: Lease) -> None:
             raise StoreUnavailable("gone")
 
     handlers = Counting()

@@ -181,7 +181,7 @@ def test_every_refused_delivery_is_logged_with_its_reason_and_webhook_id(
     if change == "no-signature":
         del headers["webhook-signature"]
     if change == "busy":
-        receiver.dedupe.claim("msg_log")
+        receiver.dedupe.claim("default:msg_log")
     handlers.fail = change == "raises"
     caplog.set_level(logging.INFO)
     assert receiver.handle(body, headers).status == status

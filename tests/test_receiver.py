@@ -32,6 +32,7 @@ from incident_webhooks import (
     WebhookReceiver,
 )
 from incident_webhooks.app import create_app
+from incident_webhooks.dedupe import Lease
 from standardwebhooks import Webhook
 from svix.webhooks import Webhook as SvixWebhook
 
@@ -278,9 +279,10 @@ def test_a_delivery_being_handled_right_now_gets_409_so_it_is_retried_later() ->
     store = InMemoryDedupeStore()
     receiver = WebhookReceiver(SECRET, WebhookHandlers(), dedupe=store)
     body = example_body()
-    assert store.claim("msg_busy") == "claimed"
+    lease = store.claim("default:msg_busy")  # the receiver's key: its endpoint, then the id
+    assert isinstance(lease, Lease)
     assert receiver.handle(body, sign(body, "msg_busy")).status == 409
-    store.complete("msg_busy")
+    store.complete(lease)
     assert receiver.handle(body, sign(body, "msg_busy")).status == 200
 
 
@@ -294,14 +296,17 @@ def test_the_synchronous_receiver_answers_like_the_app() -> None:
 
 def test_in_memory_dedupe_forgets_after_its_ttl_and_beyond_its_size() -> None:
     store = InMemoryDedupeStore(ttl_seconds=0.05, max_entries=3)
-    store.claim("a")
-    store.complete("a")
+    first = store.claim("a")
+    assert isinstance(first, Lease)
+    store.complete(first)
     assert store.claim("a") == "done"
     time.sleep(0.06)
-    assert store.claim("a") == "claimed"
-    for key in "bcd":
-        store.claim(key)
-    assert store.claim("a") == "claimed", "the oldest entry made room"
+    again = store.claim("a")
+    assert isinstance(again, Lease)
+    store.complete(again)
+    for key in "bc":
+        assert isinstance(store.claim(key), Lease)
+    assert isinstance(store.claim("d"), Lease), "the oldest completed entry made room"
 
 
 def test_a_bad_secret_is_refused_when_the_receiver_is_built() -> None:

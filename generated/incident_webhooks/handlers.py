@@ -7,6 +7,8 @@ from __future__ import annotations
 
 # Modules, not names: no event type can then become a class name that shadows an import.
 import collections.abc
+import difflib
+import logging
 import types
 import typing
 
@@ -55,13 +57,45 @@ HANDLER_NAMES: typing.Final[collections.abc.Mapping[str, str]] = types.MappingPr
         "status_page_incident.update_shared_v1": "on_status_page_incident_update_shared_v1",
     }
 )
+_KNOWN: typing.Final = frozenset({*HANDLER_NAMES.values(), "on_unknown"})
+logger = logging.getLogger("incident_webhooks")
+# Event types already logged as having no handler, so each is said once per process.
+_UNHANDLED: set[str] = set()
+
+
+def _check_names(cls: type) -> None:
+    """A handler method whose name matches no event type would never be called: refused
+    when the class is made, not discovered when events go missing."""
+    for name in vars(cls):
+        if name.startswith("on_") and name not in _KNOWN:
+            close = difflib.get_close_matches(name, sorted(_KNOWN), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise TypeError(
+                f"{cls.__qualname__}.{name} matches no event type this package was generated "
+                f"with, so it would never be called{hint} (a webhook newer than the package "
+                "needs `make generate` first; until then it arrives at on_unknown)"
+            )
+
+
+def _unhandled(event_type: str, what: str) -> None:
+    if event_type not in _UNHANDLED:
+        _UNHANDLED.add(event_type)
+        logger.info(
+            "%s %s: acknowledged and dropped (said once per process)", what, event_type
+        )
 
 
 class WebhookHandlers:
     """Handlers for every incident.io webhook, one ``on_*`` method each.
 
-    A method you do not override does nothing, so its event is acknowledged and dropped.
+    A method you do not override does nothing, so its event is acknowledged and dropped
+    (logged at INFO, once per event type). A subclass method named ``on_...`` that matches no
+    event type is refused with a TypeError when the class is made.
     """
+
+    def __init_subclass__(cls, **options: typing.Any) -> None:
+        super().__init_subclass__(**options)
+        _check_names(cls)
 
     def on_private_alert_alert_created_v1(
         self, event: models.PrivateAlertAlertCreatedV1
@@ -70,6 +104,7 @@ class WebhookHandlers:
 
         Sent when a new alert is raised in a private context; only the alert ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_alert_alert_resolved_v1(
         self, event: models.PrivateAlertAlertResolvedV1
@@ -78,6 +113,7 @@ class WebhookHandlers:
 
         Sent when a private alert moves to resolved; only the alert ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_escalation_escalation_created_v1(
         self, event: models.PrivateEscalationEscalationCreatedV1
@@ -86,6 +122,7 @@ class WebhookHandlers:
 
         Sent when a private escalation is opened; only the escalation ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_escalation_escalation_status_updated_v1(
         self, event: models.PrivateEscalationEscalationStatusUpdatedV1
@@ -94,6 +131,7 @@ class WebhookHandlers:
 
         Sent when a private escalation moves to a different status; only the escalation ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_action_created_v1(
         self, event: models.PrivateIncidentActionCreatedV1
@@ -102,6 +140,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_action_updated_v1(
         self, event: models.PrivateIncidentActionUpdatedV1
@@ -110,6 +149,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_follow_up_created_v1(
         self, event: models.PrivateIncidentFollowUpCreatedV1
@@ -118,6 +158,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_follow_up_created_v2(
         self, event: models.PrivateIncidentFollowUpCreatedV2
@@ -126,6 +167,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a private incident (v2 event); only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_follow_up_updated_v1(
         self, event: models.PrivateIncidentFollowUpUpdatedV1
@@ -134,6 +176,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_follow_up_updated_v2(
         self, event: models.PrivateIncidentFollowUpUpdatedV2
@@ -142,6 +185,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a private incident is modified (v2 event); only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_incident_created_v2(
         self, event: models.PrivateIncidentIncidentCreatedV2
@@ -150,6 +194,7 @@ class WebhookHandlers:
 
         Sent when a private incident is declared; only the incident ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_incident_updated_v2(
         self, event: models.PrivateIncidentIncidentUpdatedV2
@@ -158,6 +203,7 @@ class WebhookHandlers:
 
         Sent when any change is made to a private incident; only the incident ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_membership_granted_v1(
         self, event: models.PrivateIncidentMembershipGrantedV1
@@ -166,6 +212,7 @@ class WebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_membership_revoked_v1(
         self, event: models.PrivateIncidentMembershipRevokedV1
@@ -174,6 +221,7 @@ class WebhookHandlers:
 
         Sent when someone loses their membership of a private incident.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_private_incident_postmortem_document_status_updated_v1(
         self, event: models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
@@ -182,6 +230,7 @@ class WebhookHandlers:
 
         Sent when the status of a private incident's postmortem changes; only an ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_alert_alert_created_v1(
         self, event: models.PublicAlertAlertCreatedV1
@@ -190,6 +239,7 @@ class WebhookHandlers:
 
         Sent when a new alert is raised, with the full alert payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_alert_alert_resolved_v1(
         self, event: models.PublicAlertAlertResolvedV1
@@ -198,6 +248,7 @@ class WebhookHandlers:
 
         Sent when an alert becomes resolved, with the full alert payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_escalation_escalation_created_v1(
         self, event: models.PublicEscalationEscalationCreatedV1
@@ -206,6 +257,7 @@ class WebhookHandlers:
 
         Sent when a new escalation is opened, with the full escalation payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_escalation_escalation_status_updated_v1(
         self, event: models.PublicEscalationEscalationStatusUpdatedV1
@@ -214,6 +266,7 @@ class WebhookHandlers:
 
         Sent when an escalation changes status, including the old and new status and who made the change.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_action_created_v1(
         self, event: models.PublicIncidentActionCreatedV1
@@ -222,6 +275,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a public incident (legacy action shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_action_updated_v1(
         self, event: models.PublicIncidentActionUpdatedV1
@@ -230,6 +284,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (legacy action shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_follow_up_created_v1(
         self, event: models.PublicIncidentFollowUpCreatedV1
@@ -238,6 +293,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v1 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_follow_up_created_v2(
         self, event: models.PublicIncidentFollowUpCreatedV2
@@ -246,6 +302,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v2 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_follow_up_updated_v1(
         self, event: models.PublicIncidentFollowUpUpdatedV1
@@ -254,6 +311,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v1 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_follow_up_updated_v2(
         self, event: models.PublicIncidentFollowUpUpdatedV2
@@ -262,6 +320,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v2 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_incident_created_v2(
         self, event: models.PublicIncidentIncidentCreatedV2
@@ -270,6 +329,7 @@ class WebhookHandlers:
 
         Sent when a public incident is declared, with the full incident payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_incident_status_updated_v2(
         self, event: models.PublicIncidentIncidentStatusUpdatedV2
@@ -278,6 +338,7 @@ class WebhookHandlers:
 
         Sent when a public incident moves between statuses, including previous and new status.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_incident_updated_v2(
         self, event: models.PublicIncidentIncidentUpdatedV2
@@ -286,6 +347,7 @@ class WebhookHandlers:
 
         Sent when any change is made to a public incident, with the full incident payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_public_incident_postmortem_document_status_updated_v1(
         self, event: models.PublicIncidentPostmortemDocumentStatusUpdatedV1
@@ -294,30 +356,35 @@ class WebhookHandlers:
 
         Sent when the status of a public incident's postmortem document changes.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_schedule_created_v1(self, event: models.ScheduleCreatedV1) -> None:
         """Created
 
         Sent when a new on-call schedule is set up.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Deleted
 
         Sent when an on-call schedule is removed.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_schedule_shift_change_v1(self, event: models.ScheduleShiftChangeV1) -> None:
         """Shift change
 
         Sent when the people on call for a schedule change hands.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_schedule_updated_v1(self, event: models.ScheduleUpdatedV1) -> None:
         """Updated
 
         Sent when the configuration of an on-call schedule is changed.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_status_page_incident_update_shared_v1(
         self, event: models.StatusPageIncidentUpdateSharedV1
@@ -326,6 +393,7 @@ class WebhookHandlers:
 
         Sent when a status page incident update is published, including the first one.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -334,6 +402,7 @@ class WebhookHandlers:
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
+        _unhandled(event_type, "unknown event type")
 
     def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
@@ -360,8 +429,14 @@ class WebhookHandlers:
 class AsyncWebhookHandlers:
     """Coroutine handlers for every incident.io webhook, one ``on_*`` method each.
 
-    A method you do not override does nothing, so its event is acknowledged and dropped.
+    A method you do not override does nothing, so its event is acknowledged and dropped
+    (logged at INFO, once per event type). A subclass method named ``on_...`` that matches no
+    event type is refused with a TypeError when the class is made.
     """
+
+    def __init_subclass__(cls, **options: typing.Any) -> None:
+        super().__init_subclass__(**options)
+        _check_names(cls)
 
     async def on_private_alert_alert_created_v1(
         self, event: models.PrivateAlertAlertCreatedV1
@@ -370,6 +445,7 @@ class AsyncWebhookHandlers:
 
         Sent when a new alert is raised in a private context; only the alert ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_alert_alert_resolved_v1(
         self, event: models.PrivateAlertAlertResolvedV1
@@ -378,6 +454,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private alert moves to resolved; only the alert ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_escalation_escalation_created_v1(
         self, event: models.PrivateEscalationEscalationCreatedV1
@@ -386,6 +463,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private escalation is opened; only the escalation ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_escalation_escalation_status_updated_v1(
         self, event: models.PrivateEscalationEscalationStatusUpdatedV1
@@ -394,6 +472,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private escalation moves to a different status; only the escalation ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_action_created_v1(
         self, event: models.PrivateIncidentActionCreatedV1
@@ -402,6 +481,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_action_updated_v1(
         self, event: models.PrivateIncidentActionUpdatedV1
@@ -410,6 +490,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_follow_up_created_v1(
         self, event: models.PrivateIncidentFollowUpCreatedV1
@@ -418,6 +499,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_follow_up_created_v2(
         self, event: models.PrivateIncidentFollowUpCreatedV2
@@ -426,6 +508,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a private incident (v2 event); only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_follow_up_updated_v1(
         self, event: models.PrivateIncidentFollowUpUpdatedV1
@@ -434,6 +517,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_follow_up_updated_v2(
         self, event: models.PrivateIncidentFollowUpUpdatedV2
@@ -442,6 +526,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a private incident is modified (v2 event); only its ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_incident_created_v2(
         self, event: models.PrivateIncidentIncidentCreatedV2
@@ -450,6 +535,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private incident is declared; only the incident ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_incident_updated_v2(
         self, event: models.PrivateIncidentIncidentUpdatedV2
@@ -458,6 +544,7 @@ class AsyncWebhookHandlers:
 
         Sent when any change is made to a private incident; only the incident ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_membership_granted_v1(
         self, event: models.PrivateIncidentMembershipGrantedV1
@@ -466,6 +553,7 @@ class AsyncWebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_membership_revoked_v1(
         self, event: models.PrivateIncidentMembershipRevokedV1
@@ -474,6 +562,7 @@ class AsyncWebhookHandlers:
 
         Sent when someone loses their membership of a private incident.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_private_incident_postmortem_document_status_updated_v1(
         self, event: models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
@@ -482,6 +571,7 @@ class AsyncWebhookHandlers:
 
         Sent when the status of a private incident's postmortem changes; only an ID is delivered.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_alert_alert_created_v1(
         self, event: models.PublicAlertAlertCreatedV1
@@ -490,6 +580,7 @@ class AsyncWebhookHandlers:
 
         Sent when a new alert is raised, with the full alert payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_alert_alert_resolved_v1(
         self, event: models.PublicAlertAlertResolvedV1
@@ -498,6 +589,7 @@ class AsyncWebhookHandlers:
 
         Sent when an alert becomes resolved, with the full alert payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_escalation_escalation_created_v1(
         self, event: models.PublicEscalationEscalationCreatedV1
@@ -506,6 +598,7 @@ class AsyncWebhookHandlers:
 
         Sent when a new escalation is opened, with the full escalation payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_escalation_escalation_status_updated_v1(
         self, event: models.PublicEscalationEscalationStatusUpdatedV1
@@ -514,6 +607,7 @@ class AsyncWebhookHandlers:
 
         Sent when an escalation changes status, including the old and new status and who made the change.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_action_created_v1(
         self, event: models.PublicIncidentActionCreatedV1
@@ -522,6 +616,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a public incident (legacy action shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_action_updated_v1(
         self, event: models.PublicIncidentActionUpdatedV1
@@ -530,6 +625,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (legacy action shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_follow_up_created_v1(
         self, event: models.PublicIncidentFollowUpCreatedV1
@@ -538,6 +634,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v1 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_follow_up_created_v2(
         self, event: models.PublicIncidentFollowUpCreatedV2
@@ -546,6 +643,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v2 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_follow_up_updated_v1(
         self, event: models.PublicIncidentFollowUpUpdatedV1
@@ -554,6 +652,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v1 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_follow_up_updated_v2(
         self, event: models.PublicIncidentFollowUpUpdatedV2
@@ -562,6 +661,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v2 shape).
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_incident_created_v2(
         self, event: models.PublicIncidentIncidentCreatedV2
@@ -570,6 +670,7 @@ class AsyncWebhookHandlers:
 
         Sent when a public incident is declared, with the full incident payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_incident_status_updated_v2(
         self, event: models.PublicIncidentIncidentStatusUpdatedV2
@@ -578,6 +679,7 @@ class AsyncWebhookHandlers:
 
         Sent when a public incident moves between statuses, including previous and new status.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_incident_updated_v2(
         self, event: models.PublicIncidentIncidentUpdatedV2
@@ -586,6 +688,7 @@ class AsyncWebhookHandlers:
 
         Sent when any change is made to a public incident, with the full incident payload.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_public_incident_postmortem_document_status_updated_v1(
         self, event: models.PublicIncidentPostmortemDocumentStatusUpdatedV1
@@ -594,18 +697,21 @@ class AsyncWebhookHandlers:
 
         Sent when the status of a public incident's postmortem document changes.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_schedule_created_v1(self, event: models.ScheduleCreatedV1) -> None:
         """Created
 
         Sent when a new on-call schedule is set up.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Deleted
 
         Sent when an on-call schedule is removed.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_schedule_shift_change_v1(
         self, event: models.ScheduleShiftChangeV1
@@ -614,12 +720,14 @@ class AsyncWebhookHandlers:
 
         Sent when the people on call for a schedule change hands.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_schedule_updated_v1(self, event: models.ScheduleUpdatedV1) -> None:
         """Updated
 
         Sent when the configuration of an on-call schedule is changed.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_status_page_incident_update_shared_v1(
         self, event: models.StatusPageIncidentUpdateSharedV1
@@ -628,6 +736,7 @@ class AsyncWebhookHandlers:
 
         Sent when a status page incident update is published, including the first one.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -636,6 +745,7 @@ class AsyncWebhookHandlers:
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
+        _unhandled(event_type, "unknown event type")
 
     async def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""

@@ -164,9 +164,8 @@ def check_secret(secret: object) -> str:
     try:
         key = b64decode(match.group(1), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(
-            "the webhook secret after whsec_ is not valid base64"
-        ) from None
+        where = "after whsec_ " if secret.startswith("whsec_") else ""
+        raise ValueError(f"the webhook secret {where}is not valid base64") from None
     if not key:
         raise ValueError("the webhook secret is empty")
     return secret
