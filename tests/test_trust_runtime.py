@@ -678,3 +678,33 @@ def test_error_counts_are_said_in_good_english() -> None:
     with pytest.raises(WebhookError) as two:
         events.parse_event(json.dumps({"event_type": GRANTED, GRANTED: {}}))
     assert "(2 errors)" in str(two.value)
+
+
+# -- row 18: type checkers see exactly the names that exist -----------------------------------
+
+
+def test_mypy_refuses_names_the_package_does_not_have_and_accepts_those_it_has(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "missing.py").write_text(
+        "from incident_webhooks import NoSuchThing\n"
+        "from incident_webhooks.models import AlsoMissing\n"
+        "from incident_webhooks.events import NotThereEither\n"
+        "import incident_webhooks\n"
+        "incident_webhooks.Gone\n"
+    )
+    (tmp_path / "present.py").write_text(
+        "from incident_webhooks import PrivateIncidentMembershipGrantedV1, WebhookEvent\n"
+        "from incident_webhooks.models import PrivateIncidentMembershipGrantedV1 as Model\n"
+        "from incident_webhooks.events import WebhookEvent as Union\n"
+        "from incident_webhooks.dedupe import Lease, RedisDedupeStore\n"
+        "import incident_webhooks\n"
+        "incident_webhooks.InMemoryDedupeStore\n"
+    )
+    run = [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent"]
+    missing = subprocess.run([*run, "missing.py"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert missing.returncode == 1, missing.stdout
+    for name in ("NoSuchThing", "AlsoMissing", "NotThereEither", "Gone"):
+        assert f'"{name}"' in missing.stdout, (name, missing.stdout)
+    present = subprocess.run([*run, "present.py"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert present.returncode == 0, present.stdout
