@@ -58,9 +58,14 @@ fuzz: $(STAMP) ## Fuzz the generator with random specs for FUZZ_SECONDS (not par
 
 # Each step must pass before the next: a download that is not a usable spec stops here with
 # the committed spec untouched, and a regenerated package that fails the tests is not kept
-# silently (the working tree shows it for review).
-update-spec: $(STAMP) ## Fetch incident.io's latest spec, report what changed, regenerate, test
-	$(BIN)/python -m codegen update-spec
+# silently (the working tree shows it for review). A spec that would break code using the
+# package (a removed webhook or field, a narrowed type) stops it too, until a person accepts
+# it with ALLOW_BREAKING=1. FROM=path takes a local file instead of the download.
+FROM ?=
+ALLOW_BREAKING ?=
+update-spec: $(STAMP) ## Fetch incident.io's latest spec (or FROM=file), report what changed, regenerate, test
+	$(BIN)/python -m codegen update-spec $(if $(FROM),--from "$(FROM)") \
+		$(if $(ALLOW_BREAKING),,--fail-on-breaking)
 	$(MAKE) --no-print-directory generate
 	$(MAKE) --no-print-directory test
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,9 +23,38 @@ class UsageError(Exception):
     """A command-line mistake: exit 2 with the message."""
 
 
+def project_root() -> Path | None:
+    """The generator's repository: the nearest folder at or above the current one whose
+    pyproject.toml has a ``[tool.codegen]`` table. Default paths are relative to it, so a
+    command run from a subfolder reads and writes the same files as from the root."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if fetch.has_tool_config(folder / "pyproject.toml"):
+            return folder
+    return None
+
+
+def default_path(relative: Path) -> Path:
+    root = project_root()
+    if root is None:
+        return relative
+    return Path(os.path.relpath(root / relative))
+
+
+def spec_path(args: argparse.Namespace) -> Path:
+    given: Path | None = args.spec
+    if given is not None:
+        return given
+    path = default_path(DEFAULT_SPEC)
+    return path if path.exists() or project_root() is not None else find_default_spec()
+
+
+def out_path(args: argparse.Namespace) -> Path:
+    given: Path | None = args.out
+    return given if given is not None else default_path(DEFAULT_OUT)
+
+
 def read_spec(path: Path, args: argparse.Namespace) -> Spec:
-    if path == DEFAULT_SPEC and not path.exists():
-        path = find_default_spec()
     return parser.parse(loader.load_spec(path), str(path), constraints=constraints(args))
 
 
@@ -45,16 +75,32 @@ def constraints(args: argparse.Namespace) -> bool:
     """The command line's choice, else ``[tool.codegen] constraints``, else off."""
     chosen = getattr(args, "constraints", None)
     if chosen is None:
-        chosen = fetch.tool_config().get("constraints", False)
+        root = project_root()
+        chosen = fetch.tool_config(root / "pyproject.toml").get("constraints", False) if root else False
     if not isinstance(chosen, bool):
         raise UsageError("[tool.codegen] constraints must be true or false")
     return chosen
+
+
+# Top-level modules the generated package imports, or that what it imports imports: a
+# package of the same name would shadow one of them (or be shadowed) and fail to import.
+RUNTIME_MODULES = frozenset({
+    "pydantic", "pydantic_core", "standardwebhooks", "starlette", "uvicorn", "redis",
+    "typing_extensions", "annotated_types", "typing_inspection", "anyio", "sniffio", "idna",
+    "h11", "click", "httpx", "httpcore", "certifi", "attrs", "attr", "dateutil", "deprecated",
+    "wrapt", "async_timeout", "fastapi", "svix", "codegen",
+})  # fmt: skip
 
 
 def package_name(args: argparse.Namespace) -> str:
     name: str = args.package
     if not is_identifier(name):
         raise UsageError(f"--package {name!r} is not a Python package name")
+    if name in sys.stdlib_module_names or name in RUNTIME_MODULES or name.startswith("__"):
+        raise UsageError(
+            f"--package {name!r} is the name of a module the generated package imports (or "
+            "of the standard library); it could not be imported: choose another name"
+        )
     return name
 
 
@@ -89,16 +135,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_scaffold(args: argparse.Namespace) -> int:
     target: Path = args.path
-    if target.exists():
+    if target.exists() or target.is_symlink():
         raise UsageError(f"{target} exists; scaffold never overwrites a file (it is yours)")
     spec = read_spec(args.spec, args)
     code = project.format_python(
-        render("scaffold.py", spec=spec, package=args.package), str(target), args.package
+        render("scaffold.py", spec=spec, package=package_name(args)), str(target), args.package
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # "x" mode: even a file created since the check above is not overwritten.
-    with open(target, "x", encoding="utf-8") as handle:
-        handle.write(code)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # "x" mode: even a file created since the check above is not overwritten.
+        with open(target, "x", encoding="utf-8") as handle:
+            handle.write(code)
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename or target}: {exc.strerror}") from None
     print(f"wrote {target}: a handler stub for each of {len(spec.webhooks)} webhooks")
     return 0
 
@@ -107,12 +156,10 @@ def cmd_update_spec(args: argparse.Namespace) -> int:
     target: Path = args.spec
     if args.from_file is not None:
         source = str(args.from_file)
-        try:
-            raw = args.from_file.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {args.from_file}: {exc.strerror}") from None
+        raw = loader.read_limited(args.from_file)
     else:
-        url: str | None = args.url or fetch.configured_url()
+        root = project_root()
+        url: str | None = args.url or (fetch.configured_url(root / "pyproject.toml") if root else None)
         if not url:
             raise UsageError("no --url given and no [tool.codegen] spec-url in pyproject.toml")
         source, raw = url, fetch.download(url)
@@ -127,10 +174,21 @@ def cmd_update_spec(args: argparse.Namespace) -> int:
             old = parser.parse(old_document, str(target), constraints=new.constraints)
         except SpecError:
             old = None  # the committed spec was unusable; the new one replaces it
+    report = diff.compare(old, new) if old is not None else None
+    if report is not None and args.fail_on_breaking and report.has_breaking:
+        sys.stdout.write(diff.render(report, "text", str(target), source))
+        count = report.count("breaking") + report.count("source")
+        print(
+            f"error: {source} has {count} breaking change{'s'[:count != 1]} for code that uses "
+            f"the package; {target} was left as it was (review, then run without "
+            "--fail-on-breaking to accept them)",
+            file=sys.stderr,
+        )
+        return 1
     fetch.write_atomically(target, fetch.spec_bytes(document, raw, target))
     print(f"updated {target} from {source} ({len(new.webhooks)} webhooks)")
-    if old is not None:
-        sys.stdout.write(diff.render(diff.compare(old, new), "text", str(target), source))
+    if report is not None:
+        sys.stdout.write(diff.render(report, "text", str(target), source))
     return 0
 
 
@@ -146,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="JSON or YAML spec")
+        sub.add_argument(
+            "--spec", type=Path, default=None,
+            help=f"JSON or YAML spec (default: {DEFAULT_SPEC} of the repository)",
+        )  # fmt: skip
         add_constraints(sub)
         return sub
 
@@ -163,13 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
+        default=None,
         help="project folder to (re)build: absent, empty, or one this generator wrote",
     )
     gen.add_argument("--package", default=DEFAULT_PACKAGE, help="import name of the package")
     gen.set_defaults(run=cmd_generate)
     check = add("check", "exit 1 with a diff when the committed project is stale")
-    check.add_argument("--out", type=Path, default=DEFAULT_OUT, help="project folder to compare")
+    check.add_argument("--out", type=Path, default=None, help="project folder to compare")
     check.add_argument("--package", default=DEFAULT_PACKAGE, help="import name of the package")
     check.set_defaults(run=cmd_check)
     scaffold = add("scaffold", "write a module of your own with a stub for every webhook")
@@ -180,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     where = update.add_mutually_exclusive_group()
     where.add_argument("--url", help="download from here (default: [tool.codegen] spec-url)")
     where.add_argument("--from", dest="from_file", type=Path, help="take this file instead")
+    update.add_argument(
+        "--fail-on-breaking", action="store_true",
+        help="exit 1 and leave the spec as it was when the new one breaks consumers",
+    )  # fmt: skip
     update.set_defaults(run=cmd_update_spec)
     compare = commands.add_parser(
         "diff", help="report the changes between two specs, breaking or compatible"
@@ -198,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "spec", False) is None:
+            # update-spec writes the spec: where it belongs, whether or not it exists yet.
+            updating = args.run is cmd_update_spec
+            args.spec = default_path(DEFAULT_SPEC) if updating else spec_path(args)
+        if getattr(args, "out", False) is None:
+            args.out = out_path(args)
         code: int = args.run(args)
         return code
     except SpecError as exc:

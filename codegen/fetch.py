@@ -20,7 +20,7 @@ from . import loader, parser
 from .errors import SpecError, SpecProblem
 from .ir import Spec
 
-MAX_SPEC_BYTES = 64 * 1024 * 1024
+MAX_SPEC_BYTES = loader.MAX_SPEC_BYTES
 TIMEOUT_SECONDS = 60
 
 
@@ -32,6 +32,16 @@ def tool_config(pyproject: Path = Path("pyproject.toml")) -> dict[str, Any]:
         return {}
     table = config.get("tool", {}).get("codegen", {})
     return table if isinstance(table, dict) else {}
+
+
+def has_tool_config(pyproject: Path) -> bool:
+    """Whether ``pyproject`` exists and has a ``[tool.codegen]`` table."""
+    try:
+        config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    tool = config.get("tool")
+    return isinstance(tool, dict) and isinstance(tool.get("codegen"), dict)
 
 
 def configured_url(pyproject: Path = Path("pyproject.toml")) -> str | None:

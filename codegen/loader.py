@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,28 @@ _JsonCompatibleLoader.yaml_implicit_resolvers = {
 }
 
 
+class _HugeInt:
+    """An integer with more digits than Python converts (4,300 by default): kept as its
+    digit count, to be refused with its place once the document is built."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _int(text: str) -> int | _HugeInt:
+    digits = len(text.lstrip("+-"))
+    if digits > sys.get_int_max_str_digits() > 0:
+        return _HugeInt(digits)
+    return int(text)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = str(node.value).replace("_", "")
+    if text.lstrip("+-").isdigit():
+        return _int(text)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
     loader.flatten_mapping(node)
     pairs = loader.construct_pairs(node, deep=True)
@@ -34,6 +60,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 _JsonCompatibleLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
 )
+_JsonCompatibleLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 # A spec nests a few dozen levels and uses a handful of YAML aliases; anything far beyond
@@ -140,6 +167,32 @@ def _surrogate_problems(value: Any) -> list[SpecProblem]:
     return sorted(problems, key=lambda p: p.pointer)
 
 
+def _non_json_problems(value: Any) -> list[SpecProblem]:
+    """Values JSON cannot hold (YAML's ``!!timestamp``, ``!!binary``, ``!!set``, ``!!omap``;
+    NaN and infinities, which Python's JSON reader accepts; integers too long to convert):
+    a spec is JSON data, and these would fail later without a place."""
+    problems: list[SpecProblem] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack and len(problems) < 20:
+        node, at = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((child, (*at, str(key))) for key, child in node.items())
+        elif isinstance(node, list):
+            stack.extend((child, (*at, str(i))) for i, child in enumerate(node))
+        elif isinstance(node, _HugeInt):
+            message = f"an integer of {node.digits} digits (more than {sys.get_int_max_str_digits()})"
+            problems.append(SpecProblem(message, json_pointer(*at)))
+        elif isinstance(node, float) and not math.isfinite(node):
+            problems.append(SpecProblem(f"{node} is not a JSON number", json_pointer(*at)))
+        elif not (node is None or isinstance(node, str | int | float | bool)):
+            kind = {"datetime": "a YAML timestamp", "date": "a YAML date", "bytes": "YAML binary",
+                    "set": "a YAML set", "tuple": "a YAML pair"}.get(type(node).__name__, type(node).__name__)  # fmt: skip
+            problems.append(
+                SpecProblem(f"{kind} is not JSON data (quote it as a string)", json_pointer(*at))
+            )
+    return sorted(problems, key=lambda p: p.pointer)
+
+
 def _has_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -154,7 +207,7 @@ def parse_bytes(raw: bytes, source: str) -> Any:
     deep = _depth_problem(document)
     if deep is not None:
         raise SpecError(source, [SpecProblem(f"nested deeper than {MAX_DEPTH} levels", deep)])
-    problems = _surrogate_problems(document)
+    problems = _non_json_problems(document) or _surrogate_problems(document)
     if problems:
         raise SpecError(source, problems)
     return document
@@ -175,7 +228,7 @@ def _parse_bytes(raw: bytes, source: str) -> Any:
     stripped = text.strip()
     if source.endswith(".json") or stripped.startswith(("{", "[")):
         try:
-            return json.loads(text)
+            return json.loads(text, parse_int=_int)
         except RecursionError:
             problem = SpecProblem(f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
             raise SpecError(source, [problem]) from None
@@ -211,9 +264,35 @@ def _parse_bytes(raw: bytes, source: str) -> Any:
         raise SpecError(source, [problem]) from None
 
 
-def load_spec(path: Path) -> Any:
+# Far above any real spec (incident.io's is about 0.5 MB), far below what would exhaust memory.
+MAX_SPEC_BYTES = 64 * 1024 * 1024
+
+
+def read_limited(path: Path) -> bytes:
+    """The bytes of a regular file of at most MAX_SPEC_BYTES. Anything else (a device such
+    as /dev/zero, a FIFO with no writer, a folder, a huge file) is refused by name, without
+    reading it or waiting on it."""
     try:
-        raw = path.read_bytes()
+        # Non-blocking: opening a FIFO with no writer must not hang.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise SpecError(str(path), [SpecProblem(f"cannot read the file: {exc.strerror}")]) from None
-    return parse_bytes(raw, str(path))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            problem = SpecProblem("not a regular file (a device, FIFO, socket or folder)")
+            raise SpecError(str(path), [problem])
+        if info.st_size > MAX_SPEC_BYTES:
+            problem = SpecProblem(f"{info.st_size} bytes, over the limit of {MAX_SPEC_BYTES}: not a spec")
+            raise SpecError(str(path), [problem])
+        try:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+        except OSError as exc:
+            raise SpecError(str(path), [SpecProblem(f"cannot read the file: {exc.strerror}")]) from None
+    if len(raw) > MAX_SPEC_BYTES:  # it grew while being read
+        raise SpecError(str(path), [SpecProblem(f"over the limit of {MAX_SPEC_BYTES} bytes: not a spec")])
+    return raw
+
+
+def load_spec(path: Path) -> Any:
+    return parse_bytes(read_limited(path), str(path))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from . import layouts, naming, schemas
+from . import constraints, layouts, naming, schemas
 from .errors import SpecError, SpecProblem, json_pointer
 from .ir import SCHEMA_PREFIX, PayloadField, Schema, Spec, Webhook
 
@@ -59,6 +59,7 @@ class _Parser:
         self.hoisted: dict[str, Schema] = {}
         self.hoisted_at: dict[str, tuple[str, ...]] = {}
         self.item_at: dict[str, tuple[str, ...]] = {}
+        self.taken: set[str] = set()
 
     def problem(self, message: str, *pointer: str | int) -> None:
         self.problems.append(SpecProblem(message, json_pointer(*pointer)))
@@ -71,6 +72,13 @@ class _Parser:
     def parse(self) -> Spec:
         layout = layouts.read(self.doc, self.source)
         self.components = layout.schemas
+        # Every name the spec has, and what each becomes as a class: a name the generator
+        # invents (a hoisted payload's) must be none of them.
+        self.taken = {
+            *self.components,
+            *(naming.class_name(str(name)) for name in self.components),
+            *(naming.class_name(hook.event_type) for hook in layout.hooks),
+        }
         webhooks = [w for w in (self.webhook(h.event_type, h.item, h.at) for h in layout.hooks) if w]
         reachable = self.reachable_schemas(webhooks)
         reachable, webhooks = self.safe_names(reachable, webhooks)
@@ -211,7 +219,10 @@ class _Parser:
                 self.problem(f"$ref {ref!r} does not resolve", *at, "$ref")
                 return None
             return {"$ref": SCHEMA_PREFIX + name}
-        name = class_name + "Payload"
+        name, number = class_name + "Payload", 2
+        while name in self.taken:
+            name, number = f"{class_name}Payload{number}", number + 1
+        self.taken.add(name)
         self.hoisted[name] = schema
         self.hoisted_at[name] = at
         return {"$ref": SCHEMA_PREFIX + name}
@@ -381,6 +392,9 @@ class _Parser:
                 re.compile(str(pattern))
             except re.error as exc:
                 self.problem(f"pattern is not a valid regular expression: {exc}", *at, "pattern")
+        if self.constraints:
+            for message, key in constraints.problems(schema):
+                self.problem(message, *at, key)
         if "enum" in schema and not isinstance(schema["enum"], list):
             self.problem("enum must be a list", *at, "enum")
         required = schema.get("required")

@@ -67,6 +67,9 @@ def build(spec: Spec, package: str) -> dict[str, str]:
     except Exception as exc:  # its errors share no base class; re-raised with context
         message = f"datamodel-code-generator could not model the schemas: {exc}"
         raise GenerationError(message) from exc
+    if "python-re" in models:
+        # Refused patterns never get here (codegen.constraints); this keeps it so.
+        raise GenerationError("the models would enforce a pattern with a backtracking engine")
     model_modules, where = split_models(models, header(spec))
     names = event_class_names(models, spec)
     # The other modules name the event classes as the models do, and import each from its
@@ -162,6 +165,9 @@ def check_output(out: Path) -> None:
         raise UnsafeOutput(f"--out {out} is the root of a repository")
     if out.is_symlink():
         raise UnsafeOutput(f"--out {out} is a symbolic link")
+    for above in resolved.parents:
+        if above.exists() and not above.is_dir():
+            raise UnsafeOutput(f"--out {out} is under {above}, which is a file, not a folder")
     if not resolved.exists():
         return
     if not resolved.is_dir():
@@ -186,37 +192,71 @@ def check_output(out: Path) -> None:
             )
 
 
+# A staging folder is ``.<out name>.codegen-<random>/``, holding this marker (which target
+# it is for) and ``tree/``, the new project. Only folders of that name *and* marker *for
+# this target* are ever removed as leftovers, and only while this run holds the target's lock,
+# so no other run can be using them.
+STAGING_MARKER = "codegen-staging.json"
+
+
 def write_tree(files: Mapping[str, str], out: Path) -> bool:
     """Replace ``out`` with exactly ``files``. Returns False when it already held them.
 
     The new tree is written beside ``out`` and exchanged with it in one atomic step, so an
-    interrupted run leaves either the old project or the new one, never a mix.
+    interrupted run leaves either the old project or the new one, never a mix. Two runs on
+    the same ``out`` take turns (a lock beside it).
     """
     check_output(out)
     if read_tree(out) == dict(files):
         return False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(out)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(out):
+            check_output(out)  # again: another run may have written it meanwhile
+            _remove_leftovers(out)
+            _replace(files, out)
+    except OSError as exc:
+        raise UnsafeOutput(f"cannot write {exc.filename or out}: {exc.strerror}") from None
+    return True
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Runs writing into the same folder take turns: an advisory lock on the folder itself
+    (no lock file left beside the project)."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform
+        yield
+        return
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _replace(files: Mapping[str, str], out: Path) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.codegen-", dir=out.parent))
+    try:
+        marker = {"target": str(out.resolve()), "pid": os.getpid()}
+        (staging / STAGING_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        tree = staging / "tree"
         for name, text in files.items():
-            target = staging / name
+            target = tree / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8", newline="\n")
-        os.chmod(staging, 0o755)
+        os.chmod(tree, 0o755)
         if not out.exists():
-            os.rename(staging, out)
-        elif not _exchange(staging, out):
+            os.rename(tree, out)
+        elif not _exchange(tree, out):
             # No atomic exchange on this platform: two renames, with a window between them.
-            retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, retired / out.name)
-            os.rename(staging, out)
-            shutil.rmtree(retired, ignore_errors=True)
+            os.rename(out, staging / "old")
+            os.rename(tree, out)
     finally:
-        # After an exchange the staging folder holds the old tree; either way it goes.
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return True
+        # After an exchange ``tree`` holds the old project; either way all of it goes.
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -236,13 +276,18 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _remove_leftovers(out: Path) -> None:
-    """Staging folders of a run that was killed outright (SIGKILL, power loss); only those
-    holding this generator's manifest, so nothing else is ever removed."""
-    for stale in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
-        if stale.is_dir() and not stale.is_symlink():
-            inner = [stale, *(p for p in stale.iterdir() if p.is_dir())]
-            if any((p / MANIFEST).is_file() for p in inner):
-                shutil.rmtree(stale, ignore_errors=True)
+    """Staging folders of a run on this same target that was killed outright (SIGKILL, power
+    loss). Called with the target's lock held, so none of them belongs to a live run."""
+    target = str(out.resolve())
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.codegen-*"):
+        if not stale.is_dir() or stale.is_symlink():
+            continue
+        try:
+            marker = json.loads((stale / STAGING_MARKER).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(marker, dict) and marker.get("target") == target:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def diff_trees(expected: Mapping[str, str], actual: Mapping[str, str], label: str) -> str:

@@ -127,16 +127,68 @@ def test_a_forged_or_broken_manifest_is_not_trusted(tmp_path: Path) -> None:
 def test_leftovers_of_a_killed_run_are_cleared_and_nothing_else(tmp_path: Path) -> None:
     out = tmp_path / "generated"
     assert generate(out)[0] == 0
-    stale = tmp_path / ".generated.new-abc123"
-    stale.mkdir()
-    (stale / project.MANIFEST).write_text("{}")
-    foreign = tmp_path / ".generated.new-mine"
-    foreign.mkdir()
-    (foreign / "keep.txt").write_text("mine")
+
+    def staging(name: str, target: Path | None, *, manifest: bool = True) -> Path:
+        folder = tmp_path / name
+        (folder / "tree").mkdir(parents=True)
+        if target is not None:
+            marker = {"target": str(target.resolve()), "pid": 1}
+            (folder / project.STAGING_MARKER).write_text(json.dumps(marker))
+        if manifest:
+            (folder / "tree" / project.MANIFEST).write_text("{}")
+        return folder
+
+    stale = staging(".generated.codegen-abc123", out)
+    other_target = staging(".generated.codegen-xyz", tmp_path / "elsewhere" / "generated")
+    no_marker = staging(".generated.codegen-nomarker", None)
+    # A user's own backup that holds a copy of a manifest, named much like a staging folder.
+    backup = staging(".gen.backup-1", None)
+    old_style = staging(".generated.new-mine", None)
     (out / "incident_webhooks" / "events.py").write_text("# changed\n")
     assert generate(out)[0] == 0
     assert not stale.exists()
-    assert (foreign / "keep.txt").read_text() == "mine"
+    for kept in (other_target, no_marker, backup, old_style):
+        assert (kept / "tree" / project.MANIFEST).read_text() == "{}", kept
+
+
+def test_two_runs_on_one_folder_at_once_both_finish_and_leave_a_whole_project(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "generated"
+    assert generate(out)[0] == 0
+    (out / "incident_webhooks" / "events.py").write_text("# changed\n")
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    assert run_cli("generate", "--spec", SPEC, "--out", str(tmp_path / "expected"))[0] == 0
+    assert tree_hash(out) == tree_hash(tmp_path / "expected")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("case", ["under-a-file", "dangling-scaffold", "read-only-parent"])
+def test_unwritable_places_are_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    if case == "under-a-file":
+        (tmp_path / "plain").write_text("x")
+        code, output = run_cli("generate", "--spec", SPEC, "--out", str(tmp_path / "plain" / "out"))
+        assert "is under" in output and "a file, not a folder" in output
+    elif case == "dangling-scaffold":
+        (tmp_path / "link.py").symlink_to(tmp_path / "nowhere" / "x.py")
+        code, output = run_cli("scaffold", "--spec", SPEC, str(tmp_path / "link.py"))
+        assert "exists; scaffold never overwrites" in output
+    else:
+        # Root ignores permission bits; a read-only bind of the folder is not available in a
+        # test, so a path below /proc (never writable) stands in for it.
+        code, output = run_cli("generate", "--spec", SPEC, "--out", "/proc/self/nope/generated")
+        assert output.startswith("error: ") and "cannot write" in output, output
+    assert code == 2
+    assert output.startswith("error: ") and output.count("\n") == 1, output
+    assert "Traceback" not in output
 
 
 def test_an_interrupted_run_leaves_the_old_project_or_the_new_one(tmp_path: Path) -> None:

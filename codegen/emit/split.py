@@ -14,6 +14,8 @@ statements are moved whole, never rewritten.
 from __future__ import annotations
 
 import ast
+import hashlib
+import keyword
 import re
 from collections.abc import Iterable, Mapping
 
@@ -26,8 +28,19 @@ def _names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+# Far below any file system's limit on a file name (255 bytes on most), with room for the
+# suffix that keeps two long names apart.
+MAX_MODULE_NAME = 64
+
+
 def _module_name(class_name: str, taken: set[str]) -> str:
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
+    if len(snake) > MAX_MODULE_NAME:
+        # Cut, and told apart by a digest of the whole name: unique and stable.
+        digest = hashlib.sha256(snake.encode()).hexdigest()[:10]
+        snake = f"{snake[: MAX_MODULE_NAME - 11]}_{digest}"
+    if keyword.iskeyword(snake):
+        snake += "_"  # ``from .def import Def`` is not Python
     name, number = snake, 2
     while name in taken or name == "__init__":
         name, number = f"{snake}_{number}", number + 1
