@@ -106,14 +106,17 @@ def package_name(args: argparse.Namespace) -> str:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     package = package_name(args)
+    # The repository's own generated/ (the default) may be rewritten from inside it; a
+    # folder given with --out may not hold the current one.
+    inside = bool(getattr(args, "out_is_default", False))
     try:
-        project.check_output(args.out)
+        project.check_output(args.out, inside_allowed=inside)
     except project.UnsafeOutput as exc:
         raise UsageError(f"{exc}; nothing was written") from None
     spec = read_spec(args.spec, args)
     files = project.build(spec, package)
     try:
-        changed = project.write_tree(files, args.out)
+        changed = project.write_tree(files, args.out, inside_allowed=inside)
     except project.UnsafeOutput as exc:  # the folder changed while the code was generated
         raise UsageError(f"{exc}; nothing was written") from None
     state = "wrote" if changed else "unchanged:"
@@ -268,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             updating = args.run is cmd_update_spec
             args.spec = default_path(DEFAULT_SPEC) if updating else spec_path(args)
         if getattr(args, "out", False) is None:
-            args.out = out_path(args)
+            args.out, args.out_is_default = out_path(args), project_root() is not None
         code: int = args.run(args)
         return code
     except SpecError as exc:

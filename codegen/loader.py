@@ -277,11 +277,12 @@ def read_limited(path: Path) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise SpecError(str(path), [SpecProblem(f"cannot read the file: {exc.strerror}")]) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        problem = SpecProblem("not a regular file (a device, FIFO, socket or folder)")
+        raise SpecError(str(path), [problem])
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            problem = SpecProblem("not a regular file (a device, FIFO, socket or folder)")
-            raise SpecError(str(path), [problem])
         if info.st_size > MAX_SPEC_BYTES:
             problem = SpecProblem(f"{info.st_size} bytes, over the limit of {MAX_SPEC_BYTES}: not a spec")
             raise SpecError(str(path), [problem])

@@ -149,7 +149,7 @@ class UnsafeOutput(Exception):
     """The output folder holds something the generator did not write: nothing is touched."""
 
 
-def check_output(out: Path) -> None:
+def check_output(out: Path, *, inside_allowed: bool = False) -> None:
     """Refuse any ``--out`` but an absent or empty folder or one this generator wrote (its
     manifest lists every file in it). A generator that deletes a user's file is the one bug
     nobody forgives, so nothing here is guessed."""
@@ -159,7 +159,7 @@ def check_output(out: Path) -> None:
         raise UnsafeOutput(f"--out {out} is the file system root")
     if resolved == Path.home().resolve():
         raise UnsafeOutput(f"--out {out} is your home folder")
-    if resolved == cwd or resolved in cwd.parents:
+    if (resolved == cwd or resolved in cwd.parents) and not inside_allowed:
         raise UnsafeOutput(f"--out {out} is the current folder or holds it")
     if (resolved / ".git").exists():
         raise UnsafeOutput(f"--out {out} is the root of a repository")
@@ -199,20 +199,20 @@ def check_output(out: Path) -> None:
 STAGING_MARKER = "codegen-staging.json"
 
 
-def write_tree(files: Mapping[str, str], out: Path) -> bool:
+def write_tree(files: Mapping[str, str], out: Path, *, inside_allowed: bool = False) -> bool:
     """Replace ``out`` with exactly ``files``. Returns False when it already held them.
 
     The new tree is written beside ``out`` and exchanged with it in one atomic step, so an
     interrupted run leaves either the old project or the new one, never a mix. Two runs on
     the same ``out`` take turns (a lock beside it).
     """
-    check_output(out)
+    check_output(out, inside_allowed=inside_allowed)
     if read_tree(out) == dict(files):
         return False
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with _locked(out):
-            check_output(out)  # again: another run may have written it meanwhile
+            check_output(out, inside_allowed=inside_allowed)  # another run may have written it
             _remove_leftovers(out)
             _replace(files, out)
     except OSError as exc:

@@ -1,0 +1,319 @@
+"""The generator under hostile specs and command lines: every name it invents is its own,
+every file name is valid and bounded, every enforced constraint can be enforced safely,
+every value is JSON, every input is bounded, every default path is the repository's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+from packages import generate, python, run_cli
+
+SPEC = str(ROOT / "spec" / "webhooks.json")
+
+
+def hook(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "type": "object",
+        "required": ["event_type", event_type],
+        "properties": {"event_type": {"type": "string"}, event_type: payload},
+    }
+    return {"post": {"requestBody": {"content": {"application/json": {"schema": body}}}}}
+
+
+def spec(hooks: dict[str, Any], schemas: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "webhooks": {name: hook(name, payload) for name, payload in hooks.items()},
+        "components": {"schemas": schemas or {}},
+    }
+
+
+def parses(root: Path, package: str, bodies: list[dict[str, Any]]) -> None:
+    code = (
+        f"import json, {package} as p\n"
+        f"for body in json.loads({json.dumps(bodies)!r}):\n"
+        "    event = p.parse_event(json.dumps(body))\n"
+        "    assert event.model_dump(mode='json', by_alias=True, exclude_unset=True) == body\n"
+        "print('ok')\n"
+    )
+    result = python(root, code)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+# -- row 11: an invented name never takes one the spec has --------------------------------
+
+
+@pytest.mark.parametrize(
+    "taken",
+    [
+        "ABV1Payload",  # the name the hoisted payload would get
+        "AB_V1Payload",  # a different spelling that becomes the same class
+        "a.b_v1.payload",  # a dotted name that becomes the same class
+    ],
+)
+def test_a_hoisted_payload_never_takes_the_name_of_a_spec_schema(tmp_path: Path, taken: str) -> None:
+    schemas = {taken: {"type": "object", "required": ["wrong"], "properties": {"wrong": {"type": "string"}}}}
+    inline = {"type": "object", "required": ["inline"], "properties": {"inline": {"type": "integer"}}}
+    # The spec's own schema is reached too, so both must be models side by side.
+    inline["properties"]["other"] = {"$ref": f"#/components/schemas/{taken.replace('/', '~1')}"}
+    doc = spec({"a.b_v1": inline}, schemas)
+    code, output, _ = generate(doc, tmp_path)
+    assert code == 0, output
+    parses(tmp_path, "pkg", [{"event_type": "a.b_v1", "a.b_v1": {"inline": 1, "other": {"wrong": "x"}}}])
+
+
+def test_a_hoisted_payload_never_takes_the_class_name_of_another_webhook(tmp_path: Path) -> None:
+    doc = spec({
+        "x": {"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}},
+        "x.payload": {"type": "object", "required": ["b"], "properties": {"b": {"type": "string"}}},
+    })  # fmt: skip
+    code, output, _ = generate(doc, tmp_path)
+    assert code == 0, output
+    parses(tmp_path, "pkg", [
+        {"event_type": "x", "x": {"a": 1}},
+        {"event_type": "x.payload", "x.payload": {"b": "s"}},
+    ])  # fmt: skip
+
+
+# -- rows 12, 13: module names that are keywords or too long ----------------------------------
+
+
+KEYWORDS = ["Def", "Class", "Import", "None", "True", "False", "Async", "Await", "Lambda", "From"]
+
+
+def test_schemas_named_like_python_keywords_generate_a_package_that_imports(tmp_path: Path) -> None:
+    schemas = {name: {"type": "object", "properties": {"v": {"type": "string"}}} for name in KEYWORDS}
+    payload = {"type": "object", "properties": {
+        name.lower(): {"$ref": f"#/components/schemas/{name}"} for name in KEYWORDS}}  # fmt: skip
+    code, output, package = generate(spec({"kw_v1": payload}, schemas), tmp_path)
+    assert code == 0, output
+    assert all(p.stem.isidentifier() for p in (package / "models").glob("*.py"))
+    result = python(
+        tmp_path,
+        "import json, pkg\n"
+        "e = pkg.parse_event(json.dumps({'event_type': 'kw_v1', 'kw_v1': {'def': {'v': '1'}, 'none': {'v': '2'}}}))\n"
+        "print(e.payload.def_.v, e.payload.none.v)\n",
+    )
+    assert result.returncode == 0 and result.stdout.split() == ["1", "2"], result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("length", [250, 1000])
+def test_very_long_event_types_give_bounded_unique_stable_file_names(tmp_path: Path, length: int) -> None:
+    stem = "incident." + ("segment_" * length)[: length - 12]
+    hooks = {
+        stem + "_v1": {"type": "object", "properties": {"a": {"type": "string"}}},
+        stem + "_v2": {"type": "object", "properties": {"b": {"type": "string"}}},
+    }
+    code, output, package = generate(spec(hooks), tmp_path / "one")
+    assert code == 0, output
+    names = sorted(p.name for p in (package / "models").glob("*.py"))
+    assert all(len(name) <= 70 for name in names), names
+    again = generate(spec(hooks), tmp_path / "two")[2]
+    assert names == sorted(p.name for p in (again / "models").glob("*.py"))
+    parses(tmp_path / "one", "pkg", [{"event_type": stem + "_v1", stem + "_v1": {"a": "x"}},
+                                    {"event_type": stem + "_v2", stem + "_v2": {"b": "y"}}])  # fmt: skip
+
+
+# -- rows 14, 15: enforced constraints that cannot be enforced (safely) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("constraint", "says"),
+    [
+        ({"type": "integer", "multipleOf": 0}, "multipleOf must be a number above 0"),
+        ({"type": "number", "multipleOf": -2.5}, "multipleOf must be a number above 0"),
+        ({"type": "string", "minLength": -1}, "minLength must be a whole number"),
+        ({"type": "string", "maxLength": 2.5}, "maxLength must be a whole number"),
+        ({"type": "array", "items": {}, "minItems": "3"}, "minItems must be a whole number"),
+        ({"type": "integer", "minimum": 5, "maximum": 1}, "minimum 5 is above maximum 1"),
+        ({"type": "string", "minLength": 5, "maxLength": 1}, "minLength 5 is above maxLength 1"),
+        ({"type": "number", "maximum": "ten"}, "maximum must be a finite number"),
+        ({"type": "string", "pattern": "^(?=a)(a+)+$"}, "needs a backtracking"),
+        ({"type": "string", "pattern": "^(?!x)a$"}, "needs a backtracking"),
+        ({"type": "string", "pattern": "(a)\\1"}, "needs a backtracking"),
+        ({"type": ["string", "null"], "pattern": "(?<=a)b"}, "needs a backtracking"),
+    ],
+)
+def test_an_enforced_constraint_that_cannot_be_enforced_is_refused_with_its_pointer(
+    tmp_path: Path, constraint: dict[str, Any], says: str
+) -> None:
+    payload = {"type": "object", "properties": {"good": {"type": "string"}, "bad": constraint}}
+    doc = spec({"a_v1": payload})
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(doc))
+    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"),
+                           "--package", "pkg", "--constraints")  # fmt: skip
+    assert code == 2, output
+    assert "/properties/a_v1/properties/bad/" in output and says in output, output
+    assert not (tmp_path / "out").exists()
+    # A tolerant reader does not enforce them, so it has nothing to refuse.
+    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"), "--package", "pkg")
+    assert code == 0, output
+
+
+def test_an_enforced_pattern_runs_in_linear_time_against_a_hostile_body(tmp_path: Path) -> None:
+    payload = {"type": "object", "properties": {"x": {"type": "string", "pattern": "^(a|a)+$"},
+                                                "y": {"type": ["string", "null"], "pattern": "^(a+)+$"}}}  # fmt: skip
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec({"a_v1": payload})))
+    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "pkg"),
+                           "--package", "pkg", "--constraints")  # fmt: skip
+    assert code == 0, output
+    assert "python-re" not in "".join(p.read_text() for p in (tmp_path / "pkg").rglob("*.py"))
+    result = python(
+        tmp_path,
+        "import json, time, pkg\n"
+        "for field in ('x', 'y'):\n"
+        "    body = json.dumps({'event_type': 'a_v1', 'a_v1': {field: 'a' * 5000 + '!'}})\n"
+        "    started = time.perf_counter()\n"
+        "    try:\n"
+        "        pkg.parse_event(body)\n"
+        "    except pkg.InvalidPayload:\n"
+        "        pass\n"
+        "    print(time.perf_counter() - started)\n",
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # A backtracking engine takes seconds at 26 characters; this body has 5,000.
+    assert all(float(t) < 5 for t in result.stdout.split()), result.stdout
+
+
+# -- row 16: values that are not JSON ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "pointer", "says"),
+    [
+        ('{"openapi": "3.1.0", "info": {"version": 1' + "9" * 5000 + "}}", "/info/version", "an integer of 5001 digits"),
+        ('{"openapi": "3.1.0", "x": [1, NaN]}', "/x/1", "nan is not a JSON number"),
+        ('{"openapi": "3.1.0", "x": {"y": -Infinity}}', "/x/y", "-inf is not a JSON number"),
+        ("openapi: 3.1.0\ninfo: {version: !!timestamp 2021-01-01T00:00:00Z}\n", "/info/version", "a YAML timestamp"),
+        ("openapi: 3.1.0\nx: !!binary aGVsbG8=\n", "/x", "YAML binary"),
+        ("openapi: 3.1.0\nx: !!omap [a: 1, b: 2]\n", "/x/0", "a YAML pair"),
+        ("openapi: 3.1.0\nx: !!set {a, b}\n", "/x", "a YAML set"),
+        ("openapi: 3.1.0\nx: .inf\n", "/x", "inf is not a JSON number"),
+        ("openapi: 3.1.0\nx: " + "7" * 5000 + "\n", "/x", "an integer of 5000 digits"),
+    ],
+)
+def test_values_json_cannot_hold_are_refused_with_their_pointer(
+    tmp_path: Path, text: str, pointer: str, says: str
+) -> None:
+    path = tmp_path / ("spec.json" if text.startswith("{") else "spec.yaml")
+    path.write_text(text)
+    for command in (["generate", "--spec", str(path), "--out", str(tmp_path / "out")],
+                    ["update-spec", "--from", str(path), "--spec", str(tmp_path / "s.json")],
+                    ["diff", str(path), SPEC]):  # fmt: skip
+        code, output = run_cli(*command)
+        assert code == 2, (command, output)
+        assert f"at {pointer}: {says}" in output, (command, output)
+        assert "Traceback" not in output
+
+
+def test_an_example_with_nan_is_refused_before_example_body_could_emit_it(tmp_path: Path) -> None:
+    doc = json.loads(Path(SPEC).read_text())
+    first = min(doc["webhooks"])
+    text = json.dumps(doc).replace('"event_type": "' + first + '"', '"event_type": "' + first + '", "n": NaN', 1)
+    assert "NaN" in text
+    path = tmp_path / "spec.json"
+    path.write_text(text)
+    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"))
+    assert code == 2 and "nan is not a JSON number" in output
+
+
+# -- row 17: package names that would shadow what the package imports ----------------------
+
+
+@pytest.mark.parametrize("name", ["pydantic", "typing", "enum", "standardwebhooks", "json", "asyncio", "redis", "__main__"])
+def test_a_package_name_the_package_itself_imports_is_refused(tmp_path: Path, name: str) -> None:
+    code, output = run_cli("generate", "--out", str(tmp_path / "out"), "--package", name)
+    assert code == 2 and f"--package {name!r}" in output and not (tmp_path / "out").exists(), output
+
+
+# -- row 20: default paths belong to the repository, not the current folder ------------------
+
+
+def _in(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "codegen", *argv], cwd=folder,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+
+def test_commands_run_from_a_subfolder_use_the_repositorys_spec_and_output(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "spec").mkdir(parents=True)
+    shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    shutil.copy(SPEC, repo / "spec" / "webhooks.json")
+    assert _in(repo, "generate").returncode == 0
+    for sub in ("generated", "codegen", "deep/er"):
+        (repo / sub).mkdir(parents=True, exist_ok=True)
+        generated = _in(repo / sub, "generate")
+        assert generated.returncode == 0 and "unchanged:" in generated.stdout, generated
+        checked = _in(repo / sub, "check")
+        assert checked.returncode == 0 and "up to date" in checked.stdout, checked
+    assert not (repo / "generated" / "generated").exists()
+    assert not (repo / "codegen" / "generated").exists()
+    copy = tmp_path / "copy.json"
+    shutil.copy(SPEC, copy)
+    updated = _in(repo / "codegen", "update-spec", "--from", str(copy))
+    assert updated.returncode == 0, updated
+    assert not (repo / "codegen" / "spec").exists()
+
+
+# -- row 22: update-spec stops on breaking changes when asked -----------------------------
+
+
+def test_update_spec_fail_on_breaking_leaves_the_spec_as_it_was(tmp_path: Path) -> None:
+    target = tmp_path / "webhooks.json"
+    shutil.copy(ROOT / "tests" / "fixtures" / "openapi3-2026-07-30.json", target)
+    before = target.read_bytes()
+    older = ROOT / "tests" / "fixtures" / "openapi3-2024-11-01.json"
+    code, output = run_cli("update-spec", "--from", str(older), "--spec", str(target), "--fail-on-breaking")
+    assert code == 1, output
+    assert "breaking changes for code that uses the package" in output and "left as it was" in output
+    assert target.read_bytes() == before
+    code, output = run_cli("update-spec", "--from", str(older), "--spec", str(target))
+    assert code == 0 and target.read_bytes() == older.read_bytes()
+
+
+def test_make_update_spec_takes_a_local_file_and_stops_on_breaking_changes() -> None:
+    dry = subprocess.run(["make", "-n", "update-spec", "FROM=some/file.json"], cwd=ROOT,
+                         capture_output=True, text=True, check=False)  # fmt: skip
+    assert '--from "some/file.json"' in dry.stdout and "--fail-on-breaking" in dry.stdout
+    allowed = subprocess.run(["make", "-n", "update-spec", "ALLOW_BREAKING=1"], cwd=ROOT,
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    assert "--fail-on-breaking" not in allowed.stdout
+
+
+# -- row 23: every input is bounded, and only regular files are read ------------------------
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "dev-urandom", "fifo", "folder", "huge"])
+def test_inputs_that_are_not_bounded_regular_files_are_refused_at_once(tmp_path: Path, kind: str) -> None:
+    if kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)
+    elif kind == "folder":
+        path = tmp_path
+    elif kind == "huge":
+        path = tmp_path / "huge.json"
+        with open(path, "wb") as handle:
+            handle.truncate(65 * 1024 * 1024)  # sparse: no disk, but its size is its size
+    else:
+        path = Path("/dev/zero" if kind == "dev-zero" else "/dev/urandom")
+    for command in (["generate", "--spec", str(path), "--out", str(tmp_path / "o")],
+                    ["update-spec", "--from", str(path), "--spec", str(tmp_path / "s.json")],
+                    ["diff", str(path), SPEC], ["diff", SPEC, str(path)]):  # fmt: skip
+        started = time.monotonic()
+        code, output = run_cli(*command)
+        assert code == 2, (command, output)
+        assert str(path) in output and ("not a regular file" in output or "over the limit" in output), output
+        assert time.monotonic() - started < 10
