@@ -157,11 +157,9 @@ def test_two_runs_on_one_folder_at_once_both_finish_and_leave_a_whole_project(
     out = tmp_path / "generated"
     assert generate(out)[0] == 0
     (out / "incident_webhooks" / "events.py").write_text("# changed\n")
+    command = [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)]
     runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(3)
     ]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
