@@ -50,11 +50,14 @@ servers: ## Install redis-server for the tests when it is missing
 test: check lint servers ## check + lint + the test suite (starts its own redis-server and uvicorn)
 	$(BIN)/python -m pytest
 
-# The suite runs the spec fuzzer on fixed seeds; this runs it on new ones for ten minutes
-# (FUZZ_SECONDS to change), to find the shapes of spec nobody wrote a test for yet.
+# The suite runs both fuzzers on fixed seeds; this runs them on new ones, FUZZ_SECONDS each
+# (ten minutes by default), to find the shapes of spec nobody wrote a test for yet: the spec
+# fuzzer (generate, import, round-trip, mypy) and the diff oracle (whatever the old models
+# refuse of a mutated spec's bodies, the diff must call breaking).
 FUZZ_SECONDS ?= 600
-fuzz: $(STAMP) ## Fuzz the generator with random specs for FUZZ_SECONDS (not part of make test)
+fuzz: $(STAMP) ## Fuzz the generator and the diff's oracle for FUZZ_SECONDS each (not part of make test)
 	$(BIN)/python tests/fuzz_specs.py --seconds $(FUZZ_SECONDS) --first-seed $$(date +%s)
+	$(BIN)/python tests/fuzz_diff.py --seconds $(FUZZ_SECONDS) --first-seed $$(date +%s)
 
 # Each step must pass before the next: a download that is not a usable spec stops here with
 # the committed spec untouched, and a regenerated package that fails the tests is not kept

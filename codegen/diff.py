@@ -69,18 +69,18 @@ def compare(old: Spec, new: Spec, *, source: bool = True) -> Report:
     for event_type in sorted(new_hooks.keys() - old_hooks.keys()):
         report.add(Change("compatible", "webhook added", event_type, ""), event_type)
     for event_type in sorted(old_hooks.keys() & new_hooks.keys()):
+        was, now = old_hooks[event_type], new_hooks[event_type]
+        if was.payload_key != now.payload_key:
+            detail = f"{was.payload_key} -> {now.payload_key}"
+            report.add(Change("breaking", "payload key changed", event_type, detail), event_type)
         walker = _Walker(old.schemas, new.schemas, report, event_type, new.constraints)
-        walker.walk(
-            old_hooks[event_type].payload_schema, new_hooks[event_type].payload_schema, event_type
-        )
+        walker.walk(was.payload_schema, now.payload_schema, event_type)
     if source:
-        # Each fact once: names that go with a removed webhook or a removed enum value are
-        # already reported as those.
-        gone = {n for h in old.webhooks if h.event_type not in new_hooks for n in (
-            h.class_name, f"WebhookHandlers.{h.handler_name}")}  # fmt: skip
+        # Names that go with a removed enum value are already reported as that. Those of a
+        # removed webhook are listed too: its class and handler method are what users grep for.
         removed_values = {c.detail for c in report.changes if c.kind == "enum value removed"}
         old_names, new_names = python_names(old), python_names(new)
-        for name in sorted(old_names.keys() - new_names.keys() - gone):
+        for name in sorted(old_names.keys() - new_names.keys()):
             what, value = old_names[name]
             if what == "enum member" and value in removed_values:
                 continue
@@ -141,7 +141,15 @@ def _properties(schema: Schema) -> Mapping[str, Any]:
     return properties if isinstance(properties, Mapping) else {}
 
 
+def _numeric(types: frozenset[str]) -> frozenset[str]:
+    """Integers are numbers: a number field takes every integer."""
+    return types | {"integer"} if "number" in types else types
+
+
 class _Walker:
+    """Walks two schemas side by side. The question at every step: can a body that the new
+    schema allows be refused by the old package? If it can, the change is breaking."""
+
     def __init__(
         self,
         old: Mapping[str, Schema],
@@ -159,11 +167,62 @@ class _Walker:
         self.report.add(Change(severity, kind, location, detail), self.webhook)
 
     def resolve(self, schema: Schema, table: Mapping[str, Schema]) -> tuple[Schema, str | None]:
-        ref = schema.get("$ref")
-        if isinstance(ref, str) and ref.startswith(SCHEMA_PREFIX):
-            name = ref[len(SCHEMA_PREFIX) :]
-            return table.get(name, {}), name
-        return schema, None
+        """Follow a chain of ``$ref``s (``A -> B -> C``) to the schema at its end, and merge
+        ``allOf`` members into one schema, so that a property moved into an ``allOf`` (or an
+        alias put in between) is compared as what it is."""
+        name: str | None = None
+        seen: set[str] = set()
+        while isinstance(schema.get("$ref"), str) and str(schema["$ref"]).startswith(SCHEMA_PREFIX):
+            name = str(schema["$ref"])[len(SCHEMA_PREFIX) :]
+            if name in seen:
+                return {}, name
+            seen.add(name)
+            schema = table.get(name, {})
+        return self.merge_all_of(schema, table, seen), name
+
+    def merge_all_of(self, schema: Schema, table: Mapping[str, Schema], seen: set[str]) -> Schema:
+        members = schema.get("allOf")
+        if not isinstance(members, list):
+            return schema
+        merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+        properties: dict[str, Any] = dict(_properties(merged))
+        required: list[Any] = list(merged.get("required") or ())
+        for member in members:
+            if not isinstance(member, Mapping):
+                continue
+            part = member
+            while isinstance(part.get("$ref"), str) and str(part["$ref"]).startswith(SCHEMA_PREFIX):
+                ref = str(part["$ref"])[len(SCHEMA_PREFIX) :]
+                if ref in seen:
+                    part = {}
+                    break
+                part = table.get(ref, {})
+            part = self.merge_all_of(part, table, seen)
+            for key, value in part.items():
+                if key == "properties" and isinstance(value, Mapping):
+                    for prop, prop_schema in value.items():
+                        properties.setdefault(prop, prop_schema)
+                elif key == "required" and isinstance(value, list):
+                    required.extend(r for r in value if r not in required)
+                else:
+                    merged.setdefault(key, value)
+        if properties:
+            merged["properties"] = properties
+        if required:
+            merged["required"] = required
+        return merged
+
+    def variants(self, schema: Schema) -> list[Schema] | None:
+        """The non-null members of ``anyOf``/``oneOf``, or None when it is not a union."""
+        for key in ("anyOf", "oneOf"):
+            members = schema.get(key)
+            if isinstance(members, list):
+                rest = [
+                    m for m in members
+                    if isinstance(m, Mapping) and not (m.get("type") == "null" and len(m) == 1)
+                ]  # fmt: skip
+                return rest
+        return None
 
     def walk(self, old: Schema, new: Schema, location: str) -> None:
         # Nullability is read before ``anyOf: [X, null]`` is unwrapped to X.
@@ -176,28 +235,120 @@ class _Walker:
             if (old_name, new_name) in self.seen:
                 return
             self.seen.add((old_name, new_name))
+        old_variants, new_variants = self.variants(old), self.variants(new)
+        if old_variants is not None or new_variants is not None:
+            self.compare_unions(old, new, old_variants, new_variants, location, nullable)
+            return
         self.compare_types(old, new, location, nullable)
         self.compare_enums(old, new, location)
         self.compare_constraints(old, new, location)
         self.compare_properties(old, new, location)
         old_items, new_items = old.get("items"), new.get("items")
-        if isinstance(old_items, Mapping) and isinstance(new_items, Mapping):
-            self.walk(old_items, new_items, location + "[]")
+        if isinstance(old_items, Mapping) or isinstance(new_items, Mapping):
+            self.walk(
+                old_items if isinstance(old_items, Mapping) else {},
+                new_items if isinstance(new_items, Mapping) else {},
+                location + "[]",
+            )
         old_extra, new_extra = old.get("additionalProperties"), new.get("additionalProperties")
-        if isinstance(old_extra, Mapping) and isinstance(new_extra, Mapping):
-            self.walk(old_extra, new_extra, location + "{}")
+        if isinstance(old_extra, Mapping):
+            self.walk(old_extra, new_extra if isinstance(new_extra, Mapping) else {}, location + "{}")
+
+    def compare_unions(
+        self,
+        old: Schema,
+        new: Schema,
+        old_variants: list[Schema] | None,
+        new_variants: list[Schema] | None,
+        location: str,
+        nullable: tuple[bool, bool],
+    ) -> None:
+        """Every variant the new schema allows must be allowed by a variant of the old one (or
+        by the old schema itself, when it was not a union)."""
+        if nullable[1] and not nullable[0]:
+            self.change("breaking", "became nullable", location)
+        elif nullable[0] and not nullable[1]:
+            self.change("compatible", "no longer nullable", location)
+        candidates = old_variants if old_variants is not None else [old]
+        for index, variant in enumerate(new_variants if new_variants is not None else [new]):
+            where = location if new_variants is None else f"{location}<{self.label(variant, index)}>"
+            match = self.counterpart(variant, candidates)
+            if match is None:
+                if new_variants is not None and self.opened(old, variant):
+                    self.change("compatible", "variant added", where)
+                else:
+                    self.change("breaking", "variant added" if new_variants else "type changed", where)
+                continue
+            self.walk(match, variant, where)
+
+    def label(self, variant: Schema, index: int) -> str:
+        ref = variant.get("$ref")
+        if isinstance(ref, str):
+            return ref.rsplit("/", 1)[-1]
+        types = sorted(_types(variant)[0])
+        return "|".join(types) if types else str(index)
+
+    def counterpart(self, variant: Schema, candidates: list[Schema]) -> Schema | None:
+        """The old variant a new one is compared with: the same named schema, else the one of
+        the same JSON type, else (one candidate) that one."""
+        ref = variant.get("$ref")
+        for candidate in candidates:
+            if isinstance(ref, str) and candidate.get("$ref") == ref:
+                return candidate
+        kind = self.kind(variant, self.new)
+        same = [c for c in candidates if self.kind(c, self.old) == kind]
+        if len(same) == 1 or (same and kind == "object"):
+            return same[0]
+        if len(candidates) == 1:
+            return candidates[0]
+        return None
+
+    def kind(self, schema: Schema, table: Mapping[str, Schema]) -> str:
+        resolved = self.resolve(schema, table)[0]
+        types = _types(resolved)[0]
+        if len(types) == 1:
+            return next(iter(types))
+        if "properties" in resolved:
+            return "object"
+        return "|".join(sorted(types)) or "any"
+
+    def opened(self, old: Schema, variant: Schema) -> bool:
+        """The old models open a discriminated union: a variant with a tag they do not know
+        arrives as its dict instead of failing."""
+        discriminator = old.get("discriminator")
+        if not isinstance(discriminator, Mapping) or not isinstance(discriminator.get("propertyName"), str):
+            return False
+        tag = discriminator["propertyName"]
+        resolved = self.resolve(variant, self.new)[0]
+        tag_schema = _properties(resolved).get(tag)
+        values = set()
+        if isinstance(tag_schema, Mapping):
+            if "const" in tag_schema:
+                values.add(json.dumps(tag_schema["const"]))
+            for value in tag_schema.get("enum") or ():
+                values.add(json.dumps(value))
+        mapping = discriminator.get("mapping")
+        known = {json.dumps(k) for k in mapping} if isinstance(mapping, Mapping) else set()
+        return bool(values) and not values & known and isinstance(mapping, Mapping)
 
     def compare_types(
         self, old: Schema, new: Schema, location: str, nullable: tuple[bool, bool]
     ) -> None:
         (old_types, old_null), (new_types, new_null) = _types(old), _types(new)
         old_null, new_null = old_null or nullable[0], new_null or nullable[1]
-        if old_types != new_types and old_types and new_types:
+        if old_types and not new_types:
+            detail = f"{'|'.join(sorted(old_types))} -> any"
+            self.change("breaking", "type removed", location, detail)
+        elif old_types and not new_types <= _numeric(old_types):
             detail = f"{'|'.join(sorted(old_types))} -> {'|'.join(sorted(new_types))}"
             self.change("breaking", "type changed", location, detail)
-        if old.get("format") != new.get("format"):
-            detail = f"{old.get('format') or '(none)'} -> {new.get('format') or '(none)'}"
-            self.change("breaking", "format changed", location, detail)
+        elif new_types != old_types and new_types:
+            detail = f"{'|'.join(sorted(old_types)) or 'any'} -> {'|'.join(sorted(new_types))}"
+            self.change("compatible", "type narrowed", location, detail)
+        was, now = old.get("format"), new.get("format")
+        if was != now:
+            detail = f"{was or '(none)'} -> {now or '(none)'}"
+            self.change("breaking" if was else "compatible", "format changed", location, detail)
         if old_null != new_null:
             if new_null:
                 self.change("breaking", "became nullable", location)
@@ -233,9 +384,15 @@ class _Walker:
         new_required = set(new.get("required") or ())
         for name in sorted(old_props.keys() - new_props.keys()):
             self.change("breaking", "property removed", f"{location}.{name}")
+        old_extra = old.get("additionalProperties")
         for name in sorted(new_props.keys() - old_props.keys()):
             required = "required" if name in new_required else "optional"
-            self.change("compatible", "property added", f"{location}.{name}", required)
+            new_prop = new_props[name]
+            if isinstance(old_extra, Mapping) and isinstance(new_prop, Mapping):
+                # The old models read an unknown property by their additionalProperties.
+                self.walk(old_extra, new_prop, f"{location}.{name}")
+            else:
+                self.change("compatible", "property added", f"{location}.{name}", required)
         for name in sorted(old_props.keys() & new_props.keys()):
             here = f"{location}.{name}"
             was, now = name in old_required, name in new_required

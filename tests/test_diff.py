@@ -91,10 +91,11 @@ CHANGES: dict[str, tuple[Callable[[dict[str, Any]], Any], str, str, str]] = {
         lambda d: user(d)["properties"]["user_id"].update(type="integer"), "breaking", "type changed",
         "WebhookIncidentUserV2.user_id",
     ),
-    "format-changed": (
-        lambda d: user(d)["properties"]["user_id"].update(format="uuid"), "breaking", "format changed",
+    "format-added": (
+        lambda d: user(d)["properties"]["user_id"].update(format="uuid"), "compatible", "format changed",
         "WebhookIncidentUserV2.user_id",
     ),
+
     "became-nullable": (
         lambda d: user(d)["properties"]["user_id"].update(type=["string", "null"]), "breaking",
         "became nullable", "WebhookIncidentUserV2.user_id",
@@ -110,9 +111,34 @@ def test_each_kind_of_change_is_classed_for_consumers(
 ) -> None:
     change, severity, kind, location = case
     result = report(tmp_path, capsys, change)
-    assert [(c["severity"], c["kind"], c["location"]) for c in result["changes"]] == [
+    assert [(c["severity"], c["kind"], c["location"]) for c in result["changes"] if c["severity"] != "source"] == [
         (severity, kind, location)
     ]
+
+
+def test_a_format_removed_or_changed_is_breaking(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = copy.deepcopy(BASE)
+    user(base)["properties"]["user_id"]["format"] = "uuid"
+    for new_format in (None, "date-time"):
+
+        def change(doc: dict[str, Any], new_format: str | None = new_format) -> None:
+            user(doc)["properties"]["user_id"].pop("format")
+            if new_format:
+                user(doc)["properties"]["user_id"]["format"] = new_format
+
+        result = report(tmp_path, capsys, change, base=base)
+        assert [(c["severity"], c["kind"]) for c in result["changes"]] == [("breaking", "format changed")]
+
+
+def test_the_source_section_lists_the_class_and_handler_methods_of_a_removed_webhook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = report(tmp_path, capsys, lambda d: d["webhooks"].pop(REVOKED))
+    source = {(c["location"], c["detail"]) for c in result["changes"] if c["severity"] == "source"}
+    assert source == {
+        ("PrivateIncidentMembershipRevokedV1", "event model"),
+        ("WebhookHandlers.on_private_incident_membership_revoked_v1", "handler method"),
+    }
 
 
 def test_enum_values_removed_and_added_and_nullability_dropped(

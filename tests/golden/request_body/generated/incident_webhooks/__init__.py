@@ -53,15 +53,19 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> typing.Any:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
+# Hidden from type checkers: a ``__getattr__`` they can see makes every missing name ``Any``
+# (a class removed from the spec would pass the type check and fail at import).
+if not typing.TYPE_CHECKING:
 
-    value = getattr(import_module(f"{__name__}.{where[0]}"), where[1])
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> typing.Any:
+        where = _LAZY.get(name)
+        if where is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from importlib import import_module
+
+        value = getattr(import_module(f"{__name__}.{where[0]}"), where[1])
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

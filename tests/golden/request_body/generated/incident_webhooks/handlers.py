@@ -7,6 +7,8 @@ from __future__ import annotations
 
 # Modules, not names: no event type can then become a class name that shadows an import.
 import collections.abc
+import difflib
+import logging
 import types
 import typing
 
@@ -22,13 +24,45 @@ HANDLER_NAMES: typing.Final[collections.abc.Mapping[str, str]] = types.MappingPr
         "private_incident.membership_granted_v1": "on_private_incident_membership_granted_v1",
     }
 )
+_KNOWN: typing.Final = frozenset({*HANDLER_NAMES.values(), "on_unknown"})
+logger = logging.getLogger("incident_webhooks")
+# Event types already logged as having no handler, so each is said once per process.
+_UNHANDLED: set[str] = set()
+
+
+def _check_names(cls: type) -> None:
+    """A handler method whose name matches no event type would never be called: refused
+    when the class is made, not discovered when events go missing."""
+    for name in vars(cls):
+        if name.startswith("on_") and name not in _KNOWN:
+            close = difflib.get_close_matches(name, sorted(_KNOWN), n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise TypeError(
+                f"{cls.__qualname__}.{name} matches no event type this package was generated "
+                f"with, so it would never be called{hint} (a webhook newer than the package "
+                "needs `make generate` first; until then it arrives at on_unknown)"
+            )
+
+
+def _unhandled(event_type: str, what: str) -> None:
+    if event_type not in _UNHANDLED:
+        _UNHANDLED.add(event_type)
+        logger.info(
+            "%s %s: acknowledged and dropped (said once per process)", what, event_type
+        )
 
 
 class WebhookHandlers:
     """Handlers for every incident.io webhook, one ``on_*`` method each.
 
-    A method you do not override does nothing, so its event is acknowledged and dropped.
+    A method you do not override does nothing, so its event is acknowledged and dropped
+    (logged at INFO, once per event type). A subclass method named ``on_...`` that matches no
+    event type is refused with a TypeError when the class is made.
     """
+
+    def __init_subclass__(cls, **options: typing.Any) -> None:
+        super().__init_subclass__(**options)
+        _check_names(cls)
 
     def on_private_incident_membership_granted_v1(
         self, event: models.PrivateIncidentMembershipGrantedV1
@@ -37,6 +71,7 @@ class WebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
+        _unhandled(event.event_type, "no handler for")
 
     def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -45,6 +80,7 @@ class WebhookHandlers:
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
+        _unhandled(event_type, "unknown event type")
 
     def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
@@ -71,8 +107,14 @@ class WebhookHandlers:
 class AsyncWebhookHandlers:
     """Coroutine handlers for every incident.io webhook, one ``on_*`` method each.
 
-    A method you do not override does nothing, so its event is acknowledged and dropped.
+    A method you do not override does nothing, so its event is acknowledged and dropped
+    (logged at INFO, once per event type). A subclass method named ``on_...`` that matches no
+    event type is refused with a TypeError when the class is made.
     """
+
+    def __init_subclass__(cls, **options: typing.Any) -> None:
+        super().__init_subclass__(**options)
+        _check_names(cls)
 
     async def on_private_incident_membership_granted_v1(
         self, event: models.PrivateIncidentMembershipGrantedV1
@@ -81,6 +123,7 @@ class AsyncWebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
+        _unhandled(event.event_type, "no handler for")
 
     async def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -89,6 +132,7 @@ class AsyncWebhookHandlers:
 
         incident.io adds webhooks over time, so these should be acknowledged, not failed.
         """
+        _unhandled(event_type, "unknown event type")
 
     async def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver
 from .signature import loggable_id
@@ -30,9 +31,30 @@ def create_app(
     path: str = "/webhooks",
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    endpoint: str | None = None,
+    preload: bool = True,
     **receiver_options: Any,
 ) -> Starlette:
-    """``POST {path}`` receives incident.io webhooks; ``GET /healthz`` answers 200."""
+    """``POST {path}`` receives incident.io webhooks.
+
+    * ``GET /healthz``: liveness; answers 200 while the process serves requests, and
+      touches nothing else (a store outage must not get the process restarted).
+    * ``GET /readyz``: readiness; 200 when the dedupe store answers, else 503 with the
+      reason (deliveries would get 503 too), so a load balancer sends traffic elsewhere.
+
+    ``endpoint`` names this endpoint in the dedupe keys; by default it is the path the app
+    is reached at (a mount's prefix and ``path``), so two endpoints sharing one store each
+    handle their own copy of a delivery (Svix sends the same id to every endpoint).
+
+    ``preload`` builds every model and the union now, before the server takes traffic (or
+    forks its workers): the first deliveries are not slower, and a package upgraded on disk
+    under a running server does not change what it serves. ``preload=False`` defers that
+    cost to each event type's first delivery.
+    """
+    if not path.startswith("/"):
+        raise ValueError(f"path {path!r} must start with /, as in /webhooks")
+    if preload:
+        preload_models()
     receiver = WebhookReceiver(
         secret, handlers, max_body_bytes=max_body_bytes, **receiver_options
     )
@@ -53,14 +75,26 @@ def create_app(
             return JSONResponse(
                 {"error": f"body larger than {max_body_bytes} bytes"}, 413
             )
-        answer = await receiver.handle_async(body, request.headers)
+        where = endpoint or request.scope.get("root_path", "") + path
+        answer = await receiver.handle_async(body, request.headers, endpoint=where)
         return Response(answer.body, answer.status, dict(answer.headers))
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def readyz(request: Request) -> Response:
+        problem = await receiver.ready_async()
+        if problem is not None:
+            logger.warning("not ready: %s", problem)
+            return JSONResponse({"status": "unavailable", "reason": problem}, 503)
+        return JSONResponse({"status": "ok"})
+
     app = Starlette(
-        routes=[Route(path, receive, methods=["POST"]), Route("/healthz", healthz)]
+        routes=[
+            Route(path, receive, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
     )
     app.state.receiver = receiver
     return app

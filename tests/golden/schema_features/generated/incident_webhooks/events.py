@@ -11,6 +11,7 @@ import collections.abc
 import functools
 import importlib
 import itertools
+import os
 import re
 import threading
 import typing
@@ -89,6 +90,18 @@ _union: typing.Any = None  # the union's compiled validator, once built
 # Held while a model or the union is built: threads that see a new event type at once build
 # it once, and never see it half built.
 _building = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    # A lock another thread held at the fork would stay held forever in the child (a
+    # pre-fork server, multiprocessing with fork): the child starts with a free one. What
+    # was built before the fork is whole (it is published only after it is built).
+    global _building
+    _building = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _count = itertools.count(1).__next__
 # Each seen event type's compiled validator, by the tag's bytes as a body carries them.
 _BY_TAG: dict[bytes, typing.Any] = {}
@@ -97,12 +110,15 @@ _SNIFF_BYTES: typing.Final = rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1
 _SNIFF_TEXT: typing.Final = r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
 
 
-def __getattr__(name: str) -> typing.Any:
-    if name == "WebhookEvent":
-        value = _union_type()
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Hidden from type checkers: a ``__getattr__`` they can see makes every missing name ``Any``.
+if not typing.TYPE_CHECKING:
+
+    def __getattr__(name: str) -> typing.Any:
+        if name == "WebhookEvent":
+            value = _union_type()
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _union_type() -> typing.Any:
@@ -184,6 +200,26 @@ def _parse_slowly(
         raise TypeError(
             f"parse_event takes the body as bytes or str, or as a decoded mapping, not {type(data).__name__}"
         )
+    try:
+        return _parse_checked(data, as_json)
+    except errors.WebhookError:
+        raise
+    except Exception as exc:
+        # Whatever else the input makes a parser raise (text with a lone surrogate, a
+        # mapping whose methods fail, ...) is a body that cannot be read, said as such.
+        raise _unreadable(exc) from exc
+
+
+def _unreadable(exc: Exception) -> errors.InvalidPayload:
+    return errors.InvalidPayload(
+        f"the body cannot be read ({type(exc).__name__}: {exc})"[:500]
+    )
+
+
+def _parse_checked(
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+    as_json: bool,
+) -> WebhookEvent:
     if _union is None:
         validator = (
             _validator(event_type) if (event_type := _sniff(data)) is not None else None
@@ -221,7 +257,7 @@ def _sniff(
 def _adapter() -> typing.Any:
     import pydantic
 
-    return pydantic.TypeAdapter(__getattr__("WebhookEvent"))
+    return pydantic.TypeAdapter(_union_type())
 
 
 def _union_validator() -> typing.Any:
@@ -253,6 +289,17 @@ def _explain(
     exc: pydantic_core.ValidationError,
     data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
 ) -> errors.WebhookError:
+    try:
+        return _explained(exc, data)
+    # Any input at all: only WebhookError may leave parse_event.
+    except Exception as failure:  # noqa: BLE001
+        return _unreadable(failure)
+
+
+def _explained(
+    exc: pydantic_core.ValidationError,
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+) -> errors.WebhookError:
     # Only failures reach here, so the body may be decoded a second time without slowing
     # down the events that validate.
     for error in exc.errors(include_url=False):
@@ -280,8 +327,9 @@ def _explain(
         for error in exc.errors(include_url=False)[:5]
     )
     name = event_type if isinstance(event_type, str) else "webhook"
+    count = exc.error_count()
     return errors.InvalidPayload(
-        f"invalid {name} payload ({exc.error_count()} errors): {details}", exc
+        f"invalid {name} payload ({count} error{'s'[:count != 1]}): {details}", exc
     )
 
 

@@ -164,8 +164,10 @@ def check_secret(secret: object) -> str:
     try:
         key = b64decode(match.group(1), validate=True)
     except (binascii.Error, ValueError):
+        where = "after whsec_ " if secret.startswith("whsec_") else ""
         raise ValueError(
-            "the webhook secret after whsec_ is not valid base64"
+            f"the webhook secret {where}is not valid base64 (expected the whsec_<base64> "
+            "value from incident.io's webhook settings)"
         ) from None
     if not key:
         raise ValueError("the webhook secret is empty")

@@ -13,13 +13,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import logging
+import math
 import os
 import sys
 import time
 import typing
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Awaitable
 from pathlib import Path
 
 from .handlers import WebhookHandlers
@@ -56,11 +61,15 @@ def _fail(message: str) -> typing.NoReturn:
 
 
 def _secret(given: str | None) -> str:
-    """The secret, or exit 2 with one line: refused here, not as a 401 on every delivery."""
+    """The secret, or exit 2 with one line: refused here, not as a 401 on every delivery.
+    The message names where the secret came from (``--secret`` or the environment)."""
+    source = "--secret" if given is not None else "INCIDENT_WEBHOOK_SECRET"
     secret = (
         given if given is not None else os.environ.get("INCIDENT_WEBHOOK_SECRET", "")
     )
     if not secret.strip():
+        if given is not None:
+            _fail("--secret is empty; give the endpoint's whsec_... secret")
         _fail(
             "INCIDENT_WEBHOOK_SECRET is not set; export the endpoint's whsec_... secret from "
             "incident.io's webhook settings (or pass --secret)"
@@ -70,7 +79,40 @@ def _secret(given: str | None) -> str:
     try:
         return check_secret(secret.strip())
     except ValueError as exc:
-        _fail(f"INCIDENT_WEBHOOK_SECRET: {exc}")
+        _fail(f"{source}: {exc}")
+
+
+def _check_serve_arguments(args: argparse.Namespace) -> None:
+    """Every argument checked here, each mistake one line and exit 2, before uvicorn starts."""
+    if not args.host.strip() or any(c.isspace() for c in args.host):
+        _fail(f"--host {args.host!r} is not a host name or address")
+    if not 1 <= args.port <= 65535:
+        _fail(f"--port {args.port} is not a TCP port (1 to 65535)")
+    if not 1 <= args.workers <= 256:
+        _fail(f"--workers {args.workers} must be from 1 to 256")
+    path = args.path
+    if not path.startswith("/") or any(
+        c.isspace() or not c.isprintable() for c in path
+    ):
+        _fail(f"--path {path!r} must start with / and hold no spaces, as in /webhooks")
+
+
+def _check_store(url: str) -> None:
+    """Build the store and reach it once: a bad URL, a wrong database or a server that is
+    down is reported at start-up, not as a 503 on the first delivery."""
+    from . import dedupe
+
+    try:
+        store = dedupe.from_url(url)
+        pinged = store.ping()
+        if inspect.isawaitable(pinged):
+            asyncio.run(_awaited(pinged))
+    except (ValueError, dedupe.StoreUnavailable, ImportError) as exc:
+        _fail(f"--dedupe {url}: {exc}")
+
+
+async def _awaited(value: Awaitable[None]) -> None:
+    await value
 
 
 def demo_app() -> typing.Any:
@@ -87,21 +129,16 @@ def demo_app() -> typing.Any:
 
 
 def serve(args: argparse.Namespace) -> int:
-    _secret(None)  # refused here, once, before any worker starts
+    _check_serve_arguments(args)
+    # Refused here, once, before any worker starts; the workers read it from the environment.
+    os.environ["INCIDENT_WEBHOOK_SECRET"] = _secret(args.secret)
     store = args.dedupe or os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory")
     if store == "memory" and args.workers > 1:
         _fail(
             "--workers above 1 needs a shared dedupe store (--dedupe sqlite:PATH or "
             "--dedupe redis://HOST:PORT/DB): each worker's memory would handle redeliveries again"
         )
-    from . import dedupe
-
-    try:
-        dedupe.from_url(
-            store
-        )  # a bad URL or an unwritable file is reported here, in one line
-    except (ValueError, dedupe.StoreUnavailable, ImportError) as exc:
-        _fail(f"--dedupe {store}: {exc}")
+    _check_store(store)
     os.environ["INCIDENT_WEBHOOK_DEDUPE"] = store
     os.environ["INCIDENT_WEBHOOK_PATH"] = args.path
     import uvicorn
@@ -116,10 +153,34 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Svix counts a 3xx as a failed delivery, and following one would resend the body as
+    a GET to another address: the 3xx is the answer."""
+
+    def redirect_request(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        return None
+
+
+def _check_send_arguments(args: argparse.Namespace) -> None:
+    parts = urllib.parse.urlsplit(args.url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or any(c.isspace() or not c.isprintable() for c in args.url)
+    ):
+        _fail(f"{args.url!r} is not an http:// or https:// URL (with no spaces)")
+    if not (math.isfinite(args.timeout) and 0 < args.timeout <= 3600):
+        _fail(
+            f"--timeout {args.timeout} must be a number of seconds above 0 and at most 3600"
+        )
+
+
 def send(args: argparse.Namespace) -> int:
     from . import testing
 
+    _check_send_arguments(args)
     secret = _secret(args.secret)
+    opener = urllib.request.build_opener(_NoRedirects)
     deliveries: list[tuple[str, bytes]]
     if args.body is not None:
         try:
@@ -140,7 +201,7 @@ def send(args: argparse.Namespace) -> int:
         )
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(request, timeout=args.timeout) as answer:
+            with opener.open(request, timeout=args.timeout) as answer:
                 status = str(answer.status)
         except urllib.error.HTTPError as exc:
             status = str(exc.code)
@@ -177,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument(
         "--workers", type=int, default=1, help="uvicorn worker processes"
     )
+    server.add_argument("--secret", help="whsec_... (default: INCIDENT_WEBHOOK_SECRET)")
     server.add_argument(
         "--dedupe",
         help="memory (one process), sqlite:PATH (one host) or redis://HOST:PORT/DB (several "

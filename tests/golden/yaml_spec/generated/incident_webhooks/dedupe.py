@@ -4,31 +4,42 @@
 """Remembering which deliveries were handled, so that none is handled twice.
 
 incident.io (through Svix) retries a delivery until it is answered 2xx, for about a day, and
-may send the same ``webhook-id`` to two workers at once. The receiver *claims* an id before
-calling the handler, *completes* it after, and *releases* it when the handler failed.
+may send the same ``webhook-id`` to two workers at once. The receiver *claims* a key (the
+endpoint and the ``webhook-id``) before calling the handler, *completes* it after, and
+*releases* it when the handler failed.
 
-A claim is a **lease**: if the worker holding it dies mid-handler, the claim lapses after
-``lease_seconds`` and a redelivery is handled; while it is live, a redelivery gets 409 and
-is retried later. Set the lease above your slowest handler: a handler still running when its
-lease lapses may run a second time beside a redelivery. A completed id is remembered for
-``ttl_seconds`` (36 hours: longer than incident.io retries).
+A claim is a :class:`Lease` with a token of its own: if the worker holding it dies
+mid-handler, the lease lapses after ``lease_seconds`` and a redelivery takes a new one; while
+it is live, a redelivery gets 409 and is retried later. ``release`` gives up only the lease it
+is given, never a later one on the same key. ``complete`` records that the event was handled,
+whoever holds the key now: a release can never undo it. Set the lease above your slowest
+handler: a handler still running when its lease lapses may run a second time beside a
+redelivery. A completed key is remembered for ``ttl_seconds`` (36 hours: longer than
+incident.io retries).
 
 * :class:`InMemoryDedupeStore`: one process (the default).
 * :class:`SQLiteDedupeStore`: several worker processes on one host, one file.
 * :class:`RedisDedupeStore` / :class:`AsyncRedisDedupeStore`: several hosts, one Redis
   (the ``redis`` extra).
 
-A store that cannot be reached raises :class:`StoreUnavailable`; the receiver answers 503,
-dispatches nothing, and incident.io retries.
+A store that cannot be reached, or that answers with an error, raises
+:class:`StoreUnavailable`; the receiver answers 503, dispatches nothing, and incident.io
+retries. Every store is safe across ``os.fork()``: a child re-creates its locks and
+connections instead of inheriting a parent's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import os
 import secrets
 import sqlite3
 import threading
 import time
 import typing
+import urllib.parse
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -36,44 +47,83 @@ if typing.TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-Claim = typing.Literal["claimed", "done", "busy"]
+# Why a claim was not taken: handled already, or a live lease is held by another delivery.
+Taken = typing.Literal["done", "busy"]
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_TTL_SECONDS = 36 * 3600.0
 
 
 class StoreUnavailable(Exception):
-    """The dedupe store could not be reached in time; nothing was dispatched."""
+    """The dedupe store could not be reached, or refused the request; nothing was dispatched."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """One claim on a key: only its holder can release it."""
+
+    key: str
+    token: str
+
+    @classmethod
+    def new(cls, key: str) -> Lease:
+        return cls(key, "lease:" + secrets.token_hex(12))
 
 
 class DedupeStore(typing.Protocol):
     """What the receiver needs from a store. Every method may raise StoreUnavailable."""
 
-    def claim(self, webhook_id: str) -> Claim:
+    def claim(self, key: str) -> Lease | Taken:
         """Atomically: ``"done"`` if already handled, ``"busy"`` if a live lease is held,
-        otherwise take the lease and return ``"claimed"``."""
+        otherwise take a new lease and return it."""
         ...
 
-    def complete(self, webhook_id: str) -> None:
-        """The claimed delivery was handled: remember it as done for ``ttl_seconds``."""
+    def complete(self, lease: Lease) -> None:
+        """The delivery was handled: remember its key as done for ``ttl_seconds``."""
         ...
 
-    def release(self, webhook_id: str) -> None:
-        """The claimed delivery failed: give the lease up (if still ours), so the retry is handled."""
+    def release(self, lease: Lease) -> None:
+        """The delivery failed: give this lease up (if still held), so the retry is handled."""
+        ...
+
+    def ping(self) -> None:
+        """Return when the store answers; raise StoreUnavailable (with the reason) if not."""
         ...
 
 
 class AsyncDedupeStore(typing.Protocol):
     """:class:`DedupeStore` with coroutine methods, for stores with an asyncio client."""
 
-    async def claim(self, webhook_id: str) -> Claim: ...
+    async def claim(self, key: str) -> Lease | Taken: ...
 
-    async def complete(self, webhook_id: str) -> None: ...
+    async def complete(self, lease: Lease) -> None: ...
 
-    async def release(self, webhook_id: str) -> None: ...
+    async def release(self, lease: Lease) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
+# Every store object, so that a forked child can re-create what must not cross a fork: a lock
+# another thread held at the fork stays held forever in the child, and a connection shared by
+# two processes interleaves their traffic.
+_STORES: weakref.WeakSet[typing.Any] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class InMemoryDedupeStore:
-    """A process-local store with leases, a time limit and a size limit."""
+    """A process-local store with leases, a time limit and a size limit.
+
+    At ``max_entries`` the oldest completed keys make room; a live lease is never dropped to
+    make room (its delivery would then run twice): when only live leases are left, a claim
+    raises :class:`StoreUnavailable` (503) until one ends.
+    """
 
     def __init__(
         self,
@@ -82,51 +132,74 @@ class InMemoryDedupeStore:
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
         self.ttl_seconds = ttl_seconds
         self.lease_seconds = lease_seconds
         self.max_entries = max_entries
-        # id -> (done, expires); kept in the order last written, so the oldest come first.
-        self._entries: OrderedDict[str, tuple[bool, float]] = OrderedDict()
+        # key -> expiry; each kept in the order written, which is the order of expiry, since
+        # every entry of a kind lives equally long.
+        self._done: OrderedDict[str, float] = OrderedDict()
+        self._leases: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        _STORES.add(self)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
-    def claim(self, webhook_id: str) -> Claim:
+    def claim(self, key: str) -> Lease | Taken:
         now = time.monotonic()
         with self._lock:
             self._expire(now)
-            entry = self._entries.get(webhook_id)
-            if entry is not None and entry[1] > now:
-                return "done" if entry[0] else "busy"
-            self._entries[webhook_id] = (False, now + self.lease_seconds)
-            self._entries.move_to_end(webhook_id)
-            return "claimed"
+            if key in self._done:
+                return "done"
+            if key in self._leases:
+                return "busy"
+            self._make_room()
+            lease = Lease.new(key)
+            self._leases[key] = (now + self.lease_seconds, lease.token)
+            return lease
 
-    def complete(self, webhook_id: str) -> None:
+    def complete(self, lease: Lease) -> None:
         with self._lock:
-            self._entries[webhook_id] = (True, time.monotonic() + self.ttl_seconds)
-            self._entries.move_to_end(webhook_id)
+            self._leases.pop(lease.key, None)
+            self._done.pop(lease.key, None)
+            self._done[lease.key] = time.monotonic() + self.ttl_seconds
+            while len(self._done) + len(self._leases) > self.max_entries and self._done:
+                self._done.popitem(last=False)
 
-    def release(self, webhook_id: str) -> None:
+    def release(self, lease: Lease) -> None:
         with self._lock:
-            entry = self._entries.get(webhook_id)
-            if entry is not None and not entry[0]:
-                del self._entries[webhook_id]
+            held = self._leases.get(lease.key)
+            if held is not None and held[1] == lease.token:
+                del self._leases[lease.key]
+
+    def ping(self) -> None:
+        return None
 
     def _expire(self, now: float) -> None:
-        while self._entries:
-            oldest_id, (_, expires) = next(iter(self._entries.items()))
-            # A lease ends sooner than a completion, so an expired entry may sit behind a
-            # live one: the scan stops at the first live entry, and claim() checks expiry.
-            if expires > now and len(self._entries) < self.max_entries:
-                break
-            del self._entries[oldest_id]
+        while self._done and next(iter(self._done.values())) <= now:
+            self._done.popitem(last=False)
+        while self._leases and next(iter(self._leases.values()))[0] <= now:
+            self._leases.popitem(last=False)
+
+    def _make_room(self) -> None:
+        while len(self._done) + len(self._leases) >= self.max_entries:
+            if not self._done:
+                raise StoreUnavailable(
+                    f"the in-memory dedupe store holds {len(self._leases)} live leases "
+                    f"(max_entries={self.max_entries}); none can be dropped"
+                )
+            self._done.popitem(last=False)
 
 
 class SQLiteDedupeStore:
     """A store in one SQLite file, shared by every worker process on a host.
 
     WAL mode; every claim is one ``BEGIN IMMEDIATE`` transaction, so two processes never
-    both claim an id. Times are wall-clock seconds, the one clock all processes share.
-    A lock held past ``timeout`` seconds raises :class:`StoreUnavailable`.
+    both claim a key. Times are wall-clock seconds, the one clock all processes share.
+    A lock held past ``timeout`` seconds, or any other SQLite error, raises
+    :class:`StoreUnavailable`.
     """
 
     def __init__(
@@ -142,14 +215,18 @@ class SQLiteDedupeStore:
         self.ttl_seconds = ttl_seconds
         self.timeout = timeout
         self._local = threading.local()
-        self._tokens: dict[str, str] = {}
         self._claims = 0
+        _STORES.add(self)
         with self._transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS deliveries ("
                 " webhook_id TEXT PRIMARY KEY, done INTEGER NOT NULL,"
                 " expires REAL NOT NULL, token TEXT NOT NULL)"
             )
+
+    def _after_fork(self) -> None:
+        # The parent's connections are the parent's: the child opens its own.
+        self._local = threading.local()
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread: the receiver claims on the event loop's thread and
@@ -165,44 +242,43 @@ class SQLiteDedupeStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
 
-    def claim(self, webhook_id: str) -> Claim:
+    def claim(self, key: str) -> Lease | Taken:
         now = time.time()
-        token = secrets.token_hex(8)
         with self._transaction() as db:
             row = db.execute(
-                "SELECT done, expires FROM deliveries WHERE webhook_id = ?",
-                (webhook_id,),
+                "SELECT done, expires FROM deliveries WHERE webhook_id = ?", (key,)
             ).fetchone()
             if row is not None and row[1] > now:
                 return "done" if row[0] else "busy"
+            lease = Lease.new(key)
             db.execute(
                 "INSERT OR REPLACE INTO deliveries VALUES (?, 0, ?, ?)",
-                (webhook_id, now + self.lease_seconds, token),
+                (key, now + self.lease_seconds, lease.token),
             )
             self._claims += 1
             if (
                 self._claims % 1000 == 0
             ):  # expired rows go now and then, not on every claim
                 db.execute("DELETE FROM deliveries WHERE expires <= ?", (now,))
-        self._tokens[webhook_id] = token
-        return "claimed"
+        return lease
 
-    def complete(self, webhook_id: str) -> None:
-        self._tokens.pop(webhook_id, None)
+    def complete(self, lease: Lease) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO deliveries VALUES (?, 1, ?, '')",
-                (webhook_id, time.time() + self.ttl_seconds),
+                (lease.key, time.time() + self.ttl_seconds),
             )
 
-    def release(self, webhook_id: str) -> None:
-        token = self._tokens.pop(webhook_id, None)
+    def release(self, lease: Lease) -> None:
         with self._transaction() as db:
-            # Only our own lease: if it lapsed and another worker claimed the id, it stays.
             db.execute(
                 "DELETE FROM deliveries WHERE webhook_id = ? AND done = 0 AND token = ?",
-                (webhook_id, token or ""),
+                (lease.key, lease.token),
             )
+
+    def ping(self) -> None:
+        with self._transaction() as db:
+            db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchall()
 
     def prune(self) -> int:
         """Delete expired rows now; returns how many."""
@@ -213,8 +289,9 @@ class SQLiteDedupeStore:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with SQLite's failures to get
-    the lock or the file turned into :class:`StoreUnavailable`."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with every SQLite failure (no
+    lock, no file, a full disk, a read-only file) turned into :class:`StoreUnavailable`.
+    """
 
     def __init__(self, store: SQLiteDedupeStore) -> None:
         self.store = store
@@ -241,7 +318,7 @@ class _Transaction:
             ) from error
 
 
-# Release the lease only if it is still ours: a lapsed lease may be another worker's now.
+# Release the lease only if it is still ours: a lapsed lease may be another delivery's now.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
@@ -250,23 +327,35 @@ return 0
 """
 
 
+def check_redis_url(url: str) -> str:
+    """The URL as given, or ValueError: redis-py reads ``redis://host/x`` as database 0,
+    which would share keys with whatever else lives there."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{url!r} is not a redis://, rediss:// or unix:// URL")
+    database = parsed.path.strip("/") if parsed.scheme != "unix" else ""
+    query = urllib.parse.parse_qs(parsed.query)
+    for value in [database, *query.get("db", [])]:
+        if value and not (value.isascii() and value.isdigit()):
+            raise ValueError(f"{url!r}: the database must be a number, not {value!r}")
+    try:
+        parsed.port  # noqa: B018 (reading it checks it)
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {exc}") from None
+    return url
+
+
 class _RedisKeys:
     def __init__(self, prefix: str, lease_seconds: float, ttl_seconds: float) -> None:
         self.prefix = prefix
         self.lease_ms = max(1, int(lease_seconds * 1000))
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
-        self.tokens: dict[str, str] = {}
 
-    def key(self, webhook_id: str) -> str:
-        return self.prefix + webhook_id
-
-    def new_lease(self, webhook_id: str) -> str:
-        token = "busy:" + secrets.token_hex(8)
-        self.tokens[webhook_id] = token
-        return token
+    def key(self, key: str) -> str:
+        return self.prefix + key
 
     @staticmethod
-    def state(value: object) -> Claim:
+    def state(value: object) -> Taken:
         text = value.decode() if isinstance(value, bytes) else value
         # A lease that lapsed between SET NX and GET: busy now, claimable on the retry.
         return "done" if text == "done" else "busy"
@@ -275,15 +364,17 @@ class _RedisKeys:
 def _redis_errors() -> tuple[type[BaseException], ...]:
     import redis
 
-    return (redis.ConnectionError, redis.TimeoutError, OSError)
+    # RedisError covers refusals too (OOM under maxmemory, READONLY on a replica, NOPERM for
+    # an ACL user, WRONGTYPE, a database index out of range), not only lost connections.
+    return (redis.RedisError, OSError)
 
 
 class RedisDedupeStore:
     """A store in Redis, shared by every worker on every host (redis-py, sync client).
 
-    One ``SET key busy:<token> NX PX <lease>`` claims; ``SET key done PX <ttl>`` completes;
-    a script deletes the lease only if it is still ours. Keys are ``prefix + webhook-id``, so
-    several endpoints can share one Redis.
+    One ``SET key <token> NX PX <lease>`` claims; ``SET key done PX <ttl>`` completes;
+    a script deletes the lease only if it still holds the same token. Keys are ``prefix +``
+    the receiver's key (endpoint and webhook-id).
     """
 
     def __init__(
@@ -298,7 +389,9 @@ class RedisDedupeStore:
 
         self.client: redis.Redis = (
             redis_module.Redis.from_url(
-                url_or_client, socket_timeout=5, socket_connect_timeout=5
+                check_redis_url(url_or_client),
+                socket_timeout=5,
+                socket_connect_timeout=5,
             )
             if isinstance(url_or_client, str)
             else url_or_client
@@ -306,34 +399,45 @@ class RedisDedupeStore:
         self._keys = _RedisKeys(prefix, lease_seconds, ttl_seconds)
         self._errors = _redis_errors()
 
-    def claim(self, webhook_id: str) -> Claim:
-        key = self._keys.key(webhook_id)
-        token = self._keys.new_lease(webhook_id)
+    def claim(self, key: str) -> Lease | Taken:
+        lease = Lease.new(key)
         try:
-            if self.client.set(key, token, nx=True, px=self._keys.lease_ms):
-                return "claimed"
-            return self._keys.state(self.client.get(key))
+            if self.client.set(
+                self._keys.key(key), lease.token, nx=True, px=self._keys.lease_ms
+            ):
+                return lease
+            return self._keys.state(self.client.get(self._keys.key(key)))
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
-    def complete(self, webhook_id: str) -> None:
-        self._keys.tokens.pop(webhook_id, None)
+    def complete(self, lease: Lease) -> None:
         try:
-            self.client.set(self._keys.key(webhook_id), "done", px=self._keys.ttl_ms)
+            self.client.set(self._keys.key(lease.key), "done", px=self._keys.ttl_ms)
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
-    def release(self, webhook_id: str) -> None:
-        token = self._keys.tokens.pop(webhook_id, "")
+    def release(self, lease: Lease) -> None:
         try:
-            self.client.eval(_RELEASE, 1, self._keys.key(webhook_id), token)
+            self.client.eval(_RELEASE, 1, self._keys.key(lease.key), lease.token)
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            self.client.ping()
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
 
 class AsyncRedisDedupeStore:
     """:class:`RedisDedupeStore` for redis-py's asyncio client: the event loop never waits
-    on the network."""
+    on the network.
+
+    An asyncio connection belongs to the loop that opened it, so each event loop that uses
+    the store gets a client of its own (the one given serves the first loop; the others get
+    a copy of its connection settings): successive ``asyncio.run()`` calls, and a forked
+    child, work with the same store object.
+    """
 
     def __init__(
         self,
@@ -345,46 +449,91 @@ class AsyncRedisDedupeStore:
     ) -> None:
         import redis.asyncio as redis_asyncio
 
-        self.client: redis.asyncio.Redis = (
-            redis_asyncio.Redis.from_url(
-                url_or_client, socket_timeout=5, socket_connect_timeout=5
-            )
-            if isinstance(url_or_client, str)
-            else url_or_client
+        self._url = (
+            check_redis_url(url_or_client) if isinstance(url_or_client, str) else None
         )
+        if self._url is not None:
+            # Refuse an unusable URL now, not at the first delivery.
+            redis_asyncio.Redis.from_url(self._url)
+        self._template = url_or_client
+        # Whether the client given has been handed to a loop (or crossed a fork) already.
+        self._given_used = self._url is not None
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, redis.asyncio.Redis
+        ] = weakref.WeakKeyDictionary()
         self._keys = _RedisKeys(prefix, lease_seconds, ttl_seconds)
         self._errors = _redis_errors()
+        _STORES.add(self)
 
-    async def claim(self, webhook_id: str) -> Claim:
-        key = self._keys.key(webhook_id)
-        token = self._keys.new_lease(webhook_id)
+    def _after_fork(self) -> None:
+        self._clients = weakref.WeakKeyDictionary()
+        self._given_used = True
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The running event loop's client."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._new_client()
+        return client
+
+    def _new_client(self) -> redis.asyncio.Redis:
+        import redis.asyncio as redis_asyncio
+
+        template = self._template
+        if isinstance(template, str):
+            return redis_asyncio.Redis.from_url(
+                template, socket_timeout=5, socket_connect_timeout=5
+            )
+        if not self._given_used:
+            self._given_used = True
+            return template
+        pool = template.connection_pool
+        copy = redis_asyncio.ConnectionPool(
+            connection_class=pool.connection_class,
+            max_connections=pool.max_connections,
+            **pool.connection_kwargs,
+        )
+        return redis_asyncio.Redis(connection_pool=copy)
+
+    async def claim(self, key: str) -> Lease | Taken:
+        lease = Lease.new(key)
         try:
-            if await self.client.set(key, token, nx=True, px=self._keys.lease_ms):
-                return "claimed"
-            return self._keys.state(await self.client.get(key))
+            client = self.client
+            if await client.set(
+                self._keys.key(key), lease.token, nx=True, px=self._keys.lease_ms
+            ):
+                return lease
+            return self._keys.state(await client.get(self._keys.key(key)))
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
-    async def complete(self, webhook_id: str) -> None:
-        self._keys.tokens.pop(webhook_id, None)
+    async def complete(self, lease: Lease) -> None:
         try:
             await self.client.set(
-                self._keys.key(webhook_id), "done", px=self._keys.ttl_ms
+                self._keys.key(lease.key), "done", px=self._keys.ttl_ms
             )
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
-    async def release(self, webhook_id: str) -> None:
-        token = self._keys.tokens.pop(webhook_id, "")
+    async def release(self, lease: Lease) -> None:
         try:
-            await self.client.eval(_RELEASE, 1, self._keys.key(webhook_id), token)
+            await self.client.eval(_RELEASE, 1, self._keys.key(lease.key), lease.token)
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    async def ping(self) -> None:
+        try:
+            await self.client.ping()
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
 
 def from_url(url: str, **options: typing.Any) -> DedupeStore | AsyncDedupeStore:
     """``memory``, ``sqlite:PATH`` or ``redis://...`` (``rediss://`` too) as a store; for
-    an asyncio server, Redis is the asyncio store."""
+    an asyncio server, Redis is the asyncio store. Raises ValueError for a URL it cannot
+    use, and StoreUnavailable when the SQLite file cannot be opened."""
     if url == "memory":
         return InMemoryDedupeStore(**options)
     if url.startswith("sqlite:"):

@@ -11,7 +11,11 @@ decides what happens next:
 * 401 bad or stale signature, 413 body too large, 400 body that does not validate: the
   delivery is refused. Retrying cannot fix these, but they are not acknowledged either.
 * 500 the handler raised, 409 the same delivery is being handled right now, 503 the dedupe
-  store cannot be reached: retried later, so no event is lost.
+  store cannot be reached or refused the claim: retried later, so no event is lost.
+
+Svix sends the same ``webhook-id`` to every endpoint subscribed to an event, so the dedupe
+key is the receiver's ``endpoint`` name together with the id: two endpoints (two mounts, two
+apps) sharing one store each handle their own copy.
 """
 
 from __future__ import annotations
@@ -23,15 +27,17 @@ import inspect
 import json
 import logging
 import typing
+import urllib.parse
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .dedupe import (
     AsyncDedupeStore,
-    Claim,
     DedupeStore,
     InMemoryDedupeStore,
+    Lease,
     StoreUnavailable,
+    Taken,
 )
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType
 from .events import parse_event
@@ -49,6 +55,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_SECONDS = 5
 # How long a handler thread waits for an asyncio store's answer from the event loop.
 STORE_CALL_TIMEOUT_SECONDS = 30.0
+# How long a readiness check waits for the store.
+READY_TIMEOUT_SECONDS = 5.0
+DEFAULT_ENDPOINT = "default"
 if typing.TYPE_CHECKING:
     from .events import WebhookEvent
 
@@ -84,8 +93,12 @@ class WebhookReceiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dedupe: DedupeStore | AsyncDedupeStore | None = None,
         tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+        endpoint: str = DEFAULT_ENDPOINT,
     ) -> None:
+        """``endpoint`` names this endpoint in the dedupe keys: give each receiver that
+        shares a store with another its own (``create_app`` uses its mount path)."""
         self.verifier = SignatureVerifier(secret, tolerance=tolerance)
+        self.endpoint = _check_endpoint(endpoint)
         self.handlers = handlers
         self.max_body_bytes = max_body_bytes
         self.dedupe: DedupeStore | AsyncDedupeStore = (
@@ -93,8 +106,11 @@ class WebhookReceiver:
         )
         self._async_store = inspect.iscoroutinefunction(self.dedupe.claim)
 
-    def handle(self, body: bytes, headers: Mapping[str, str]) -> Response:
-        """Handle one delivery with synchronous handlers and a synchronous store."""
+    def handle(
+        self, body: bytes, headers: Mapping[str, str], *, endpoint: str | None = None
+    ) -> Response:
+        """Handle one delivery with synchronous handlers and a synchronous store;
+        ``endpoint`` overrides the receiver's for this delivery."""
         handlers = self.handlers
         if isinstance(handlers, AsyncWebhookHandlers):
             raise TypeError("AsyncWebhookHandlers need handle_async()")
@@ -104,21 +120,23 @@ class WebhookReceiver:
         if isinstance(accepted, Response):
             return accepted
         webhook_id, event = accepted
-        refused = self._claimed(webhook_id, self._store(None, "claim", webhook_id))
-        return refused or self._run(handlers, webhook_id, event, None)
+        claim = self._store(None, "claim", self._key(webhook_id, endpoint))
+        if not isinstance(claim, Lease):
+            return self._refused(webhook_id, claim)
+        return self._run(handlers, webhook_id, event, claim, None)
 
-    async def handle_async(self, body: bytes, headers: Mapping[str, str]) -> Response:
+    async def handle_async(
+        self, body: bytes, headers: Mapping[str, str], *, endpoint: str | None = None
+    ) -> Response:
         """Handle one delivery; synchronous handlers run in a worker thread."""
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
         webhook_id, event = accepted
         loop = asyncio.get_running_loop()
-        refused = self._claimed(
-            webhook_id, await self._store_async("claim", webhook_id)
-        )
-        if refused is not None:
-            return refused
+        lease = await self._store_async("claim", self._key(webhook_id, endpoint))
+        if not isinstance(lease, Lease):
+            return self._refused(webhook_id, lease)
         handlers = self.handlers
         if not isinstance(handlers, AsyncWebhookHandlers):
             # A thread cannot be stopped: if this task is cancelled, the handler still runs
@@ -126,7 +144,7 @@ class WebhookReceiver:
             # handler did. Releasing it here instead would let a retry run beside it.
             work = contextvars.copy_context().run
             future = loop.run_in_executor(
-                None, work, self._run, handlers, webhook_id, event, loop
+                None, work, self._run, handlers, webhook_id, event, lease, loop
             )
             return await asyncio.shield(future)
         current_webhook_id.set(webhook_id)
@@ -141,23 +159,21 @@ class WebhookReceiver:
                 webhook_id,
                 event.event_type,
             )
-            await self._settle_async("release", webhook_id)
+            await self._settle_async("release", lease)
             return _json(500, error="handler failed; incident.io will retry")
         except BaseException:
             self._interrupted(webhook_id, event)
             if not self._async_store:
-                self._store(None, "release", webhook_id)
+                self._store(None, "release", lease)
             else:
                 # Its own task, so that it is not cancelled with this one; if the loop is
                 # shutting down it may not run, and the lease lapses instead.
-                settle = asyncio.ensure_future(
-                    self._settle_async("release", webhook_id)
-                )
+                settle = asyncio.ensure_future(self._settle_async("release", lease))
                 settle.add_done_callback(
                     lambda task: task.cancelled() or task.exception()
                 )
             raise
-        await self._settle_async("complete", webhook_id)
+        await self._settle_async("complete", lease)
         logger.info("webhook-id %s: handled %s", webhook_id, event.event_type)
         return _json(200, status="ok")
 
@@ -187,10 +203,13 @@ class WebhookReceiver:
             logger.error("webhook-id %s: 400, invalid payload: %s", webhook_id, exc)
             return _json(400, error=str(exc))
 
-    def _claimed(
-        self, webhook_id: str, claim: Claim | StoreUnavailable
-    ) -> Response | None:
-        """The answer when the claim was not taken; None when the handler is to run."""
+    def _key(self, webhook_id: str, endpoint: str | None) -> str:
+        endpoint = self.endpoint if endpoint is None else endpoint
+        # Quoted, so that no endpoint name can end in what another's key begins with.
+        return urllib.parse.quote(endpoint, safe="/") + ":" + webhook_id
+
+    def _refused(self, webhook_id: str, claim: Taken | StoreUnavailable) -> Response:
+        """The answer when the claim was not taken."""
         if isinstance(claim, StoreUnavailable):
             logger.error(
                 "webhook-id %s: 503, dedupe store unavailable: %s", webhook_id, claim
@@ -205,18 +224,40 @@ class WebhookReceiver:
                 "webhook-id %s: already handled, acknowledged again", webhook_id
             )
             return _json(200, status="duplicate")
-        if claim == "busy":
-            logger.info(
-                "webhook-id %s: 409, being handled right now; retried later", webhook_id
+        logger.info(
+            "webhook-id %s: 409, being handled right now; retried later", webhook_id
+        )
+        return _json(409, error="this delivery is being handled; retry later")
+
+    def ready(self) -> str | None:
+        """None when the dedupe store answers, else why not (for a readiness probe)."""
+        if self._async_store:
+            raise TypeError("an asyncio dedupe store needs ready_async()")
+        outcome = self._store(None, "ping", None)
+        return str(outcome) if isinstance(outcome, StoreUnavailable) else None
+
+    async def ready_async(self) -> str | None:
+        """:meth:`ready` for an event loop; a store that does not answer in
+        ``READY_TIMEOUT_SECONDS`` is not ready."""
+        call: Awaitable[typing.Any] = (
+            self._store_async("ping", None)
+            if self._async_store
+            else asyncio.get_running_loop().run_in_executor(
+                None, self._store, None, "ping", None
             )
-            return _json(409, error="this delivery is being handled; retry later")
-        return None
+        )
+        try:
+            outcome = await asyncio.wait_for(call, READY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return f"the dedupe store did not answer within {READY_TIMEOUT_SECONDS:g}s"
+        return str(outcome) if isinstance(outcome, StoreUnavailable) else None
 
     def _run(
         self,
         handlers: WebhookHandlers,
         webhook_id: str,
         event: Event,
+        lease: Lease,
         loop: asyncio.AbstractEventLoop | None,
     ) -> Response:
         """Call a synchronous handler and settle the claim by its outcome. ``loop``: the
@@ -233,13 +274,13 @@ class WebhookReceiver:
                 webhook_id,
                 event.event_type,
             )
-            self._store(loop, "release", webhook_id)
+            self._store(loop, "release", lease)
             return _json(500, error="handler failed; incident.io will retry")
         except BaseException:
             self._interrupted(webhook_id, event)
-            self._store(loop, "release", webhook_id)
+            self._store(loop, "release", lease)
             raise
-        self._store(loop, "complete", webhook_id)
+        self._store(loop, "complete", lease)
         logger.info("webhook-id %s: handled %s", webhook_id, event.event_type)
         return _json(200, status="ok")
 
@@ -253,11 +294,14 @@ class WebhookReceiver:
         )
 
     def _store(
-        self, loop: asyncio.AbstractEventLoop | None, action: str, webhook_id: str
+        self, loop: asyncio.AbstractEventLoop | None, action: str, argument: typing.Any
     ) -> typing.Any:
-        """Call the store from synchronous code; a store failure is returned, not raised."""
+        """Call the store from synchronous code; a failure of any kind is returned as
+        StoreUnavailable, never raised: after a handler ran, the answer must not change.
+        """
+        call = getattr(self.dedupe, action)
         try:
-            result = getattr(self.dedupe, action)(webhook_id)
+            result = call(argument) if argument is not None else call()
             if inspect.isawaitable(result):
                 if loop is None:
                     raise TypeError("an asyncio dedupe store needs handle_async()")
@@ -270,31 +314,51 @@ class WebhookReceiver:
                     raise StoreUnavailable(
                         "the event loop did not run the store call"
                     ) from None
-        except StoreUnavailable as exc:
-            if action != "claim":
-                _settle_failed(action, webhook_id, exc)
-            return exc
+        # Whatever a store raises, the answer is decided here.
+        except Exception as exc:  # noqa: BLE001
+            failure = _unavailable(exc)
+            if isinstance(argument, Lease):
+                _settle_failed(action, argument, failure)
+            return failure
         return result
 
-    async def _store_async(self, action: str, webhook_id: str) -> typing.Any:
+    async def _store_async(self, action: str, argument: typing.Any) -> typing.Any:
+        call = getattr(self.dedupe, action)
         try:
-            result = getattr(self.dedupe, action)(webhook_id)
+            result = call(argument) if argument is not None else call()
             return await result if inspect.isawaitable(result) else result
-        except StoreUnavailable as exc:
-            return exc
+        # Whatever a store raises, the answer is decided here.
+        except Exception as exc:  # noqa: BLE001
+            return _unavailable(exc)
 
-    async def _settle_async(self, action: str, webhook_id: str) -> None:
-        outcome = await self._store_async(action, webhook_id)
+    async def _settle_async(self, action: str, lease: Lease) -> None:
+        outcome = await self._store_async(action, lease)
         if isinstance(outcome, StoreUnavailable):
-            _settle_failed(action, webhook_id, outcome)
+            _settle_failed(action, lease, outcome)
 
 
 async def _awaited(value: Awaitable[typing.Any]) -> typing.Any:
     return await value
 
 
-def _settle_failed(action: str, webhook_id: str, exc: StoreUnavailable) -> None:
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    """Any failure of a store (a refusal such as Redis' OOM or READONLY, a bug in a store of
+    the application's own) as StoreUnavailable: at claim time a 503, never a 500."""
+    if isinstance(exc, StoreUnavailable):
+        return exc
+    failure = StoreUnavailable(f"{type(exc).__name__}: {exc}")
+    failure.__cause__ = exc
+    return failure
+
+
+def _settle_failed(action: str, lease: Lease, exc: StoreUnavailable) -> None:
     # The handler has run (or failed) already, so the answer stands: after a success a
     # 2xx (a retry would handle the event twice), after a failure a 500. The lease lapses
     # by itself, so a retry is still handled.
-    logger.error("webhook-id %s: could not %s the claim: %s", webhook_id, action, exc)
+    logger.error("dedupe key %s: could not %s the claim: %s", lease.key, action, exc)
+
+
+def _check_endpoint(endpoint: object) -> str:
+    if not isinstance(endpoint, str) or not endpoint or len(endpoint) > 200:
+        raise ValueError("endpoint must be a name of 1 to 200 characters")
+    return endpoint
