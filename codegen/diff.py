@@ -225,8 +225,9 @@ class _Walker:
         return None
 
     def walk(self, old: Schema, new: Schema, location: str) -> None:
-        # Nullability is read before ``anyOf: [X, null]`` is unwrapped to X.
-        nullable = (_types(old)[1], _types(new)[1])
+        # Nullability belongs to the place a schema is used (``anyOf: [$ref, null]``), so it
+        # is compared here, before the named schema (perhaps walked already) is resolved.
+        self.compare_nullable(_types(old)[1], _types(new)[1], location)
         old, old_name = self.resolve(_non_null_variant(old), self.old)
         new, new_name = self.resolve(_non_null_variant(new), self.new)
         if old_name and new_name:
@@ -237,9 +238,9 @@ class _Walker:
             self.seen.add((old_name, new_name))
         old_variants, new_variants = self.variants(old), self.variants(new)
         if old_variants is not None or new_variants is not None:
-            self.compare_unions(old, new, old_variants, new_variants, location, nullable)
+            self.compare_unions(old, new, old_variants, new_variants, location)
             return
-        self.compare_types(old, new, location, nullable)
+        self.compare_types(old, new, location)
         self.compare_enums(old, new, location)
         self.compare_constraints(old, new, location)
         self.compare_properties(old, new, location)
@@ -261,14 +262,10 @@ class _Walker:
         old_variants: list[Schema] | None,
         new_variants: list[Schema] | None,
         location: str,
-        nullable: tuple[bool, bool],
     ) -> None:
         """Every variant the new schema allows must be allowed by a variant of the old one (or
         by the old schema itself, when it was not a union)."""
-        if nullable[1] and not nullable[0]:
-            self.change("breaking", "became nullable", location)
-        elif nullable[0] and not nullable[1]:
-            self.change("compatible", "no longer nullable", location)
+        self.compare_nullable(_types(old)[1], _types(new)[1], location)
         candidates = old_variants if old_variants is not None else [old]
         for index, variant in enumerate(new_variants if new_variants is not None else [new]):
             where = location if new_variants is None else f"{location}<{self.label(variant, index)}>"
@@ -331,11 +328,15 @@ class _Walker:
         known = {json.dumps(k) for k in mapping} if isinstance(mapping, Mapping) else set()
         return bool(values) and not values & known and isinstance(mapping, Mapping)
 
-    def compare_types(
-        self, old: Schema, new: Schema, location: str, nullable: tuple[bool, bool]
-    ) -> None:
+    def compare_nullable(self, old_null: bool, new_null: bool, location: str) -> None:
+        if new_null and not old_null:
+            self.change("breaking", "became nullable", location)
+        elif old_null and not new_null:
+            self.change("compatible", "no longer nullable", location)
+
+    def compare_types(self, old: Schema, new: Schema, location: str) -> None:
         (old_types, old_null), (new_types, new_null) = _types(old), _types(new)
-        old_null, new_null = old_null or nullable[0], new_null or nullable[1]
+        self.compare_nullable(old_null, new_null, location)
         if old_types and not new_types:
             detail = f"{'|'.join(sorted(old_types))} -> any"
             self.change("breaking", "type removed", location, detail)
@@ -349,11 +350,6 @@ class _Walker:
         if was != now:
             detail = f"{was or '(none)'} -> {now or '(none)'}"
             self.change("breaking" if was else "compatible", "format changed", location, detail)
-        if old_null != new_null:
-            if new_null:
-                self.change("breaking", "became nullable", location)
-            else:
-                self.change("compatible", "no longer nullable", location)
 
     def compare_enums(self, old: Schema, new: Schema, location: str) -> None:
         old_enum, new_enum = old.get("enum"), new.get("enum")
