@@ -169,6 +169,33 @@ def test_two_runs_on_one_folder_at_once_both_finish_and_leave_a_whole_project(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_run_waits_for_another_run_on_the_same_folder_and_never_removes_its_staging(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    out = tmp_path / "generated"
+    assert generate(out)[0] == 0
+    (out / "incident_webhooks" / "events.py").write_text("# changed\n")
+    # Another run is writing: it holds the folder's lock and has a staging folder.
+    live = tmp_path / ".generated.codegen-live"
+    (live / "tree").mkdir(parents=True)
+    (live / project.STAGING_MARKER).write_text(json.dumps({"target": str(out.resolve())}))
+    holder = os.open(tmp_path, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    command = [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(4)
+        assert run.poll() is None, "it did not wait for the other run"
+        assert (live / project.STAGING_MARKER).exists(), "it removed a live run's staging folder"
+    finally:
+        os.close(holder)  # the other run ends
+    assert run.wait(120) == 0, run.stdout.read() if run.stdout else ""
+    assert not live.exists(), "once the other run is gone, its leftovers go"
+    assert (out / "incident_webhooks" / "events.py").read_text() != "# changed\n"
+
+
 @pytest.mark.parametrize("case", ["under-a-file", "dangling-scaffold", "read-only-parent"])
 def test_unwritable_places_are_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     if case == "under-a-file":
