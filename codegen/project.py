@@ -27,7 +27,13 @@ import isort
 
 from .emit.models import event_class_names, render_models
 from .emit.split import MODELS_PACKAGE, split_models
-from .emit.templates import header, render_models_init, render_package, render_project
+from .emit.templates import (
+    header,
+    render_models_init,
+    render_package,
+    render_project,
+    runtime_modules,
+)
 from .errors import GenerationError
 from .ir import Spec
 
@@ -83,6 +89,7 @@ def build(spec: Spec, package: str) -> dict[str, str]:
         pending = pool.submit(format_files, templated, package) if pool else None
         formatted = format_files(split, package)
         formatted |= pending.result() if pending else format_files(templated, package)
+    formatted |= runtime_modules()
     formatted["py.typed"] = ""
     files = {f"{package}/{name}": text for name, text in formatted.items()}
     files |= render_project(spec, package, files)

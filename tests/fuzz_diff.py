@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from codegen import diff, parser
 from codegen.emit.models import event_class_names, render_models
-from codegen.emit.templates import render
+from codegen.emit.templates import runtime_modules
 from codegen.errors import SpecError
 from codegen.ir import SCHEMA_PREFIX, Spec
 
@@ -407,8 +407,9 @@ class Models:
         root = folder / package
         root.mkdir()
         (root / "__init__.py").write_text("")
-        for module in ("_base", "_root"):
-            (root / f"{module}.py").write_text(render(f"{module}.py", spec=spec, package=package))
+        runtime = runtime_modules()
+        for module in ("_base.py", "_root.py"):
+            (root / module).write_text(runtime[module])
         code = render_models(spec, package, "")
         (root / "models.py").write_text(code)
         if str(folder) not in sys.path:

@@ -6,16 +6,24 @@ import shutil
 from pathlib import Path
 
 import pytest
-from golden_cases import PACKAGE, cases, expected_dir, spec_path
+from golden_cases import (
+    PACKAGE,
+    cases,
+    expected_dir,
+    runtime_paths,
+    spec_path,
+    spec_shaped,
+)
 
-from codegen import project
+from codegen import project, runtime
 from codegen.cli import main
 from codegen.emit import templates
 
 
 def generate(spec: Path, out: Path) -> dict[str, str]:
+    """The spec-shaped part of the project generated from ``spec``."""
     assert main(["generate", "--spec", str(spec), "--out", str(out)]) == 0
-    return project.read_tree(out)
+    return spec_shaped(project.read_tree(out))
 
 
 @pytest.mark.parametrize("case", cases())
@@ -54,3 +62,31 @@ def test_a_changed_template_fails_the_golden_comparison_with_a_readable_diff(
     assert f"--- g/{PACKAGE}/handlers.py\n+++ g/{PACKAGE}/handlers.py (generated)" in diff
     assert "+    A method you do not override does NOTHING AT ALL" in diff
     assert "-    A method you do not override does nothing" in diff
+
+
+@pytest.mark.parametrize("case", cases())
+def test_the_runtime_modules_are_copies_of_codegen_runtime_under_a_fixed_header(
+    case: str, tmp_path: Path
+) -> None:
+    main(["generate", "--spec", str(spec_path(case)), "--out", str(tmp_path / "generated")])
+    tree = project.read_tree(tmp_path / "generated")
+    for path in sorted(runtime_paths()):
+        name = path.split("/", 1)[1]
+        source = (templates.RUNTIME_DIR / name).read_text()
+        assert tree[path] == templates.RUNTIME_HEADER.format(name=name) + source, path
+    assert not set(runtime_paths()) & set(project.read_tree(expected_dir(case)))
+
+
+def test_the_runtime_is_kept_formatted_as_the_generated_code_is() -> None:
+    for name in runtime.MODULES:
+        source = (templates.RUNTIME_DIR / name).read_text()
+        assert project.format_python(source, name, PACKAGE) == source, f"codegen/runtime/{name}"
+
+
+def test_the_runtime_depends_on_no_spec_and_names_no_package() -> None:
+    for name in runtime.MODULES:
+        source = (templates.RUNTIME_DIR / name).read_text()
+        assert "{{" not in source and "{%" not in source, name
+        # Data may say incident_webhooks (the Redis key prefix); code never names the package.
+        for reference in ("incident_webhooks.", "import incident_webhooks", 'getLogger("'):
+            assert reference not in source, f"{name} names the package; use __package__"

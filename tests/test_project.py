@@ -35,3 +35,22 @@ def test_ci_runs_the_readme_test_command() -> None:
     first_screen = "\n".join(readme.splitlines()[:20])
     assert "make generate" in first_screen and "make test" in first_screen
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_toolchain_wheel_ships_the_runtime_and_the_templates(tmp_path: object) -> None:
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    out = Path(str(tmp_path))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = out.glob("incident_webhooks_codegen-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    from codegen import runtime
+
+    assert {f"codegen/runtime/{name}" for name in runtime.MODULES} <= names
+    assert {"codegen/templates/events.py.jinja", "codegen/templates/handlers.py.jinja"} <= names

@@ -1,4 +1,3 @@
-{% include "_header.jinja" %}
 """Base classes shared by every generated model."""
 
 from __future__ import annotations
@@ -9,20 +8,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-
 _OPENED = "incident_webhooks_open_union"
 
 
 def _open_unions(schema: Any) -> Any:
     """Let every discriminated union (``oneOf`` + ``discriminator``) accept a variant added
     upstream after generation: a known tag still validates strictly against its model, and
-    an unknown tag arrives as the plain dict it was sent as, instead of failing the event."""
+    an unknown tag arrives as the plain dict it was sent as, instead of failing the event.
+    """
     if isinstance(schema, list):
         return [_open_unions(item) for item in schema]
     if not isinstance(schema, dict) or schema.get("metadata", {}).get(_OPENED):
         return schema
     opened = {key: _open_unions(value) for key, value in schema.items()}
-    if schema.get("type") != "tagged-union" or not isinstance(schema.get("discriminator"), str):
+    if schema.get("type") != "tagged-union" or not isinstance(
+        schema.get("discriminator"), str
+    ):
         return opened
     known = frozenset(str(tag) for tag in schema["choices"])
     field = schema["discriminator"]
@@ -33,7 +34,8 @@ def _open_unions(schema: Any) -> Any:
         return value
 
     fallback = core_schema.no_info_after_validator_function(
-        unknown_variant, core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema())
+        unknown_variant,
+        core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema()),
     )
     return core_schema.union_schema(
         [opened, fallback], mode="left_to_right", metadata={_OPENED: True}

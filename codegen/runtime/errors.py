@@ -1,4 +1,3 @@
-{% include "_header.jinja" %}
 """Every error this package raises derives from :class:`WebhookError`."""
 
 from __future__ import annotations
@@ -28,7 +27,9 @@ class UnknownEventType(WebhookError):
 class InvalidPayload(WebhookError):
     """The body is not valid JSON, or does not match the schema of its event type."""
 
-    def __init__(self, message: str, validation_error: ValidationError | None = None) -> None:
+    def __init__(
+        self, message: str, validation_error: ValidationError | None = None
+    ) -> None:
         self.validation_error = validation_error
         super().__init__(message)
 

@@ -1,4 +1,3 @@
-{% include "_header.jinja" %}
 """Remembering which deliveries were handled, so that none is handled twice.
 
 incident.io (through Svix) retries a delivery until it is answered 2xx, for about a day, and
@@ -254,7 +253,9 @@ class SQLiteDedupeStore:
                 (key, now + self.lease_seconds, lease.token),
             )
             self._claims += 1
-            if self._claims % 1000 == 0:  # expired rows go now and then, not on every claim
+            if (
+                self._claims % 1000 == 0
+            ):  # expired rows go now and then, not on every claim
                 db.execute("DELETE FROM deliveries WHERE expires <= ?", (now,))
         return lease
 
@@ -279,12 +280,15 @@ class SQLiteDedupeStore:
     def prune(self) -> int:
         """Delete expired rows now; returns how many."""
         with self._transaction() as db:
-            return db.execute("DELETE FROM deliveries WHERE expires <= ?", (time.time(),)).rowcount
+            return db.execute(
+                "DELETE FROM deliveries WHERE expires <= ?", (time.time(),)
+            ).rowcount
 
 
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``), with every SQLite failure (no
-    lock, no file, a full disk, a read-only file) turned into :class:`StoreUnavailable`."""
+    lock, no file, a full disk, a read-only file) turned into :class:`StoreUnavailable`.
+    """
 
     def __init__(self, store: SQLiteDedupeStore) -> None:
         self.store = store
@@ -302,9 +306,13 @@ class _Transaction:
             self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
         except sqlite3.Error as exc:
             if kind is None:
-                raise StoreUnavailable(f"SQLite store {self.store.path}: {exc}") from exc
+                raise StoreUnavailable(
+                    f"SQLite store {self.store.path}: {exc}"
+                ) from exc
         if isinstance(error, sqlite3.Error):
-            raise StoreUnavailable(f"SQLite store {self.store.path}: {error}") from error
+            raise StoreUnavailable(
+                f"SQLite store {self.store.path}: {error}"
+            ) from error
 
 
 # Release the lease only if it is still ours: a lapsed lease may be another delivery's now.
@@ -378,7 +386,9 @@ class RedisDedupeStore:
 
         self.client: redis.Redis = (
             redis_module.Redis.from_url(
-                check_redis_url(url_or_client), socket_timeout=5, socket_connect_timeout=5
+                check_redis_url(url_or_client),
+                socket_timeout=5,
+                socket_connect_timeout=5,
             )
             if isinstance(url_or_client, str)
             else url_or_client
@@ -389,7 +399,9 @@ class RedisDedupeStore:
     def claim(self, key: str) -> Lease | Taken:
         lease = Lease.new(key)
         try:
-            if self.client.set(self._keys.key(key), lease.token, nx=True, px=self._keys.lease_ms):
+            if self.client.set(
+                self._keys.key(key), lease.token, nx=True, px=self._keys.lease_ms
+            ):
                 return lease
             return self._keys.state(self.client.get(self._keys.key(key)))
         except self._errors as exc:
@@ -434,7 +446,9 @@ class AsyncRedisDedupeStore:
     ) -> None:
         import redis.asyncio as redis_asyncio
 
-        self._url = check_redis_url(url_or_client) if isinstance(url_or_client, str) else None
+        self._url = (
+            check_redis_url(url_or_client) if isinstance(url_or_client, str) else None
+        )
         if self._url is not None:
             # Refuse an unusable URL now, not at the first delivery.
             redis_asyncio.Redis.from_url(self._url)
@@ -466,7 +480,9 @@ class AsyncRedisDedupeStore:
 
         template = self._template
         if isinstance(template, str):
-            return redis_asyncio.Redis.from_url(template, socket_timeout=5, socket_connect_timeout=5)
+            return redis_asyncio.Redis.from_url(
+                template, socket_timeout=5, socket_connect_timeout=5
+            )
         if not self._given_used:
             self._given_used = True
             return template
@@ -482,7 +498,9 @@ class AsyncRedisDedupeStore:
         lease = Lease.new(key)
         try:
             client = self.client
-            if await client.set(self._keys.key(key), lease.token, nx=True, px=self._keys.lease_ms):
+            if await client.set(
+                self._keys.key(key), lease.token, nx=True, px=self._keys.lease_ms
+            ):
                 return lease
             return self._keys.state(await client.get(self._keys.key(key)))
         except self._errors as exc:
@@ -490,7 +508,9 @@ class AsyncRedisDedupeStore:
 
     async def complete(self, lease: Lease) -> None:
         try:
-            await self.client.set(self._keys.key(lease.key), "done", px=self._keys.ttl_ms)
+            await self.client.set(
+                self._keys.key(lease.key), "done", px=self._keys.ttl_ms
+            )
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
@@ -516,8 +536,12 @@ def from_url(url: str, **options: typing.Any) -> DedupeStore | AsyncDedupeStore:
     if url.startswith("sqlite:"):
         path = url.removeprefix("sqlite:").removeprefix("//")
         if not path:
-            raise ValueError("sqlite: needs a file path, as in sqlite:/var/lib/app/webhooks.db")
+            raise ValueError(
+                "sqlite: needs a file path, as in sqlite:/var/lib/app/webhooks.db"
+            )
         return SQLiteDedupeStore(path, **options)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return AsyncRedisDedupeStore(url, **options)
-    raise ValueError(f"unknown dedupe store {url!r}: use memory, sqlite:PATH or redis://HOST:PORT/DB")
+    raise ValueError(
+        f"unknown dedupe store {url!r}: use memory, sqlite:PATH or redis://HOST:PORT/DB"
+    )
