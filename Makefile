@@ -47,8 +47,11 @@ servers: ## Install redis-server for the tests when it is missing
 	    echo "redis-server is needed by the tests: sudo apt-get install redis-server (or brew install redis)"; exit 1; \
 	  fi; }
 
-test: check lint servers ## check + lint + the test suite (starts its own redis-server and uvicorn)
-	$(BIN)/python -m pytest
+# The suite runs on every core (pytest-xdist; work-stealing, since a few tests take far longer
+# than the rest). PYTEST_ARGS adds to it, e.g. PYTEST_ARGS="-n 0 -k dedupe".
+PYTEST_ARGS ?=
+test: check lint servers ## check + lint + the test suite on every core (starts its own redis-server and uvicorn)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 # The suite runs both fuzzers on fixed seeds; this runs them on new ones, FUZZ_SECONDS each
 # (ten minutes by default), to find the shapes of spec nobody wrote a test for yet: the spec

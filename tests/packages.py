@@ -60,7 +60,7 @@ def python(root: Path, code: str, timeout: float = 120) -> subprocess.CompletedP
 def mypy(root: Path, *packages: str) -> subprocess.CompletedProcess[str]:
     """mypy --strict over generated packages, with the project's own mypy settings."""
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+        [sys.executable, "-m", "mypy", "--strict",
          "--config-file", str(ROOT / "pyproject.toml"), *(f"{p}/{p}" for p in packages)],
         cwd=root,
         capture_output=True,

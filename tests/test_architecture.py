@@ -24,7 +24,7 @@ def test_every_path_the_page_names_exists() -> None:
 def test_every_module_of_the_generator_is_on_the_page() -> None:
     modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / "codegen").rglob("*.py")]
     for module in sorted(modules):
-        if module.endswith("__init__.py") or module.endswith("__main__.py") or "/runtime/" in module:
+        if module.endswith(("__init__.py", "__main__.py")) or "/runtime/" in module:
             continue  # packages, and the runtime (named as a folder)
         assert f"`{module}`" in PAGE, f"{module} is not on ARCHITECTURE.md"
 

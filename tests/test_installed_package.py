@@ -304,7 +304,7 @@ def test_mypy_strict_checks_a_user_module_against_the_installed_package(tmp_path
         "def f(event: PrivateIncidentMembershipGrantedV1) -> int:\n"
         "    return event.payload.user_id\n"
     )
-    run = [sys.executable, "-m", "mypy", "--strict", "--no-incremental"]
+    run = [sys.executable, "-m", "mypy", "--strict"]
     ok = subprocess.run([*run, "handlers.py"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout
     wrong = subprocess.run([*run, "wrong.py"], cwd=tmp_path, capture_output=True, text=True, check=False)

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -242,29 +241,29 @@ def test_a_package_name_the_package_itself_imports_is_refused(tmp_path: Path, na
 # -- row 20: default paths belong to the repository, not the current folder ------------------
 
 
-def _in(folder: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "codegen", *argv], cwd=folder,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
-
-
-def test_commands_run_from_a_subfolder_use_the_repositorys_spec_and_output(tmp_path: Path) -> None:
+def test_commands_run_from_a_subfolder_use_the_repositorys_spec_and_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = tmp_path / "repo"
     (repo / "spec").mkdir(parents=True)
     shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
     shutil.copy(SPEC, repo / "spec" / "webhooks.json")
-    assert _in(repo, "generate").returncode == 0
+    monkeypatch.chdir(repo)
+    assert run_cli("generate")[0] == 0
     for sub in ("generated", "codegen", "deep/er"):
         (repo / sub).mkdir(parents=True, exist_ok=True)
-        generated = _in(repo / sub, "generate")
-        assert generated.returncode == 0 and "unchanged:" in generated.stdout, generated
-        checked = _in(repo / sub, "check")
-        assert checked.returncode == 0 and "up to date" in checked.stdout, checked
+        monkeypatch.chdir(repo / sub)
+        code, output = run_cli("generate")
+        assert code == 0 and "unchanged:" in output, output
+        code, output = run_cli("check")
+        assert code == 0 and "up to date" in output, output
     assert not (repo / "generated" / "generated").exists()
     assert not (repo / "codegen" / "generated").exists()
     copy = tmp_path / "copy.json"
     shutil.copy(SPEC, copy)
-    updated = _in(repo / "codegen", "update-spec", "--from", str(copy))
-    assert updated.returncode == 0, updated
+    monkeypatch.chdir(repo / "codegen")
+    code, output = run_cli("update-spec", "--from", str(copy))
+    assert code == 0, output
     assert not (repo / "codegen" / "spec").exists()
 
 
