@@ -74,6 +74,7 @@ class _Parser:
         webhooks = [w for w in (self.webhook(h.event_type, h.item, h.at) for h in layout.hooks) if w]
         reachable = self.references.reachable_schemas(webhooks)
         reachable, webhooks = self.references.safe_names(reachable, webhooks)
+        reachable = schemas.usable_discriminators(reachable)
         self.checks.check_names(webhooks, set(reachable))
         if self.reading.problems:
             raise self.reading.fail()

@@ -217,3 +217,41 @@ def rename_refs(schema: Schema, renamed: Mapping[str, str]) -> dict[str, Any]:
     if isinstance(ref, str) and ref in renamed:
         out["$ref"] = renamed[ref]
     return out
+
+
+def _tag_is_literal(tag: Any) -> bool:
+    """Whether a variant's tag property can be a ``Literal``: one or more string values, never
+    null (a discriminated union needs each variant's tag to be a literal)."""
+    if not isinstance(tag, Mapping) or "anyOf" in tag or "oneOf" in tag:
+        return False
+    declared = tag.get("type")
+    if declared == "null" or (isinstance(declared, list) and "null" in declared):
+        return False
+    values = tag.get("enum") if "enum" in tag else [tag["const"]] if "const" in tag else None
+    return isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values)
+
+
+def usable_discriminators(found: Mapping[str, Schema]) -> dict[str, Schema]:
+    """The schemas with every ``discriminator`` that cannot work dropped: one whose variants do
+    not all have a non-null string tag (a tag made nullable upstream, say). The models would
+    otherwise fail on first use; without the discriminator the union still validates each
+    variant in turn, and only loses the opening to unknown tags."""
+
+    def variant_tag(variant: Any, tag: str) -> Any:
+        if isinstance(variant, Mapping) and isinstance(variant.get("$ref"), str):
+            variant = found.get(str(variant["$ref"]).rsplit("/", 1)[-1])
+        properties = variant.get("properties") if isinstance(variant, Mapping) else None
+        return properties.get(tag) if isinstance(properties, Mapping) else None
+
+    def fix(schema: Schema) -> dict[str, Any]:
+        out = map_subschemas(schema, fix)
+        discriminator = out.get("discriminator")
+        tag = discriminator.get("propertyName") if isinstance(discriminator, Mapping) else None
+        variants = out.get("oneOf", out.get("anyOf"))
+        if isinstance(tag, str) and isinstance(variants, list):
+            members = [v for v in variants if not (isinstance(v, Mapping) and v.get("type") == "null")]
+            if not all(_tag_is_literal(variant_tag(v, tag)) for v in members):
+                del out["discriminator"]
+        return out
+
+    return {name: fix(schema) for name, schema in found.items()}

@@ -316,3 +316,26 @@ def test_inputs_that_are_not_bounded_regular_files_are_refused_at_once(tmp_path:
         assert code == 2, (command, output)
         assert str(path) in output and ("not a regular file" in output or "over the limit" in output), output
         assert time.monotonic() - started < 10
+
+
+# -- found by the diff's oracle: a discriminator whose tag became nullable ---------------------
+
+
+def test_a_discriminated_union_whose_tag_is_nullable_still_generates_a_working_package(
+    tmp_path: Path,
+) -> None:
+    schemas = {
+        "Circle": {"type": "object", "required": ["kind", "r"], "properties": {
+            "kind": {"type": ["string", "null"], "enum": ["circle"]}, "r": {"type": "number"}}},
+        "Square": {"type": "object", "required": ["kind", "side"], "properties": {
+            "kind": {"type": "string", "enum": ["square"]}, "side": {"type": "integer"}}},
+    }  # fmt: skip
+    union = {"oneOf": [{"$ref": "#/components/schemas/Circle"}, {"$ref": "#/components/schemas/Square"}],
+             "discriminator": {"propertyName": "kind"}}  # fmt: skip
+    payload = {"type": "object", "required": ["shape"], "properties": {"shape": union}}
+    code, output, _ = generate(spec({"shape_v1": payload}, schemas), tmp_path)
+    assert code == 0, output
+    parses(tmp_path, "pkg", [
+        {"event_type": "shape_v1", "shape_v1": {"shape": {"kind": "circle", "r": 1.5}}},
+        {"event_type": "shape_v1", "shape_v1": {"shape": {"kind": "square", "side": 2}}},
+    ])  # fmt: skip
