@@ -16,6 +16,8 @@ import pytest
 from conftest import ROOT
 from packages import generate, python, run_cli
 
+from codegen import parser
+
 SPEC = str(ROOT / "spec" / "webhooks.json")
 
 
@@ -156,8 +158,7 @@ def test_an_enforced_constraint_that_cannot_be_enforced_is_refused_with_its_poin
     assert "/properties/a_v1/properties/bad/" in output and says in output, output
     assert not (tmp_path / "out").exists()
     # A tolerant reader does not enforce them, so it has nothing to refuse.
-    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"), "--package", "pkg")
-    assert code == 0, output
+    assert parser.parse(doc, "spec.json", constraints=False).webhooks
 
 
 def test_an_enforced_pattern_runs_in_linear_time_against_a_hostile_body(tmp_path: Path) -> None:
