@@ -141,6 +141,21 @@ def _properties(schema: Schema) -> Mapping[str, Any]:
     return properties if isinstance(properties, Mapping) else {}
 
 
+def _follow(
+    schema: Schema, table: Mapping[str, Schema], seen: set[str]
+) -> tuple[Schema, str | None]:
+    """The schema at the end of a chain of ``$ref``s (``A -> B -> C``) and its name; a loop
+    (a name already in ``seen``) ends it with an empty schema."""
+    name: str | None = None
+    while isinstance(schema.get("$ref"), str) and str(schema["$ref"]).startswith(SCHEMA_PREFIX):
+        name = str(schema["$ref"])[len(SCHEMA_PREFIX) :]
+        if name in seen:
+            return {}, name
+        seen.add(name)
+        schema = table.get(name, {})
+    return schema, name
+
+
 def _numeric(types: frozenset[str]) -> frozenset[str]:
     """Integers are numbers: a number field takes every integer."""
     return types | {"integer"} if "number" in types else types
@@ -170,14 +185,8 @@ class _Walker:
         """Follow a chain of ``$ref``s (``A -> B -> C``) to the schema at its end, and merge
         ``allOf`` members into one schema, so that a property moved into an ``allOf`` (or an
         alias put in between) is compared as what it is."""
-        name: str | None = None
         seen: set[str] = set()
-        while isinstance(schema.get("$ref"), str) and str(schema["$ref"]).startswith(SCHEMA_PREFIX):
-            name = str(schema["$ref"])[len(SCHEMA_PREFIX) :]
-            if name in seen:
-                return {}, name
-            seen.add(name)
-            schema = table.get(name, {})
+        schema, name = _follow(schema, table, seen)
         return self.merge_all_of(schema, table, seen), name
 
     def merge_all_of(self, schema: Schema, table: Mapping[str, Schema], seen: set[str]) -> Schema:
@@ -190,14 +199,7 @@ class _Walker:
         for member in members:
             if not isinstance(member, Mapping):
                 continue
-            part = member
-            while isinstance(part.get("$ref"), str) and str(part["$ref"]).startswith(SCHEMA_PREFIX):
-                ref = str(part["$ref"])[len(SCHEMA_PREFIX) :]
-                if ref in seen:
-                    part = {}
-                    break
-                part = table.get(ref, {})
-            part = self.merge_all_of(part, table, seen)
+            part = self.merge_all_of(_follow(member, table, seen)[0], table, seen)
             for key, value in part.items():
                 if key == "properties" and isinstance(value, Mapping):
                     for prop, prop_schema in value.items():

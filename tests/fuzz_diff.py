@@ -104,20 +104,11 @@ TYPES = ["string", "integer", "number", "boolean", "object", "array"]
 
 def _objects(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Every object schema with properties in the document, payloads included."""
-    found: list[dict[str, Any]] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("properties"), dict) and node["properties"] and "event_type" not in node["properties"]:
-                found.append(node)
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value)
-
-    visit(doc)
-    return found
+    return [
+        node for node in _all(doc)
+        if isinstance(node.get("properties"), dict) and node["properties"]
+        and "event_type" not in node["properties"]
+    ]  # fmt: skip
 
 
 def _any_schema(rng: random.Random) -> dict[str, Any]:
@@ -180,20 +171,7 @@ def m_add_property(rng: random.Random, doc: dict[str, Any]) -> str:
 
 
 def _enums(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("enum"), list):
-                found.append(node)
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value)
-
-    visit(doc)
-    return found
+    return [node for node in _all(doc) if isinstance(node.get("enum"), list)]
 
 
 def m_enum_add(rng: random.Random, doc: dict[str, Any]) -> str:
