@@ -189,10 +189,13 @@ def _check_timestamp(value: str, now: float, tolerance: int) -> datetime:
     skew = now - sent_at
     if skew > tolerance:
         raise InvalidSignature(
-            f"webhook-timestamp is {int(skew)}s old (tolerance {tolerance}s)"
+            f"webhook-timestamp is {int(skew)}s old (tolerance {tolerance}s)",
+            stale=True,
         )
     if -skew > tolerance:
-        raise InvalidSignature(f"webhook-timestamp is {int(-skew)}s in the future")
+        raise InvalidSignature(
+            f"webhook-timestamp is {int(-skew)}s in the future", stale=True
+        )
     try:
         return datetime.fromtimestamp(sent_at, tz=UTC)
     except (ValueError, OverflowError, OSError):

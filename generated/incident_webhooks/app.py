@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver
+from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, fields
 from .signature import loggable_id
 
 logger = logging.getLogger(__package__)
@@ -70,6 +70,7 @@ def create_app(
             logger.warning(
                 "webhook-id %s (unverified): 413, body over the limit of %d bytes",
                 loggable_id(request.headers), max_body_bytes,
+                extra=fields(loggable_id(request.headers), "too_large"),
             )  # fmt: skip
             return JSONResponse(
                 {"error": f"body larger than {max_body_bytes} bytes"}, 413

@@ -30,9 +30,15 @@ class InvalidPayload(WebhookError):
     """The body is not valid JSON, or does not match the schema of its event type."""
 
     def __init__(
-        self, message: str, validation_error: ValidationError | None = None
+        self,
+        message: str,
+        validation_error: ValidationError | None = None,
+        *,
+        event_type: str = "",
     ) -> None:
         self.validation_error = validation_error
+        # The event type the body names, when it names a known one ("" otherwise).
+        self.event_type = event_type
         super().__init__(message)
 
     @property
@@ -45,3 +51,9 @@ class InvalidPayload(WebhookError):
 
 class InvalidSignature(WebhookError):
     """The request was not signed by incident.io with a known secret, or is too old."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        # True when the signature may be right but the timestamp is outside the tolerance
+        # (a replay, or a clock that is off), as opposed to a wrong or malformed signature.
+        self.stale = stale
+        super().__init__(message)

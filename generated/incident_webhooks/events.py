@@ -481,7 +481,9 @@ def _explained(
     name = event_type if isinstance(event_type, str) else "webhook"
     count = exc.error_count()
     return errors.InvalidPayload(
-        f"invalid {name} payload ({count} error{'s'[:count != 1]}): {details}", exc
+        f"invalid {name} payload ({count} error{'s'[:count != 1]}): {details}",
+        exc,
+        event_type=event_type if isinstance(event_type, str) else "",
     )
 
 

@@ -157,6 +157,7 @@ class WebhookReceiver:
                 "webhook-id %s: 500, the %s handler raised",
                 webhook_id,
                 event.event_type,
+                extra=fields(webhook_id, "handler_error", event.event_type),
             )
             await self._settle_async("release", lease)
             return _json(500, error="handler failed; incident.io will retry")
@@ -173,7 +174,7 @@ class WebhookReceiver:
                 )
             raise
         await self._settle_async("complete", lease)
-        logger.info("webhook-id %s: handled %s", webhook_id, event.event_type)
+        _handled(webhook_id, event)
         return _json(200, status="ok")
 
     def _accept(
@@ -184,13 +185,18 @@ class WebhookReceiver:
             logger.warning(
                 "webhook-id %s (unverified): 413, body of %d bytes is over the limit of %d",
                 loggable_id(headers), len(body), self.max_body_bytes,
+                extra=fields(loggable_id(headers), "too_large"),
             )  # fmt: skip
             return _json(413, error=f"body larger than {self.max_body_bytes} bytes")
         try:
             self.verifier.verify(body, headers)
         except InvalidSignature as exc:
+            outcome = "stale" if exc.stale else "bad_signature"
             logger.warning(
-                "webhook-id %s (unverified): 401, %s", loggable_id(headers), exc
+                "webhook-id %s (unverified): 401, %s",
+                loggable_id(headers),
+                exc,
+                extra=fields(loggable_id(headers), outcome),
             )
             return _json(401, error="invalid signature")
         webhook_id = header(headers, "webhook-id")
@@ -199,7 +205,14 @@ class WebhookReceiver:
         except UnknownEventType as exc:
             return webhook_id, exc
         except InvalidPayload as exc:
-            logger.error("webhook-id %s: 400, invalid payload: %s", webhook_id, exc)
+            json_invalid = any(e.get("type") == "json_invalid" for e in exc.errors)
+            outcome = "not_json" if json_invalid else "invalid"
+            logger.error(
+                "webhook-id %s: 400, invalid payload: %s",
+                webhook_id,
+                exc,
+                extra=fields(webhook_id, outcome, exc.event_type),
+            )
             return _json(400, error=str(exc))
 
     def _key(self, webhook_id: str, endpoint: str | None) -> str:
@@ -211,7 +224,10 @@ class WebhookReceiver:
         """The answer when the claim was not taken."""
         if isinstance(claim, StoreUnavailable):
             logger.error(
-                "webhook-id %s: 503, dedupe store unavailable: %s", webhook_id, claim
+                "webhook-id %s: 503, dedupe store unavailable: %s",
+                webhook_id,
+                claim,
+                extra=fields(webhook_id, "store_unavailable"),
             )
             answer = _json(
                 503, error="dedupe store unavailable; incident.io will retry"
@@ -220,11 +236,15 @@ class WebhookReceiver:
             return Response(answer.status, answer.body, headers)
         if claim == "done":
             logger.info(
-                "webhook-id %s: already handled, acknowledged again", webhook_id
+                "webhook-id %s: already handled, acknowledged again",
+                webhook_id,
+                extra=fields(webhook_id, "duplicate"),
             )
             return _json(200, status="duplicate")
         logger.info(
-            "webhook-id %s: 409, being handled right now; retried later", webhook_id
+            "webhook-id %s: 409, being handled right now; retried later",
+            webhook_id,
+            extra=fields(webhook_id, "busy"),
         )
         return _json(409, error="this delivery is being handled; retry later")
 
@@ -272,6 +292,7 @@ class WebhookReceiver:
                 "webhook-id %s: 500, the %s handler raised",
                 webhook_id,
                 event.event_type,
+                extra=fields(webhook_id, "handler_error", event.event_type),
             )
             self._store(loop, "release", lease)
             return _json(500, error="handler failed; incident.io will retry")
@@ -280,7 +301,7 @@ class WebhookReceiver:
             self._store(loop, "release", lease)
             raise
         self._store(loop, "complete", lease)
-        logger.info("webhook-id %s: handled %s", webhook_id, event.event_type)
+        _handled(webhook_id, event)
         return _json(200, status="ok")
 
     def _interrupted(self, webhook_id: str, event: Event) -> None:
@@ -290,6 +311,7 @@ class WebhookReceiver:
             "webhook-id %s: the %s handler was interrupted",
             webhook_id,
             event.event_type,
+            extra=fields(webhook_id, "interrupted", event.event_type),
         )
 
     def _store(
@@ -340,6 +362,25 @@ async def _awaited(value: Awaitable[typing.Any]) -> typing.Any:
     return await value
 
 
+def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
+    """What every log record about a delivery carries in ``extra``, for JSON formatters and
+    filters: ``webhook_id`` (escaped when not verified yet), ``event_type`` (empty when not
+    known yet) and ``outcome``: handled, unknown_type, duplicate, busy, too_large,
+    bad_signature, stale, not_json, invalid, store_unavailable, handler_error, interrupted,
+    settle_failed."""
+    return {"webhook_id": webhook_id, "event_type": event_type, "outcome": outcome}
+
+
+def _handled(webhook_id: str, event: Event) -> None:
+    outcome = "unknown_type" if isinstance(event, UnknownEventType) else "handled"
+    logger.info(
+        "webhook-id %s: handled %s",
+        webhook_id,
+        event.event_type,
+        extra=fields(webhook_id, outcome, event.event_type),
+    )
+
+
 def _unavailable(exc: Exception) -> StoreUnavailable:
     """Any failure of a store (a refusal such as Redis' OOM or READONLY, a bug in a store of
     the application's own) as StoreUnavailable: at claim time a 503, never a 500."""
@@ -354,7 +395,13 @@ def _settle_failed(action: str, lease: Lease, exc: StoreUnavailable) -> None:
     # The handler has run (or failed) already, so the answer stands: after a success a
     # 2xx (a retry would handle the event twice), after a failure a 500. The lease lapses
     # by itself, so a retry is still handled.
-    logger.error("dedupe key %s: could not %s the claim: %s", lease.key, action, exc)
+    logger.error(
+        "dedupe key %s: could not %s the claim: %s",
+        lease.key,
+        action,
+        exc,
+        extra=fields(lease.key.rpartition(":")[2], "settle_failed"),
+    )
 
 
 def _check_endpoint(endpoint: object) -> str:
