@@ -94,3 +94,17 @@ def test_the_readmes_logging_configuration_shows_the_outcome_of_each_delivery(tm
     assert any(" INFO incident_webhooks handled private_incident.membership_granted_v1 webhook-id msg_readme" in line for line in lines), lines
     assert any(" INFO incident_webhooks duplicate  webhook-id msg_readme" in line for line in lines), lines
     assert any(line.endswith("INFO incident_webhooks - - no delivery here") for line in lines), lines
+
+
+def test_a_failed_settle_is_logged_with_the_whole_webhook_id_even_when_it_holds_colons(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class CompletionFails(InMemoryDedupeStore):
+        def complete(self, lease: Lease) -> None:
+            raise StoreUnavailable("gone")
+
+    receiver = WebhookReceiver(SECRET, WebhookHandlers(), dedupe=CompletionFails(), endpoint="a:b")
+    body = testing.example_body(GRANTED)
+    assert receiver.handle(body, testing.sign(body, SECRET, msg_id="msg:with:colons")).status == 200
+    (record,) = [r for r in caplog.records if getattr(r, "outcome", "") == "settle_failed"]
+    assert record.webhook_id == "msg:with:colons"

@@ -398,7 +398,8 @@ def _settle_failed(action: str, lease: Lease, exc: StoreUnavailable) -> None:
         lease.key,
         action,
         exc,
-        extra=fields(lease.key.rpartition(":")[2], "settle_failed"),
+        # The endpoint is quoted in the key, so its first ":" ends it; an id may hold more.
+        extra=fields(lease.key.partition(":")[2], "settle_failed"),
     )
 
 
