@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -17,11 +18,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "spec" / "webhooks.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# One mypy cache per test process (each xdist worker has its own): the tests that run mypy
-# then check pydantic, the standard library and the generated packages once, not every time.
-# mypy re-checks any module whose source changed, so generated packages that share a name
-# (pkg, incident_webhooks) are still checked as they are.
-os.environ.setdefault("MYPY_CACHE_DIR", tempfile.mkdtemp(prefix="mypy-cache-"))
+# One mypy cache for the run (xdist's workers inherit it from the process that starts them):
+# the tests that run mypy then check pydantic, the standard library and the generated
+# packages once, not every time. mypy writes each cache file atomically and re-checks any
+# module whose source changed, so generated packages that share a name (pkg,
+# incident_webhooks) are still checked as they are, whichever process wrote the entry.
+if "MYPY_CACHE_DIR" not in os.environ:
+    os.environ["MYPY_CACHE_DIR"] = tempfile.mkdtemp(prefix="mypy-cache-")
+    # `make test` runs mypy over codegen/ and generated/ first: its cache already holds
+    # pydantic and the standard library, which each process would otherwise check again.
+    if (ROOT / ".mypy_cache").is_dir():
+        shutil.copytree(ROOT / ".mypy_cache", os.environ["MYPY_CACHE_DIR"], dirs_exist_ok=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

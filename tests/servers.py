@@ -3,6 +3,7 @@ redis-server, and uvicorn running an application with several worker processes."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Self
 
@@ -146,3 +148,48 @@ def records(path: Path) -> list[tuple[str, int, str]]:
         what, pid, webhook_id = line.split(" ", 2)
         out.append((what, int(pid), webhook_id))
     return out
+
+
+class LoadClient:
+    """HTTP/1.1 POSTs over a fixed number of keep-alive connections per server, for the load
+    tests: httpx's pool spends more CPU per request than the servers under test, so with it
+    these tests measured the client. Speaks only what uvicorn answers (Content-Length
+    bodies); anything else fails the test."""
+
+    def __init__(self, connections: int = 32, timeout: float = 30) -> None:
+        self.connections = connections
+        self.timeout = timeout
+        self._idle: dict[tuple[str, int], asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self._opened: dict[tuple[str, int], int] = {}
+        self._all: list[asyncio.StreamWriter] = []
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        parts = urllib.parse.urlsplit(url)
+        where = (parts.hostname or "127.0.0.1", parts.port or 80)
+        idle = self._idle.setdefault(where, asyncio.Queue())
+        if idle.empty() and self._opened.get(where, 0) < self.connections:
+            self._opened[where] = self._opened.get(where, 0) + 1
+            reader, writer = await asyncio.open_connection(*where)
+            self._all.append(writer)
+        else:
+            reader, writer = await idle.get()
+        lines = [f"POST {parts.path or '/'} HTTP/1.1", f"host: {where[0]}:{where[1]}",
+                 f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]  # fmt: skip
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        status, answer = await asyncio.wait_for(self._response(reader), self.timeout)
+        idle.put_nowait((reader, writer))
+        return status, answer
+
+    @staticmethod
+    async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        length = next(int(h.split(":", 1)[1]) for h in head[1:] if h.lower().startswith("content-length:"))
+        return status, await reader.readexactly(length)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer in self._all:
+            writer.close()

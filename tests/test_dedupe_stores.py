@@ -27,7 +27,7 @@ from incident_webhooks.dedupe import (
     StoreUnavailable,
     from_url,
 )
-from servers import AppServer, RedisServer, records, wait_until
+from servers import AppServer, LoadClient, RedisServer, records, wait_until
 from test_receiver import SECRET
 
 GRANTED = "private_incident.membership_granted_v1"
@@ -268,14 +268,12 @@ async def deliver_twice_concurrently(
     """Send every delivery twice at the same moment (to two URLs); statuses, and the 409s."""
     statuses: Counter[int] = Counter()
     busy: list[tuple[bytes, dict[str, str]]] = []
-    limit = asyncio.Semaphore(32)
-    async with httpx.AsyncClient(timeout=30, trust_env=False, limits=httpx.Limits(max_connections=64)) as client:
+    async with LoadClient(connections=32) as client:
 
         async def post(url: str, body: bytes, headers: dict[str, str]) -> None:
-            async with limit:
-                response = await client.post(url, content=body, headers=headers)
-            statuses[response.status_code] += 1
-            if response.status_code == 409:
+            status, _ = await client.post(url, body, headers)
+            statuses[status] += 1
+            if status == 409:
                 busy.append((body, headers))
 
         async def one(n: int) -> None:

@@ -35,6 +35,7 @@ from incident_webhooks.app import create_app
 from incident_webhooks.dedupe import Lease
 from standardwebhooks import Webhook
 from svix.webhooks import Webhook as SvixWebhook
+from servers import LoadClient
 
 SECRET = "whsec_" + base64.b64encode(b"secret-used-only-by-these-tests!").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another-secret-for-the-rotation").decode()
@@ -247,14 +248,11 @@ def test_load_500_deliveries_50_in_flight_each_handled_once_then_redeliveries_ar
     ]
 
     async def send_all(batch: list[tuple[str, bytes]]) -> list[int]:
-        gate = asyncio.Semaphore(50)
-        limits = httpx.Limits(max_connections=50)
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, trust_env=False) as client:
+        async with LoadClient(connections=50) as client:
 
             async def send(msg_id: str, body: bytes) -> int:
-                async with gate:
-                    response = await client.post("/webhooks", content=body, headers=sign(body, msg_id))
-                    return response.status_code
+                status, _ = await client.post(server.url + "/webhooks", body, sign(body, msg_id))
+                return status
 
             return await asyncio.gather(*(send(msg_id, body) for msg_id, body in batch))
 
