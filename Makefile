@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# Pinned by constraints.txt: another black or datamodel-code-generator would generate
 	# different bytes, and `make check` would then fail on an untouched spec.
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e '.[dev]' -e './generated[server,redis]' --config-settings editable_mode=compat
+		-e '.[dev]' -e './generated[server,redis,postgres]' --config-settings editable_mode=compat
 	touch $@
 
 install: $(STAMP) ## Create .venv with the pinned dependencies
@@ -36,21 +36,23 @@ lint: $(STAMP) ## ruff over codegen/, generated/, tests/ and benchmarks/; mypy -
 	$(BIN)/ruff check codegen generated tests benchmarks
 	$(BIN)/mypy codegen generated
 
-# The dedupe tests start a real redis-server on 127.0.0.1 (no fakes). As root on Debian or
-# Ubuntu (CI, a fresh machine) it is installed from Debian's packages; elsewhere this says
-# what to install instead of letting the tests fail one by one.
-servers: ## Install redis-server for the tests when it is missing
-	@command -v redis-server >/dev/null || { \
+# The dedupe and inbox tests start a real redis-server and a real PostgreSQL on 127.0.0.1
+# (no fakes). As root on Debian or Ubuntu (CI, a fresh machine) they are installed from
+# Debian's packages; elsewhere this says what to install instead of letting the tests fail
+# one by one. Debian keeps PostgreSQL's programs in /usr/lib/postgresql/<version>/bin.
+HAVE_POSTGRES = command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+servers: ## Install redis-server and PostgreSQL for the tests when they are missing
+	@{ command -v redis-server >/dev/null && $(HAVE_POSTGRES); } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
 	  else \
-	    echo "redis-server is needed by the tests: sudo apt-get install redis-server (or brew install redis)"; exit 1; \
+	    echo "the tests need redis-server and PostgreSQL: sudo apt-get install redis-server postgresql (or brew install redis postgresql)"; exit 1; \
 	  fi; }
 
 # The suite runs on every core (pytest-xdist; work-stealing, since a few tests take far longer
 # than the rest). PYTEST_ARGS adds to it, e.g. PYTEST_ARGS="-n 0 -k dedupe".
 PYTEST_ARGS ?=
-test: check lint servers ## check + lint + the test suite on every core (starts its own redis-server and uvicorn)
+test: check lint servers ## check + lint + the test suite on every core (starts its own redis-server, PostgreSQL and uvicorn)
 	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)
 
 # The suite runs both fuzzers on fixed seeds; this runs them on new ones, FUZZ_SECONDS each
@@ -85,7 +87,7 @@ serve: $(STAMP) ## Run a demo receiver on 127.0.0.1:8000 (secret from INCIDENT_W
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e '.[dev,bench]' -e './generated[server,redis]' --config-settings editable_mode=compat
+		-e '.[dev,bench]' -e './generated[server,redis,postgres]' --config-settings editable_mode=compat
 	touch $@
 
 # Never part of `make test`: timings on a shared machine are for reading, not for asserting.

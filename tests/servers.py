@@ -13,7 +13,7 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import httpx
 
@@ -193,3 +193,145 @@ class LoadClient:
     async def __aexit__(self, *exc: object) -> None:
         for writer in self._all:
             writer.close()
+
+
+POSTGRES_MISSING = (
+    "PostgreSQL is not installed: `make test` installs it (Debian's postgresql package); "
+    "elsewhere install PostgreSQL 13 or newer so that initdb and postgres are on PATH"
+)
+
+
+def postgres_binary(name: str) -> str:
+    """initdb or postgres: on PATH, or where Debian's packages keep them."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    if not candidates:
+        raise AssertionError(POSTGRES_MISSING)
+    return str(candidates[-1])
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own in ``folder``, on a free port of 127.0.0.1, started
+    and stopped by the tests. PostgreSQL refuses to run as root: as root, the cluster
+    belongs to the ``postgres`` user (Debian's package creates it) and runs as that user.
+    ``fsync=off``: these tests are about concurrency and outages, not power cuts."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.process: subprocess.Popen[bytes] | None = None
+        # As root, run as the postgres user: the process is then postgres itself, which
+        # the tests signal directly.
+        self._as: dict[str, Any] = {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
+
+    def _own(self, path: Path) -> None:
+        if self._as:
+            shutil.chown(path, "postgres", "postgres")
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._own(self.folder)
+        # The temp folders above it must let the postgres user through.
+        for parent in self.folder.parents:
+            if parent == Path(tempfile_root()):
+                break
+            if self._as:
+                parent.chmod(parent.stat().st_mode | 0o711)
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(
+                [postgres_binary("initdb"), "-D", str(self.data), "-U", "postgres",
+                 "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **self._as,
+            )  # fmt: skip
+        log = (self.folder / "postgres.log").open("ab")
+        self.process = subprocess.Popen(
+            [postgres_binary("postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
+             "-c", "fsync=off", "-c", "max_connections=200"],
+            stdout=log, stderr=log, **self._as,
+        )  # fmt: skip
+        wait_until(self.answers, "PostgreSQL")
+
+    def answers(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, "PostgreSQL died"
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=2) as db:
+                db.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            # SIGINT is the fast shutdown: SIGTERM's smart one waits for every client.
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+            self.process = None
+
+    def database(self, name: str) -> str:
+        """A new empty database: tests that share the server keep apart."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+class WorkerProcess:
+    """``python -m incident_webhooks worker`` with tests/support/recording_app.py's handlers."""
+
+    def __init__(self, record: Path, inbox: str, *args: str, **env: str) -> None:
+        self.record = record
+        self.command = [sys.executable, "-m", "incident_webhooks", "worker", "--inbox", inbox,
+                        "--handlers", "recording_app:RecordingHandlers", *args]  # fmt: skip
+        self.env = {**os.environ, "RECORD": str(record), "PYTHONPATH": str(ROOT / "tests" / "support"), **env}
+        self.log = record.with_suffix(f".worker-{free_port()}.log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab")
+        )
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code (SIGKILL if it does not exit within ``timeout``)."""
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(10)
+        self.process = None
+        return code
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -33,9 +33,9 @@ from incident_webhooks import (
 )
 from incident_webhooks.app import create_app
 from incident_webhooks.dedupe import Lease
+from servers import LoadClient
 from standardwebhooks import Webhook
 from svix.webhooks import Webhook as SvixWebhook
-from servers import LoadClient
 
 SECRET = "whsec_" + base64.b64encode(b"secret-used-only-by-these-tests!").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another-secret-for-the-rotation").decode()

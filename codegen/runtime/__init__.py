@@ -1,5 +1,5 @@
 """The runtime of every generated package: the modules that do not change with the spec
-(signatures, dedupe stores, the receiver, the app, the errors, the testing kit, the demo
+(signatures, dedupe stores, the inbox and its workers, the receiver, the app, the errors, the testing kit, the demo
 command, the models' base classes). ``codegen.emit.templates`` copies each one into the
 package as it stands here, under a generated-file header; this ``__init__`` is not copied.
 
@@ -11,6 +11,6 @@ names (from ``codegen/templates``) provide it.
 
 # The modules copied into every package, by file name.
 MODULES = (
-    "__main__.py", "_base.py", "_root.py", "app.py", "dedupe.py", "errors.py", "receiver.py",
-    "signature.py", "testing.py",
+    "__main__.py", "_base.py", "_cli.py", "_root.py", "app.py", "dedupe.py", "errors.py", "inbox.py",
+    "receiver.py", "signature.py", "testing.py", "worker.py",
 )  # fmt: skip

@@ -5,6 +5,9 @@
   endpoint.
 * ``send URL``: posts the spec's examples (or a body of yours) to URL, signed as incident.io
   signs them, and prints one line per delivery.
+* ``worker --inbox URL --handlers module:attr``: processes an inbox's deliveries.
+* ``inbox (status|list|show|replay|prune) --inbox URL``: what an inbox holds, and replay
+  and retention.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
 
+from ._cli import PROG, _fail, _open_inbox, add_commands
 from .events import EVENT_MODELS
 from .handlers import WebhookHandlers
 
 if typing.TYPE_CHECKING:
     from .events import WebhookEvent
 
-PROG = f"python -m {__package__}"
 log = logging.getLogger(f"{__package__}.demo")
 
 SEND_EXAMPLE = """example:
@@ -52,11 +55,6 @@ class LoggingHandlers(WebhookHandlers):
         log.info(
             "webhook-id %s: %s%s", current_webhook_id.get(), event.event_type, suffix
         )
-
-
-def _fail(message: str) -> typing.NoReturn:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def _secret(given: str | None) -> str:
@@ -122,8 +120,14 @@ def demo_app() -> typing.Any:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s"
     )
-    store = dedupe.from_url(os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory"))
     path = os.environ.get("INCIDENT_WEBHOOK_PATH", "/webhooks")
+    inbox = os.environ.get("INCIDENT_WEBHOOK_INBOX")
+    if inbox:
+        worker = os.environ.get("INCIDENT_WEBHOOK_WORKER", "1") == "1"
+        return create_app(
+            LoggingHandlers(), _secret(None), path, inbox=inbox, worker=worker
+        )
+    store = dedupe.from_url(os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory"))
     return create_app(LoggingHandlers(), _secret(None), path, dedupe=store)
 
 
@@ -131,8 +135,22 @@ def serve(args: argparse.Namespace) -> int:
     _check_serve_arguments(args)
     # Refused here, once, before any worker starts; the workers read it from the environment.
     os.environ["INCIDENT_WEBHOOK_SECRET"] = _secret(args.secret)
-    store = args.dedupe or os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory")
-    if store == "memory" and args.workers > 1:
+    if args.inbox:
+        if args.dedupe:
+            _fail(
+                "give --inbox or --dedupe, not both: the inbox deduplicates by itself"
+            )
+        _open_inbox(args.inbox)
+        os.environ["INCIDENT_WEBHOOK_INBOX"] = args.inbox
+        os.environ["INCIDENT_WEBHOOK_WORKER"] = "0" if args.no_worker else "1"
+        store = "memory"
+    elif args.no_worker:
+        _fail(
+            "--no-worker needs --inbox: without an inbox the handlers run in the request"
+        )
+    else:
+        store = args.dedupe or os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory")
+    if store == "memory" and args.workers > 1 and not args.inbox:
         _fail(
             "--workers above 1 needs a shared dedupe store (--dedupe sqlite:PATH or "
             "--dedupe redis://HOST:PORT/DB): each worker's memory would handle redeliveries again"
@@ -243,6 +261,16 @@ def main(argv: list[str] | None = None) -> int:
         help="memory (one process), sqlite:PATH (one host) or redis://HOST:PORT/DB (several "
         "hosts); default INCIDENT_WEBHOOK_DEDUPE, else memory",
     )
+    server.add_argument(
+        "--inbox",
+        help="store every delivery first (sqlite:///PATH.db or postgresql://...), then "
+        "process it in a worker",
+    )
+    server.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="with --inbox: only store; dedicated `worker` processes handle the rows",
+    )
     server.set_defaults(run=serve)
     sender = commands.add_parser(
         "send",
@@ -263,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=10.0, help="seconds per delivery"
     )
     sender.set_defaults(run=send)
+    add_commands(commands)
     args = parser.parse_args(arguments)
     code: int = args.run(args)
     return code

@@ -10,6 +10,11 @@ decides what happens next:
 * 500 the handler raised, 409 the same delivery is being handled right now, 503 the dedupe
   store cannot be reached or refused the claim: retried later, so no event is lost.
 
+With an ``inbox`` (:mod:`.inbox`), a verified delivery is stored and answered 2xx at once;
+workers (:mod:`.worker`) run the handlers later. A body that is JSON but does not validate is
+stored as ``invalid`` (2xx: it can be replayed after ``make generate``), and an inbox that
+cannot be written is a 503 with nothing stored.
+
 Svix sends the same ``webhook-id`` to every endpoint subscribed to an event, so the dedupe
 key is the receiver's ``endpoint`` name together with the id: two endpoints (two mounts, two
 apps) sharing one store each handle their own copy.
@@ -39,6 +44,8 @@ from .dedupe import (
 from .errors import InvalidPayload, InvalidSignature, UnknownEventType
 from .events import parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
+from .inbox import Failure, Inbox
+from .inbox import from_url as inbox_from_url
 from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier, header, loggable_id
 
 logger = logging.getLogger(__package__)
@@ -91,13 +98,22 @@ class WebhookReceiver:
         dedupe: DedupeStore | AsyncDedupeStore | None = None,
         tolerance: int = DEFAULT_TOLERANCE_SECONDS,
         endpoint: str = DEFAULT_ENDPOINT,
+        inbox: Inbox | str | None = None,
     ) -> None:
-        """``endpoint`` names this endpoint in the dedupe keys: give each receiver that
-        shares a store with another its own (``create_app`` uses its mount path)."""
+        """``endpoint`` names this endpoint in the dedupe keys (and the inbox's rows): give
+        each receiver that shares a store with another its own (``create_app`` uses its
+        mount path). ``inbox`` (an Inbox or its URL) stores deliveries instead of handling
+        them; it deduplicates by itself, so it takes no ``dedupe`` store."""
+        if inbox is not None and dedupe is not None:
+            raise ValueError(
+                "give an inbox or a dedupe store, not both: the inbox keeps one row per "
+                "webhook-id, which is its deduplication"
+            )
         self.verifier = SignatureVerifier(secret, tolerance=tolerance)
         self.endpoint = _check_endpoint(endpoint)
         self.handlers = handlers
         self.max_body_bytes = max_body_bytes
+        self.inbox = inbox_from_url(inbox) if inbox is not None else None
         self.dedupe: DedupeStore | AsyncDedupeStore = (
             dedupe if dedupe is not None else InMemoryDedupeStore()
         )
@@ -109,6 +125,8 @@ class WebhookReceiver:
         """Handle one delivery with synchronous handlers and a synchronous store;
         ``endpoint`` overrides the receiver's for this delivery."""
         handlers = self.handlers
+        if self.inbox is not None:
+            return self._keep(body, headers, endpoint)
         if isinstance(handlers, AsyncWebhookHandlers):
             raise TypeError("AsyncWebhookHandlers need handle_async()")
         if self._async_store:
@@ -126,6 +144,11 @@ class WebhookReceiver:
         self, body: bytes, headers: Mapping[str, str], *, endpoint: str | None = None
     ) -> Response:
         """Handle one delivery; synchronous handlers run in a worker thread."""
+        if self.inbox is not None:
+            # The database call blocks: in a thread, so the loop keeps receiving.
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self._keep, body, headers, endpoint
+            )
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
@@ -175,10 +198,60 @@ class WebhookReceiver:
         _handled(webhook_id, event)
         return _json(200, status="ok")
 
+    def _keep(
+        self, body: bytes, headers: Mapping[str, str], endpoint: str | None
+    ) -> Response:
+        """Verify, then store in the inbox, then answer: nothing waits for a handler."""
+        assert self.inbox is not None
+        accepted = self._accept(body, headers, keep_invalid=True)
+        if isinstance(accepted, Response):
+            return accepted
+        webhook_id, event = accepted
+        invalid = None
+        if isinstance(event, InvalidPayload):
+            invalid = Failure("InvalidPayload", str(event))
+        event_type = event.event_type or ""
+        try:
+            stored = self.inbox.store(
+                self.endpoint if endpoint is None else endpoint,
+                webhook_id, event_type, body, headers, invalid=invalid,
+            )  # fmt: skip
+        # Whatever the inbox raises, nothing was stored: a 503 and incident.io retries.
+        except Exception as exc:  # noqa: BLE001
+            return self._refused(webhook_id, _unavailable(exc))
+        if not stored:
+            return self._refused(webhook_id, "done")
+        if invalid is not None:
+            logger.error(
+                "webhook-id %s: stored as invalid (replay it after make generate): %s",
+                webhook_id, event, extra=fields(webhook_id, "invalid", event_type),
+            )  # fmt: skip
+            return _json(200, status="stored", state="invalid")
+        logger.info(
+            "webhook-id %s: stored %s", webhook_id, event_type,
+            extra=fields(webhook_id, "stored", event_type),
+        )  # fmt: skip
+        return _json(200, status="stored")
+
+    @typing.overload
     def _accept(
-        self, body: bytes, headers: Mapping[str, str]
-    ) -> Response | tuple[str, Event]:
-        """Everything before the dedupe claim; a Response means stop and answer with it."""
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        keep_invalid: typing.Literal[False] = False,
+    ) -> Response | tuple[str, Event]: ...
+
+    @typing.overload
+    def _accept(
+        self, body: bytes, headers: Mapping[str, str], keep_invalid: bool
+    ) -> Response | tuple[str, Event | InvalidPayload]: ...
+
+    def _accept(
+        self, body: bytes, headers: Mapping[str, str], keep_invalid: bool = False
+    ) -> Response | tuple[str, Event | InvalidPayload]:
+        """Everything before the dedupe claim; a Response means stop and answer with it.
+        ``keep_invalid``: a JSON body that does not validate is returned, not refused.
+        """
         if len(body) > self.max_body_bytes:
             logger.warning(
                 "webhook-id %s (unverified): 413, body of %d bytes is over the limit of %d",
@@ -204,6 +277,8 @@ class WebhookReceiver:
             return webhook_id, exc
         except InvalidPayload as exc:
             json_invalid = any(e.get("type") == "json_invalid" for e in exc.errors)
+            if keep_invalid and not json_invalid:
+                return webhook_id, exc
             outcome = "not_json" if json_invalid else "invalid"
             logger.error(
                 "webhook-id %s: 400, invalid payload: %s",
@@ -221,21 +296,22 @@ class WebhookReceiver:
     def _refused(self, webhook_id: str, claim: Taken | StoreUnavailable) -> Response:
         """The answer when the claim was not taken."""
         if isinstance(claim, StoreUnavailable):
+            store = "dedupe store" if self.inbox is None else "inbox"
             logger.error(
-                "webhook-id %s: 503, dedupe store unavailable: %s",
+                "webhook-id %s: 503, %s unavailable: %s",
                 webhook_id,
+                store,
                 claim,
                 extra=fields(webhook_id, "store_unavailable"),
             )
-            answer = _json(
-                503, error="dedupe store unavailable; incident.io will retry"
-            )
+            answer = _json(503, error=f"{store} unavailable; incident.io will retry")
             headers = {**answer.headers, "retry-after": str(RETRY_AFTER_SECONDS)}
             return Response(answer.status, answer.body, headers)
         if claim == "done":
             logger.info(
-                "webhook-id %s: already handled, acknowledged again",
+                "webhook-id %s: already %s, acknowledged again",
                 webhook_id,
+                "handled" if self.inbox is None else "stored",
                 extra=fields(webhook_id, "duplicate"),
             )
             return _json(200, status="duplicate")
@@ -247,7 +323,14 @@ class WebhookReceiver:
         return _json(409, error="this delivery is being handled; retry later")
 
     def ready(self) -> str | None:
-        """None when the dedupe store answers, else why not (for a readiness probe)."""
+        """None when the dedupe store (or the inbox) answers, else why not (for a readiness
+        probe)."""
+        if self.inbox is not None:
+            try:
+                self.inbox.ping()
+            except Exception as exc:  # noqa: BLE001
+                return str(_unavailable(exc))
+            return None
         if self._async_store:
             raise TypeError("an asyncio dedupe store needs ready_async()")
         outcome = self._store(None, "ping", None)
@@ -257,16 +340,23 @@ class WebhookReceiver:
         """:meth:`ready` for an event loop; a store that does not answer in
         ``READY_TIMEOUT_SECONDS`` is not ready."""
         call: Awaitable[typing.Any] = (
-            self._store_async("ping", None)
-            if self._async_store
-            else asyncio.get_running_loop().run_in_executor(
-                None, self._store, None, "ping", None
+            asyncio.get_running_loop().run_in_executor(None, self.ready)
+            if self.inbox is not None
+            else (
+                self._store_async("ping", None)
+                if self._async_store
+                else asyncio.get_running_loop().run_in_executor(
+                    None, self._store, None, "ping", None
+                )
             )
         )
         try:
             outcome = await asyncio.wait_for(call, READY_TIMEOUT_SECONDS)
         except TimeoutError:
-            return f"the dedupe store did not answer within {READY_TIMEOUT_SECONDS:g}s"
+            store = "inbox" if self.inbox is not None else "dedupe store"
+            return f"the {store} did not answer within {READY_TIMEOUT_SECONDS:g}s"
+        if self.inbox is not None:
+            return typing.cast(str | None, outcome)
         return str(outcome) if isinstance(outcome, StoreUnavailable) else None
 
     def _run(
@@ -363,9 +453,9 @@ async def _awaited(value: Awaitable[typing.Any]) -> typing.Any:
 def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
     """What every log record about a delivery carries in ``extra``, for JSON formatters and
     filters: ``webhook_id`` (escaped when not verified yet), ``event_type`` (empty when not
-    known yet) and ``outcome``: handled, unknown_type, duplicate, busy, too_large,
-    bad_signature, stale, not_json, invalid, store_unavailable, handler_error, interrupted,
-    settle_failed."""
+    known yet) and ``outcome``: handled, stored, unknown_type, duplicate, busy, too_large,
+    bad_signature, stale, not_json, invalid, store_unavailable, handler_error, dead,
+    interrupted, settle_failed."""
     return {"webhook_id": webhook_id, "event_type": event_type, "outcome": outcome}
 
 

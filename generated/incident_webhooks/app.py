@@ -7,8 +7,9 @@ Needs the ``server`` extra (Starlette); the rest of the package does not.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,6 +19,8 @@ from starlette.routing import Route
 
 from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
+from .inbox import Inbox
+from .inbox import from_url as inbox_from_url
 from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, fields
 from .signature import loggable_id
 
@@ -32,13 +35,16 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     endpoint: str | None = None,
     preload: bool = True,
+    inbox: Inbox | str | None = None,
+    worker: bool | None = None,
+    worker_options: Mapping[str, Any] | None = None,
     **receiver_options: Any,
 ) -> Starlette:
     """``POST {path}`` receives incident.io webhooks.
 
     * ``GET /healthz``: liveness; answers 200 while the process serves requests, and
       touches nothing else (a store outage must not get the process restarted).
-    * ``GET /readyz``: readiness; 200 when the dedupe store answers, else 503 with the
+    * ``GET /readyz``: readiness; 200 when the dedupe store (or the inbox) answers, else 503 with the
       reason (deliveries would get 503 too), so a load balancer sends traffic elsewhere.
 
     ``endpoint`` names this endpoint in the dedupe keys; by default it is the path the app
@@ -49,14 +55,40 @@ def create_app(
     forks its workers): the first deliveries are not slower, and a package upgraded on disk
     under a running server does not change what it serves. ``preload=False`` defers that
     cost to each event type's first delivery.
+
+    ``inbox`` (an :class:`~.inbox.Inbox` or its URL: ``sqlite:///path.db``,
+    ``postgresql://...``) stores each verified delivery before the 2xx; ``worker`` (the
+    default with an inbox) also runs a :class:`~.worker.Worker` in this process while the
+    app is up, with ``worker_options`` (concurrency, lease_seconds, max_attempts, ...).
+    ``worker=False`` leaves processing to dedicated ``worker`` processes.
     """
     if not path.startswith("/"):
         raise ValueError(f"path {path!r} must start with /, as in /webhooks")
+    if worker and inbox is None:
+        raise ValueError("worker=True needs an inbox to take deliveries from")
     if preload:
         preload_models()
+    store = inbox_from_url(inbox) if inbox is not None else None
     receiver = WebhookReceiver(
-        secret, handlers, max_body_bytes=max_body_bytes, **receiver_options
+        secret, handlers, max_body_bytes=max_body_bytes, inbox=store, **receiver_options
     )
+    lifespan = None
+    if store is not None and worker is not False:
+        from .worker import Worker
+
+        background = Worker(store, handlers, **(worker_options or {}))
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            import asyncio
+
+            running = asyncio.create_task(background.run())
+            app.state.worker = background
+            try:
+                yield
+            finally:
+                background.stop()
+                await running
 
     async def receive(request: Request) -> Response:
         try:
@@ -94,7 +126,8 @@ def create_app(
             Route(path, receive, methods=["POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-        ]
+        ],
+        lifespan=lifespan,
     )
     app.state.receiver = receiver
     return app

@@ -6,10 +6,17 @@ Configured from the environment, as every uvicorn worker builds its own copy:
 RECORD (the file), INCIDENT_WEBHOOK_SECRET, INCIDENT_WEBHOOK_DEDUPE (memory, sqlite:PATH,
 redis://...), LEASE_SECONDS, and BLOCK_ID: a webhook-id whose first call blocks for a minute
 (the crash test kills the worker holding it).
+
+With INCIDENT_WEBHOOK_INBOX the app stores deliveries in that inbox and, unless
+INCIDENT_WEBHOOK_WORKER=0, runs a worker (RETRY_BASE seconds between attempts). The same
+handlers serve ``python -m incident_webhooks worker --handlers recording_app:RecordingHandlers``.
+FAIL_FIRST_PERCENT makes that share of webhook-ids (chosen by their hash) fail their first
+call, SLEEP_SECONDS makes every call that long.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any
@@ -41,11 +48,30 @@ class RecordingHandlers(WebhookHandlers):
             else:
                 _record(f"start {os.getpid()} {webhook_id}")
                 time.sleep(60)
+        if float(os.environ.get("SLEEP_SECONDS", "0")):
+            _record(f"start {os.getpid()} {webhook_id}")
+            time.sleep(float(os.environ["SLEEP_SECONDS"]))
+        percent = int(os.environ.get("FAIL_FIRST_PERCENT", "0"))
+        if int(hashlib.sha256(webhook_id.encode()).hexdigest(), 16) % 100 < percent:
+            try:
+                os.close(os.open(os.environ["RECORD"] + f".failed-{webhook_id}", os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass  # failed once already: succeed now
+            else:
+                _record(f"failed {os.getpid()} {webhook_id}")
+                raise RuntimeError(f"the first call of {webhook_id} fails")
         _record(f"handled {os.getpid()} {webhook_id}")
 
 
 def app() -> Any:
     lease = float(os.environ.get("LEASE_SECONDS", "60"))
+    inbox = os.environ.get("INCIDENT_WEBHOOK_INBOX")
+    if inbox:
+        options = {"lease_seconds": lease, "retry_base": float(os.environ.get("RETRY_BASE", "30"))}
+        return create_app(
+            RecordingHandlers(), os.environ["INCIDENT_WEBHOOK_SECRET"], inbox=inbox,
+            worker=os.environ.get("INCIDENT_WEBHOOK_WORKER", "1") == "1", worker_options=options,
+        )  # fmt: skip
     url = os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory")
     store = dedupe.from_url(url, lease_seconds=lease)
     return create_app(RecordingHandlers(), os.environ["INCIDENT_WEBHOOK_SECRET"], dedupe=store)

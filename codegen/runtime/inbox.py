@@ -1,0 +1,757 @@
+"""Store first, process after: the inbox records every verified delivery and is the queue of
+work that workers take from.
+
+One row per (endpoint, ``webhook-id``): a redelivery of a stored id adds nothing. A row moves
+through these states::
+
+    receive --> pending --claim--> processing --handler ok--------------> done
+                  ^                   |  |  '--handler raised, attempts left--> failed --due--> (claimed again)
+                  |                   |  '----handler raised, none left-------> dead
+                  |                   '------payload not valid for the models--> invalid
+                  '---- replay (failed, dead, invalid, done) ----'
+
+A claim is a lease: the worker renews it while the handler runs, and if the worker dies the
+lease lapses and another worker claims the row again (that counts as an attempt). A row is
+marked ``done`` once: completing a row that is done already changes nothing and says so.
+
+* :class:`SQLiteInbox`: one host, any number of processes; WAL, one short transaction per
+  write, ``synchronous=FULL`` (a stored row survives a power cut, not only a crash).
+* :class:`PostgresInbox`: a fleet (the ``postgres`` extra, psycopg 3); claims use
+  ``FOR UPDATE SKIP LOCKED``, and ``NOTIFY`` wakes idle workers.
+
+Every failure of the database raises :class:`InboxUnavailable` (a :class:`StoreUnavailable`):
+the receiver answers 503 with nothing stored, and incident.io retries.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+import time
+import typing
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from .dedupe import StoreUnavailable
+
+if typing.TYPE_CHECKING:
+    import psycopg
+
+State = typing.Literal["pending", "processing", "done", "failed", "dead", "invalid"]
+STATES: tuple[State, ...] = typing.get_args(State)
+# States a replay moves back to pending; a row being processed is left to its worker.
+REPLAYABLE: tuple[State, ...] = ("failed", "dead", "invalid", "done")
+SCHEMA_VERSION = 1
+TABLE = "webhook_inbox"
+# The NOTIFY channel of the PostgreSQL inbox.
+CHANNEL = "webhook_inbox"
+# The headers kept with a row: enough to verify the body again later; nothing secret.
+KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type")
+PRUNE_BATCH = 500
+
+__all__ = [
+    "CHANNEL",
+    "STATES",
+    "Inbox",
+    "InboxUnavailable",
+    "PostgresInbox",
+    "Row",
+    "SQLiteInbox",
+    "State",
+    "Status",
+    "from_url",
+]  # fmt: skip
+
+
+class InboxUnavailable(StoreUnavailable):
+    """The inbox could not be reached or refused the write; nothing was stored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One delivery. Times are Unix seconds (UTC), the clock every host shares."""
+
+    id: int
+    endpoint: str
+    webhook_id: str
+    event_type: str
+    body: bytes
+    headers: dict[str, str]
+    received_at: float
+    state: State
+    attempts: int
+    next_attempt_at: float
+    lease_owner: str | None
+    lease_expires_at: float | None
+    last_error_type: str | None
+    last_error_message: str | None
+    last_error_traceback: str | None
+    completed_at: float | None
+    updated_at: float
+
+    def summary(self) -> dict[str, typing.Any]:
+        """Everything but the body and the traceback, for listings and JSON."""
+        fields = dataclasses.asdict(self)
+        del fields["body"], fields["last_error_traceback"]
+        return fields
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+    counts: dict[str, int]
+    # Age of the oldest row not finished yet (pending, processing or failed); None if none.
+    oldest_pending_seconds: float | None
+    # The newest error of each event type among failed, dead and invalid rows.
+    last_errors: dict[str, dict[str, typing.Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    type: str
+    message: str
+    traceback: str = ""
+
+
+COLUMNS = (
+    "id, endpoint, webhook_id, event_type, body, headers, received_at, state, attempts, "
+    "next_attempt_at, lease_owner, lease_expires_at, last_error_type, last_error_message, "
+    "last_error_traceback, completed_at, updated_at"
+)
+# Rows a worker may claim: due for a (first or next) attempt, or leased by a worker that
+# stopped renewing its lease. While a row is processing, next_attempt_at is its lease expiry.
+DUE = "state IN ('pending', 'failed', 'processing') AND next_attempt_at <= ?"
+FINISHED_ROW = "lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+
+
+def _row(values: Sequence[typing.Any]) -> Row:
+    id_, endpoint, webhook_id, event_type, body, headers, *rest = values
+    return Row(
+        int(id_),
+        endpoint,
+        webhook_id,
+        event_type,
+        bytes(body),
+        json.loads(headers),
+        *rest,
+    )
+
+
+# Every inbox object, so that a forked child opens its own connections: two processes
+# talking over one connection interleave their traffic, and closing the parent's
+# connection in the child would end the parent's session.
+_INBOXES: weakref.WeakSet[Inbox] = weakref.WeakSet()
+_LEFT_BEHIND: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    for inbox in list(_INBOXES):
+        inbox._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Inbox(abc.ABC):
+    """The SQL both databases share; a subclass supplies connections and transactions."""
+
+    # SQL types that differ between the two databases.
+    ID_TYPE = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    BLOB_TYPE = "BLOB"
+    REAL_TYPE = "REAL"
+    CLAIM_LOCK = ""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        # Set when this process stores a row, so that an in-process worker starts at once.
+        self._stored = threading.Event()
+        _INBOXES.add(self)
+        self._create_schema()
+
+    def _after_fork(self) -> None:
+        _LEFT_BEHIND.append(self._local)
+        self._local = threading.local()
+        self._stored = threading.Event()
+
+    # -- what a subclass provides ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[typing.Any]:
+        """A context manager giving an object with ``execute(sql, params)``; commits on
+        success, rolls back on an exception, raises InboxUnavailable for a database error.
+        SQL is written with ``?`` placeholders."""
+
+    @abc.abstractmethod
+    def wait_for_work(self, timeout: float) -> None:
+        """Return when a row may have been stored since the last call, or after ``timeout``."""
+
+    @abc.abstractmethod
+    def _lock_schema(self, db: typing.Any) -> None:
+        """Serialise schema creation between processes, inside the transaction."""
+
+    def close(self) -> None:
+        """Close this thread's connection (others close with their threads)."""
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        with self.transaction() as db:
+            self._lock_schema(db)
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE}_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
+            found = db.execute(
+                f"SELECT value FROM {TABLE}_meta WHERE name = 'schema_version'"
+            ).fetchone()
+            if found is not None and int(found[0]) > SCHEMA_VERSION:
+                raise InboxUnavailable(
+                    f"the inbox's schema is version {found[0]}, newer than this package's "
+                    f"({SCHEMA_VERSION}): upgrade the package, or use another database"
+                )
+            if found is not None:
+                return  # version 1 is the first; later versions migrate here
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+                f" id {self.ID_TYPE}, endpoint TEXT NOT NULL, webhook_id TEXT NOT NULL,"
+                f" event_type TEXT NOT NULL, body {self.BLOB_TYPE} NOT NULL,"
+                f" headers TEXT NOT NULL, received_at {self.REAL_TYPE} NOT NULL,"
+                f" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+                f" next_attempt_at {self.REAL_TYPE} NOT NULL, lease_owner TEXT,"
+                f" lease_expires_at {self.REAL_TYPE}, last_error_type TEXT,"
+                f" last_error_message TEXT, last_error_traceback TEXT,"
+                f" completed_at {self.REAL_TYPE}, updated_at {self.REAL_TYPE} NOT NULL,"
+                f" UNIQUE (endpoint, webhook_id))"
+            )
+            db.execute(
+                f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (next_attempt_at)"
+                " WHERE state IN ('pending', 'failed', 'processing')"
+            )
+            db.execute(
+                f"CREATE INDEX IF NOT EXISTS {TABLE}_by_state ON {TABLE} (state, updated_at)"
+            )
+            db.execute(
+                f"CREATE INDEX IF NOT EXISTS {TABLE}_by_id ON {TABLE} (webhook_id)"
+            )
+            db.execute(
+                f"INSERT INTO {TABLE}_meta (name, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def store(
+        self,
+        endpoint: str,
+        webhook_id: str,
+        event_type: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        invalid: Failure | None = None,
+    ) -> bool:
+        """Store a delivery (``pending``, or ``invalid`` with the reason); False when this
+        endpoint stored that id already (nothing changes)."""
+        now = time.time()
+        kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+        state = "pending" if invalid is None else "invalid"
+        with self.transaction() as db:
+            stored: bool = db.execute(
+                f"INSERT INTO {TABLE} (endpoint, webhook_id, event_type, body, headers,"
+                " received_at, state, next_attempt_at, last_error_type, last_error_message,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (endpoint, webhook_id) DO NOTHING",
+                (
+                    endpoint, webhook_id, event_type, body, json.dumps(kept), now, state,
+                    now, None if invalid is None else invalid.type,
+                    None if invalid is None else invalid.message, now,
+                ),
+            ).rowcount == 1  # fmt: skip
+            if stored and invalid is None:
+                self._announce(db)
+        if stored:
+            self._stored.set()
+        return stored
+
+    def _announce(self, db: typing.Any) -> None:
+        """Tell other processes' idle workers, inside the storing transaction."""
+
+    # -- processing ------------------------------------------------------------------------
+
+    def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:
+        """Lease up to ``limit`` due rows to ``owner``, oldest first; each claim counts as an
+        attempt."""
+        now = time.time()
+        with self.transaction() as db:
+            rows = db.execute(
+                f"UPDATE {TABLE} SET state = 'processing', lease_owner = ?,"
+                " lease_expires_at = ?, next_attempt_at = ?, attempts = attempts + 1,"
+                f" updated_at = ? WHERE id IN (SELECT id FROM {TABLE} WHERE {DUE}"
+                f" ORDER BY next_attempt_at LIMIT ?{self.CLAIM_LOCK}) RETURNING {COLUMNS}",
+                (owner, now + lease_seconds, now + lease_seconds, now, now, limit),
+            ).fetchall()
+        return sorted((_row(r) for r in rows), key=lambda row: row.id)
+
+    def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
+        """Extend ``owner``'s leases on ``ids``; returns the ids it still holds."""
+        if not ids:
+            return set()
+        expires = time.time() + lease_seconds
+        marks = ", ".join("?" * len(ids))
+        with self.transaction() as db:
+            held = db.execute(
+                f"UPDATE {TABLE} SET lease_expires_at = ?, next_attempt_at = ?"
+                f" WHERE id IN ({marks}) AND state = 'processing' AND lease_owner = ?"
+                " RETURNING id",
+                (expires, expires, *ids, owner),
+            ).fetchall()
+        return {int(r[0]) for r in held}
+
+    def complete(self, row_id: int) -> bool:
+        """The handler succeeded: mark the row done, whoever holds its lease now (its
+        handler ran). False when it was done already: the handler ran a second time, after
+        a lease lapsed."""
+        now = time.time()
+        with self.transaction() as db:
+            return bool(
+                db.execute(
+                    f"UPDATE {TABLE} SET state = 'done', completed_at = ?, {FINISHED_ROW},"
+                    " next_attempt_at = ? WHERE id = ?"
+                    " AND state IN ('processing', 'pending', 'failed')",
+                    (now, now, now, row_id),
+                ).rowcount
+            )
+
+    def fail(
+        self, row_id: int, owner: str, failure: Failure, retry_at: float | None
+    ) -> bool:
+        """The handler raised: ``failed`` until ``retry_at``, or ``dead`` when None. Only
+        the lease holder may; False when another worker holds the row now."""
+        return self._finish(
+            row_id,
+            owner,
+            "failed" if retry_at is not None else "dead",
+            failure,
+            retry_at,
+        )
+
+    def mark_invalid(self, row_id: int, owner: str, failure: Failure) -> bool:
+        """The body does not validate against this package's models: kept for replay."""
+        return self._finish(row_id, owner, "invalid", failure, None)
+
+    def _finish(
+        self,
+        row_id: int,
+        owner: str,
+        state: State,
+        failure: Failure,
+        retry_at: float | None,
+    ) -> bool:
+        now = time.time()
+        with self.transaction() as db:
+            return bool(
+                db.execute(
+                    f"UPDATE {TABLE} SET state = ?, next_attempt_at = ?, last_error_type = ?,"
+                    f" last_error_message = ?, last_error_traceback = ?, {FINISHED_ROW}"
+                    " WHERE id = ? AND state = 'processing' AND lease_owner = ?",
+                    (
+                        state, retry_at if retry_at is not None else now, failure.type,
+                        failure.message, failure.traceback, now, row_id, owner,
+                    ),
+                ).rowcount
+            )  # fmt: skip
+
+    def release(self, row_id: int, owner: str) -> bool:
+        """Give a row back unprocessed (a shutdown): pending again, the attempt not counted."""
+        now = time.time()
+        with self.transaction() as db:
+            return bool(
+                db.execute(
+                    f"UPDATE {TABLE} SET state = 'pending', next_attempt_at = ?,"
+                    f" attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
+                    f" {FINISHED_ROW} WHERE id = ? AND state = 'processing' AND lease_owner = ?",
+                    (now, now, row_id, owner),
+                ).rowcount
+            )
+
+    # -- operating -------------------------------------------------------------------------
+
+    def replay(
+        self,
+        *,
+        webhook_ids: Sequence[str] = (),
+        state: State | None = None,
+        event_type: str | None = None,
+        since: float | None = None,
+    ) -> list[Row]:
+        """Move matching rows back to ``pending`` with their attempts reset (never a row
+        being processed); returns them as they were."""
+        if not (webhook_ids or state or event_type):
+            raise ValueError("replay needs ids, a state or an event type")
+        if state is not None and state not in REPLAYABLE:
+            raise ValueError(f"only {', '.join(REPLAYABLE)} rows can be replayed")
+        where, params = self._filters(webhook_ids, state, event_type, since)
+        if state is None:
+            where.append(f"state IN ({', '.join(repr(s) for s in REPLAYABLE)})")
+        now = time.time()
+        with self.transaction() as db:
+            before = [
+                _row(r)
+                for r in db.execute(
+                    f"SELECT {COLUMNS} FROM {TABLE} WHERE {' AND '.join(where)}"
+                    f" ORDER BY id{self.CLAIM_LOCK}",
+                    params,
+                ).fetchall()
+            ]
+            for start in range(0, len(before), PRUNE_BATCH):
+                ids = [row.id for row in before[start : start + PRUNE_BATCH]]
+                db.execute(
+                    f"UPDATE {TABLE} SET state = 'pending', attempts = 0,"
+                    " next_attempt_at = ?, completed_at = NULL, updated_at = ?"
+                    f" WHERE id IN ({', '.join('?' * len(ids))})",
+                    (now, now, *ids),
+                )
+            if before:
+                self._announce(db)
+        if before:
+            self._stored.set()
+        return before
+
+    def prune(
+        self, older_than_seconds: float, state: State = "done", batch: int = PRUNE_BATCH
+    ) -> int:
+        """Delete ``state`` rows last changed more than ``older_than_seconds`` ago, in short
+        transactions of ``batch`` rows (receiving never waits long); returns how many.
+        """
+        if state == "processing":
+            raise ValueError("rows being processed are never pruned")
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        while True:
+            with self.transaction() as db:
+                count: int = db.execute(
+                    f"DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE}"
+                    " WHERE state = ? AND updated_at < ? LIMIT ?)",
+                    (state, cutoff, batch),
+                ).rowcount
+            removed += count
+            if count < batch:
+                return removed
+
+    def status(self) -> Status:
+        now = time.time()
+        with self.transaction() as db:
+            counts: dict[str, int] = dict.fromkeys(STATES, 0)
+            for state, count in db.execute(
+                f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state"
+            ).fetchall():
+                counts[state] = int(count)
+            oldest = db.execute(
+                f"SELECT MIN(received_at) FROM {TABLE}"
+                " WHERE state IN ('pending', 'processing', 'failed')"
+            ).fetchone()[0]
+            errors = db.execute(
+                f"SELECT event_type, state, last_error_type, last_error_message, updated_at,"
+                f" webhook_id FROM {TABLE} WHERE state IN ('failed', 'dead', 'invalid')"
+                " AND last_error_type IS NOT NULL ORDER BY updated_at DESC LIMIT 10000"
+            ).fetchall()
+        last: dict[str, dict[str, typing.Any]] = {}
+        for event_type, state, kind, message, at, webhook_id in errors:
+            last.setdefault(
+                event_type,
+                {"state": state, "type": kind, "message": message, "at": at,
+                 "webhook_id": webhook_id},
+            )  # fmt: skip
+        return Status(counts, None if oldest is None else max(0.0, now - oldest), last)
+
+    def rows(
+        self,
+        *,
+        state: State | None = None,
+        event_type: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[Row]:
+        where, params = self._filters((), state, event_type, since)
+        where.append("1 = 1")
+        with self.transaction() as db:
+            return [
+                _row(r)
+                for r in db.execute(
+                    f"SELECT {COLUMNS} FROM {TABLE} WHERE {' AND '.join(where)}"
+                    " ORDER BY id DESC LIMIT ?",
+                    (*params, limit),
+                ).fetchall()
+            ]
+
+    def get(self, webhook_id: str) -> list[Row]:
+        """Every endpoint's row for ``webhook_id``."""
+        with self.transaction() as db:
+            return [
+                _row(r)
+                for r in db.execute(
+                    f"SELECT {COLUMNS} FROM {TABLE} WHERE webhook_id = ? ORDER BY id",
+                    (webhook_id,),
+                ).fetchall()
+            ]
+
+    def ping(self) -> None:
+        with self.transaction() as db:
+            db.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchall()
+
+    @staticmethod
+    def _filters(
+        webhook_ids: Sequence[str],
+        state: State | None,
+        event_type: str | None,
+        since: float | None,
+    ) -> tuple[list[str], list[typing.Any]]:
+        where: list[str] = []
+        params: list[typing.Any] = []
+        if webhook_ids:
+            where.append(f"webhook_id IN ({', '.join('?' * len(webhook_ids))})")
+            params.extend(webhook_ids)
+        if state is not None:
+            if state not in STATES:
+                raise ValueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
+            where.append("state = ?")
+            params.append(state)
+        if event_type is not None:
+            where.append("event_type = ?")
+            params.append(event_type)
+        if since is not None:
+            where.append("received_at >= ?")
+            params.append(since)
+        return where, params
+
+
+class SQLiteInbox(Inbox):
+    """The inbox in one SQLite file: every process on one host (receivers and workers) opens
+    the same path. A lock held past ``timeout`` seconds, a full disk, a read-only file or any
+    other SQLite error raises :class:`InboxUnavailable`."""
+
+    # A worker in another process learns of a new row by this counter, which SQLite keeps in
+    # shared memory and changes on every commit by another connection: a cheap read.
+    POLL_SECONDS = 0.01
+
+    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise InboxUnavailable(
+                f"SQLite {sqlite3.sqlite_version} is too old for the inbox (3.35 or newer)"
+            )
+        self.path = str(path)
+        self.timeout = timeout
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return f"SQLiteInbox({self.path!r})"
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=self.timeout,
+                    isolation_level=None,
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                # Every commit is on disk before it returns: a 2xx survives a power cut.
+                db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise InboxUnavailable(f"{self.path}: {exc}") from exc
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise InboxUnavailable(f"{self.path}: {exc}") from exc
+            raise
+
+    def _lock_schema(self, db: typing.Any) -> None:
+        pass  # BEGIN IMMEDIATE already holds the file's write lock
+
+    def wait_for_work(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            seen = self._data_version()
+            while not self._stored.is_set() and time.monotonic() < deadline:
+                time.sleep(self.POLL_SECONDS)
+                if self._data_version() != seen:
+                    break
+        except sqlite3.Error:
+            time.sleep(max(0.0, deadline - time.monotonic()))
+        self._stored.clear()
+
+    def _data_version(self) -> int:
+        db: sqlite3.Connection | None = getattr(self._local, "watch", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            self._local.watch = db
+        return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        for name in ("db", "watch"):
+            db = getattr(self._local, name, None)
+            if db is not None:
+                db.close()
+                delattr(self._local, name)
+
+
+class PostgresInbox(Inbox):
+    """The inbox in PostgreSQL, for receivers and workers on many hosts (the ``postgres``
+    extra). Every statement has ``statement_timeout`` (default 10 s, under Svix's 15 s), and
+    any psycopg error raises :class:`InboxUnavailable`; a broken connection is opened again
+    on the next call."""
+
+    ID_TYPE = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    BLOB_TYPE = "BYTEA"
+    REAL_TYPE = "DOUBLE PRECISION"
+    CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 10.0,
+    ) -> None:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise ImportError(
+                "PostgresInbox needs psycopg: install this package with the postgres extra"
+            ) from exc
+        self.dsn = dsn
+        self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
+        super().__init__()
+
+    def __repr__(self) -> str:
+        return "PostgresInbox(<dsn>)"  # the DSN may hold a password
+
+    def _connect(self) -> psycopg.Connection[typing.Any]:
+        import psycopg
+
+        try:
+            return psycopg.connect(
+                self.dsn,
+                autocommit=True,
+                connect_timeout=max(1, round(self.connect_timeout)),
+                options=f"-c statement_timeout={int(self.statement_timeout * 1000)}",
+            )
+        except psycopg.Error as exc:
+            raise InboxUnavailable(
+                f"cannot connect to PostgreSQL: {_reason(exc)}"
+            ) from exc
+
+    def _connection(self) -> psycopg.Connection[typing.Any]:
+        db: psycopg.Connection[typing.Any] | None = getattr(self._local, "db", None)
+        if db is None or db.closed or db.broken:
+            db = self._connect()
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[typing.Any]:
+        import psycopg
+
+        db = self._connection()
+        try:
+            with db.transaction():
+                yield _Placeholders(db)
+        except psycopg.Error as exc:
+            if db.broken:
+                self._local.db = None
+            raise InboxUnavailable(f"PostgreSQL: {_reason(exc)}") from exc
+
+    def _lock_schema(self, db: typing.Any) -> None:
+        # Two processes creating the tables at once would otherwise collide in the catalog.
+        db.execute("SELECT pg_advisory_xact_lock(?)", (0x1BC1DE47,))
+
+    def _announce(self, db: typing.Any) -> None:
+        db.execute("SELECT pg_notify(?, '')", (CHANNEL,))
+
+    def wait_for_work(self, timeout: float) -> None:
+        import psycopg
+
+        if self._stored.is_set():
+            self._stored.clear()
+            return
+        listener: psycopg.Connection[typing.Any] | None = getattr(
+            self._local, "listener", None
+        )
+        try:
+            if listener is None or listener.closed or listener.broken:
+                listener = self._connect()
+                listener.execute(f"LISTEN {CHANNEL}")
+                self._local.listener = listener
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except (psycopg.Error, InboxUnavailable):
+            self._local.listener = None
+            # The database is away: the caller's next claim reports it; do not spin.
+            time.sleep(min(timeout, 1.0))
+
+    def close(self) -> None:
+        for name in ("db", "listener"):
+            db = getattr(self._local, name, None)
+            if db is not None:
+                db.close()
+                setattr(self._local, name, None)
+
+
+class _Placeholders:
+    """A psycopg connection that takes the ``?`` placeholders the shared SQL uses."""
+
+    def __init__(self, db: psycopg.Connection[typing.Any]) -> None:
+        self.db = db
+
+    def execute(self, sql: str, params: Sequence[typing.Any] = ()) -> typing.Any:
+        return self.db.execute(sql.replace("?", "%s"), params)
+
+
+def _reason(exc: Exception) -> str:
+    # psycopg's messages can run to several lines (a DETAIL, a HINT): the first says it.
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def from_url(url: str | Inbox, **options: typing.Any) -> Inbox:
+    """``sqlite:///absolute/path.db``, ``sqlite:relative/path.db`` or
+    ``postgresql://user:pass@host:port/db`` as an inbox (an Inbox is returned as it is).
+    Raises ValueError for a URL it cannot use, InboxUnavailable when the database cannot
+    be opened."""
+    if isinstance(url, Inbox):
+        return url
+    if url.startswith("sqlite:"):
+        rest = url.removeprefix("sqlite:")
+        path = rest.removeprefix("//")
+        if not path or path.endswith("/"):
+            raise ValueError(
+                f"{url!r} names no file: use sqlite:///absolute/path.db or sqlite:relative/path.db"
+            )
+        return SQLiteInbox(path, **options)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresInbox(url, **options)
+    raise ValueError(
+        "unknown inbox URL: use sqlite:///absolute/path.db, sqlite:relative/path.db or "
+        "postgresql://user:pass@host:port/db"
+    )

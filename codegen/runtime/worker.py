@@ -1,0 +1,344 @@
+"""Workers: take due rows from the inbox, run the handlers, and record each outcome.
+
+A worker claims rows with a lease and renews it while their handlers run, so a slow handler
+keeps its row and a dead worker's rows are claimed again once the lease lapses. A handler
+that raises is retried with exponential backoff and jitter; the defaults (16 attempts, 30 s
+doubling to at most 6 h, each delay 80-100 % of that) spread the attempts over 31 to 39
+hours, past Svix's own day of retries. Exhausted, the row is ``dead`` (``inbox replay``).
+
+Synchronous handlers run in threads (``concurrency`` of them), asyncio handlers on the loop.
+On shutdown (SIGTERM, SIGINT) the worker stops claiming and gives in-flight handlers
+``shutdown_seconds`` to finish; rows still running then are released (pending again, the
+attempt not counted). A thread cannot be stopped: its handler may still finish after the
+release, and is recorded done if it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+import traceback
+import typing
+
+from .dedupe import StoreUnavailable
+from .errors import InvalidPayload, UnknownEventType
+from .events import parse_event
+from .handlers import AsyncWebhookHandlers, WebhookHandlers
+from .inbox import Failure, Inbox, Row, from_url
+from .receiver import current_webhook_id, fields
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 4
+DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 16
+DEFAULT_RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 6 * 3600.0
+DEFAULT_SHUTDOWN_SECONDS = 30.0
+DEFAULT_RETENTION_SECONDS = 30 * 86400.0
+PRUNE_EVERY_SECONDS = 600.0
+# How long an idle worker waits for news of a row before it looks anyway: a safety net for
+# a notification lost while the database was away.
+IDLE_SECONDS = 1.0
+T = typing.TypeVar("T")
+
+
+def retry_delay(
+    attempt: int,
+    base: float = DEFAULT_RETRY_BASE_SECONDS,
+    cap: float = RETRY_CAP_SECONDS,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds before attempt ``attempt + 1``: ``base`` doubling per attempt up to ``cap``,
+    each delay 80-100 % of that, so that rows failed together do not return together."""
+    exact = min(cap, base * 2.0 ** min(attempt - 1, 64))
+    return exact * (rng or random).uniform(0.8, 1.0)
+
+
+class Worker:
+    """Processes an inbox's rows with ``handlers`` until stopped; see the module docstring."""
+
+    def __init__(
+        self,
+        inbox: Inbox | str,
+        handlers: WebhookHandlers | AsyncWebhookHandlers,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_base: float = DEFAULT_RETRY_BASE_SECONDS,
+        shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS,
+        retention_seconds: float | None = DEFAULT_RETENTION_SECONDS,
+    ) -> None:
+        if not isinstance(handlers, WebhookHandlers | AsyncWebhookHandlers):
+            raise TypeError(
+                "handlers must be a WebhookHandlers or AsyncWebhookHandlers instance"
+            )
+        if concurrency < 1 or max_attempts < 1:
+            raise ValueError("concurrency and max_attempts must be 1 or more")
+        if not lease_seconds >= 1 or not retry_base > 0 or not shutdown_seconds >= 0:
+            raise ValueError(
+                "lease_seconds must be 1 or more, retry_base above 0, shutdown_seconds 0 or more"
+            )
+        self.inbox = from_url(inbox)
+        self.handlers = handlers
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.shutdown_seconds = shutdown_seconds
+        self.retention_seconds = retention_seconds
+        # Who holds a lease, in the database: the host and process, and this worker.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._handler_threads = concurrent.futures.ThreadPoolExecutor(
+            concurrency, thread_name_prefix="inbox-handler"
+        )
+        # The database calls, apart from handlers that may block for minutes; one more for
+        # the idle wait.
+        self._db_threads = concurrent.futures.ThreadPoolExecutor(
+            3, thread_name_prefix="inbox-db"
+        )
+        self._wait_thread = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="inbox-wait"
+        )
+        self.stopping = asyncio.Event()
+
+    async def _db(self, call: typing.Callable[..., T], *args: typing.Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._db_threads, functools.partial(call, *args)
+        )
+
+    def stop(self) -> None:
+        """Stop claiming and shut down (from the worker's own event loop)."""
+        self.stopping.set()
+
+    async def run(self) -> None:
+        """Claim and process rows until :meth:`stop`; then the graceful shutdown."""
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        loop = asyncio.get_running_loop()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        stopping = asyncio.create_task(self.stopping.wait())
+        waiting: asyncio.Future[None] | None = None
+        next_prune = time.monotonic() + 5.0
+        pruning: asyncio.Task[None] | None = None
+        unavailable_since: float | None = None
+        logger.info("worker %s: processing %s", self.owner, self.inbox)
+        try:
+            while not self.stopping.is_set():
+                free = self.concurrency - len(self._inflight)
+                rows: list[Row] = []
+                if free > 0:
+                    try:
+                        rows = await self._db(
+                            self.inbox.claim, self.owner, self.lease_seconds, free
+                        )
+                    except StoreUnavailable as exc:
+                        if unavailable_since is None:
+                            unavailable_since = time.monotonic()
+                            logger.error(
+                                "worker %s: the inbox is unavailable: %s",
+                                self.owner,
+                                exc,
+                            )
+                        await asyncio.wait({stopping}, timeout=IDLE_SECONDS)
+                        continue
+                    if unavailable_since is not None:
+                        logger.info("worker %s: the inbox answers again", self.owner)
+                        unavailable_since = None
+                for row in rows:
+                    task = asyncio.create_task(self._process(row))
+                    self._inflight[row.id] = task
+                    task.add_done_callback(functools.partial(self._finished, row.id))
+                if self.retention_seconds is not None and time.monotonic() > next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                    if pruning is None or pruning.done():
+                        pruning = asyncio.create_task(self._prune())
+                if rows and len(rows) == free:
+                    continue  # there may be more; a free slot is checked next
+                wake: set[asyncio.Future[typing.Any]] = {
+                    stopping,
+                    *self._inflight.values(),
+                }
+                if len(self._inflight) < self.concurrency:
+                    if waiting is None or waiting.done():
+                        waiting = loop.run_in_executor(
+                            self._wait_thread, self.inbox.wait_for_work, IDLE_SECONDS
+                        )
+                    wake.add(waiting)
+                await asyncio.wait(wake, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            await self._shutdown()
+            heartbeat.cancel()
+            if pruning is not None:
+                pruning.cancel()
+            self._db_threads.shutdown(wait=False)
+            self._wait_thread.shutdown(wait=False)
+            self._handler_threads.shutdown(wait=False)
+            logger.info("worker %s: stopped", self.owner)
+
+    def _finished(self, row_id: int, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(row_id, None)
+
+    async def _shutdown(self) -> None:
+        if not self._inflight:
+            return
+        logger.info(
+            "worker %s: waiting up to %gs for %d handlers",
+            self.owner, self.shutdown_seconds, len(self._inflight),
+        )  # fmt: skip
+        _, late = await asyncio.wait(
+            list(self._inflight.values()), timeout=self.shutdown_seconds
+        )
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=10)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            ids = list(self._inflight)
+            try:
+                held = await self._db(
+                    self.inbox.renew, self.owner, ids, self.lease_seconds
+                )
+            except StoreUnavailable as exc:
+                logger.warning("worker %s: could not renew leases: %s", self.owner, exc)
+                continue
+            for row_id in set(ids) - held:
+                if row_id in self._inflight:
+                    logger.warning(
+                        "worker %s: lost the lease on row %d (another worker may run it)",
+                        self.owner, row_id,
+                    )  # fmt: skip
+
+    async def _prune(self) -> None:
+        assert self.retention_seconds is not None
+        try:
+            removed = await self._db(self.inbox.prune, self.retention_seconds)
+        except StoreUnavailable as exc:
+            logger.warning("worker %s: retention: %s", self.owner, exc)
+            return
+        if removed:
+            logger.info(
+                "worker %s: retention removed %d done rows", self.owner, removed
+            )
+
+    async def _process(self, row: Row) -> None:
+        current_webhook_id.set(row.webhook_id)
+        extra = functools.partial(fields, row.webhook_id, event_type=row.event_type)
+        try:
+            if row.attempts > self.max_attempts:
+                # Claimed again after a lapsed lease each time: its worker died or hung.
+                failure = Failure("LeaseLapsed", "the lease lapsed on the last attempt")
+                await self._db(self.inbox.fail, row.id, self.owner, failure, None)
+                logger.error(
+                    "webhook-id %s: dead after %d attempts whose leases lapsed",
+                    row.webhook_id, self.max_attempts, extra=extra("dead"),
+                )  # fmt: skip
+                return
+            try:
+                event: typing.Any = parse_event(row.body)
+            except UnknownEventType as exc:
+                event = exc
+            except InvalidPayload as exc:
+                failure = Failure("InvalidPayload", str(exc))
+                await self._db(self.inbox.mark_invalid, row.id, self.owner, failure)
+                logger.error(
+                    "webhook-id %s: invalid for this package's models, kept: %s",
+                    row.webhook_id, exc, extra=extra("invalid"),
+                )  # fmt: skip
+                return
+            try:
+                await self._run_handler(event)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._release(row))
+                raise
+            # A handler's failure of any kind is recorded and retried.
+            except Exception as exc:  # noqa: BLE001
+                await self._failed(row, exc)
+                return
+            if not await self._db(self.inbox.complete, row.id):
+                logger.warning(
+                    "webhook-id %s: the %s handler ran again after its lease lapsed; done once",
+                    row.webhook_id, row.event_type, extra=extra("duplicate"),
+                )  # fmt: skip
+                return
+            outcome = (
+                "unknown_type" if isinstance(event, UnknownEventType) else "handled"
+            )
+            logger.info(
+                "webhook-id %s: handled %s (attempt %d)",
+                row.webhook_id, row.event_type, row.attempts, extra=extra(outcome),
+            )  # fmt: skip
+        except StoreUnavailable as exc:
+            # Not recorded: the lease lapses and the row is claimed again (at least once).
+            logger.error(
+                "webhook-id %s: could not record the outcome: %s",
+                row.webhook_id, exc, extra=extra("settle_failed"),
+            )  # fmt: skip
+
+    async def _run_handler(self, event: typing.Any) -> None:
+        handlers = self.handlers
+        if isinstance(handlers, AsyncWebhookHandlers):
+            if isinstance(event, UnknownEventType):
+                await handlers.on_unknown(event.event_type, event.payload)
+            else:
+                await handlers.dispatch(event)
+            return
+        call = functools.partial(_call_sync, handlers, event)
+        await asyncio.get_running_loop().run_in_executor(
+            self._handler_threads, contextvars.copy_context().run, call
+        )
+
+    async def _failed(self, row: Row, exc: Exception) -> None:
+        failure = Failure(
+            type(exc).__qualname__,
+            str(exc)[:2000],
+            "".join(traceback.format_exception(exc))[-20000:],
+        )
+        last = row.attempts >= self.max_attempts
+        retry_at = (
+            None if last else time.time() + retry_delay(row.attempts, self.retry_base)
+        )
+        await self._db(self.inbox.fail, row.id, self.owner, failure, retry_at)
+        if last:
+            logger.error(
+                "webhook-id %s: the %s handler raised on attempt %d of %d; dead",
+                row.webhook_id, row.event_type, row.attempts, self.max_attempts,
+                exc_info=exc, extra=fields(row.webhook_id, "dead", row.event_type),
+            )  # fmt: skip
+        else:
+            logger.warning(
+                "webhook-id %s: the %s handler raised on attempt %d; retried in %.0fs",
+                row.webhook_id, row.event_type, row.attempts, (retry_at or 0) - time.time(),
+                exc_info=exc, extra=fields(row.webhook_id, "handler_error", row.event_type),
+            )  # fmt: skip
+
+    async def _release(self, row: Row) -> None:
+        try:
+            await self._db(self.inbox.release, row.id, self.owner)
+        except StoreUnavailable:
+            return  # the lease lapses instead
+        logger.warning(
+            "webhook-id %s: released unfinished at shutdown", row.webhook_id,
+            extra=fields(row.webhook_id, "interrupted", row.event_type),
+        )  # fmt: skip
+
+
+def _call_sync(handlers: WebhookHandlers, event: typing.Any) -> None:
+    if isinstance(event, UnknownEventType):
+        handlers.on_unknown(event.event_type, event.payload)
+    else:
+        handlers.dispatch(event)
