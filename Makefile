@@ -91,5 +91,5 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 # Never part of `make test`: timings on a shared machine are for reading, not for asserting.
-bench: $(BENCH_STAMP) ## Benchmarks (34 and 340 webhooks, the SDK, orjson, the stores) -> build/bench/ (untracked)
+bench: $(BENCH_STAMP) servers ## Benchmarks (34 and 340 webhooks, the SDK, orjson, the stores, the inbox) -> build/bench/ (untracked)
 	$(BIN)/python benchmarks/run.py

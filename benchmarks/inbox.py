@@ -206,10 +206,10 @@ def render_inbox(results: dict[str, Any]) -> list[str]:
     lines = [
         "## The inbox",
         "",
-        f"Deliveries stored through `WebhookReceiver.handle` (verify, parse, one INSERT + COMMIT) against a bare loop of INSERT + COMMIT "
+        (f"Deliveries stored through `WebhookReceiver.handle` (verify, parse, one INSERT + COMMIT) against a bare loop of INSERT + COMMIT "
         f"with the same settings (SQLite: WAL, `synchronous=FULL`; PostgreSQL: fsync on), {results['deliveries_per_round']} per round; "
         "an idle worker process's delay from a row stored to its handler starting; two worker processes (concurrency 8) "
-        "with a no-op handler working through 1,000 rows.",
+        "with a no-op handler working through 1,000 rows."),
         "",
         "| | SQLite | PostgreSQL |",
         "|---|---|---|",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import LARGE, SDK_MODELS
+from benchmarks.inbox import inbox_targets, render_inbox
 from benchmarks.scale import BEFORE_COMMIT
 
 
@@ -175,6 +176,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{s['files']} Python files ({s['model_modules']} model modules), {s['lines']:,} lines, {s['bytes']:,} bytes.",
         "",
+        *(render_inbox(results["inbox"]) if "inbox" in results else []),
         "## Reproduce",
         "",
         "```sh",
@@ -281,4 +283,5 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("`import incident_webhooks` adds < 100 ms over pydantic", added_ms, added_ms["median"] < 100, " ms"),
         row("import ≥10× faster than the SDK's", i["sdk_over_ours"], i["sdk_over_ours"]["median"] >= 10),
         row("generation no slower than plain datamodel-codegen", g["ratio_vs_plain"], g["ratio_vs_plain"]["median"] <= 1),
+        *(inbox_targets(results["inbox"]) if "inbox" in results else []),
     ]

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import DEFAULT_OUTPUT, PACKAGE, ROUNDS
 from benchmarks.generation import bench_generation
 from benchmarks.imports import bench_import, bench_size
+from benchmarks.inbox import bench_inbox
 from benchmarks.parsing import bench_parsing
 from benchmarks.receive import bench_receive
 from benchmarks.report import cpu_model, render, targets
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             "parsing": bench_parsing(),
             "receive": bench_receive(),
             "stores": bench_stores(Path(scratch)),
+            "inbox": bench_inbox(Path(scratch)),
             "import": bench_import(),
             "size": bench_size(),
             "scale": bench_scale(Path(scratch)),
