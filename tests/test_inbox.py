@@ -533,3 +533,109 @@ print(seen, inbox.get("msg_new")[0].state)
 """
     done = subprocess.run([sys.executable, "-c", process], cwd=new, capture_output=True, text=True, check=True)
     assert done.stdout.split()[-1] == "done", done.stdout + done.stderr
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "support")}
+    return subprocess.run([sys.executable, "-m", "incident_webhooks", *args], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=cwd, check=False)  # fmt: skip
+
+
+def test_the_inbox_commands_report_replay_and_prune(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'inbox.db'}"
+    inbox = from_url(url)
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
+    for n in range(3):
+        receiver.handle(*signed(f"msg_{n}"))
+    (row, *_) = inbox.claim("w", 30, limit=3)
+    inbox.fail(row.id, "w", Failure("RuntimeError", "downstream is down", "Traceback: here"), None)
+    status = json.loads(cli("inbox", "status", "--inbox", url, "--json").stdout)
+    assert status["counts"]["dead"] == 1 and status["counts"]["processing"] == 2
+    assert status["last_errors"][GRANTED]["message"] == "downstream is down"
+    assert "dead        1" in cli("inbox", "status", "--inbox", url).stdout
+    listed = json.loads(cli("inbox", "list", "--inbox", url, "--state", "dead", "--json").stdout)
+    assert [r["webhook_id"] for r in listed] == [row.webhook_id]
+    shown = cli("inbox", "show", row.webhook_id, "--inbox", url)
+    assert "Traceback: here" in shown.stdout and "body:" in shown.stdout
+    assert cli("inbox", "show", "nope", "--inbox", url).returncode == 1
+    replayed = cli("inbox", "replay", "--state", "dead", "--inbox", url)
+    assert replayed.returncode == 0 and f"replayed {row.webhook_id}" in replayed.stdout
+    assert inbox.get(row.webhook_id)[0].state == "pending"
+    assert "removed 0 done rows" in cli("inbox", "prune", "--older-than", "30d", "--inbox", url).stdout
+    for bad, says in [
+        (("inbox", "prune", "--older-than", "soon", "--inbox", url), "not a duration"),
+        (("inbox", "list", "--since", "yesterday", "--inbox", url), "not an ISO 8601 time"),
+        (("inbox", "status", "--inbox", "mysql://x"), "unknown inbox URL"),
+        (("inbox", "status", "--inbox", "postgresql://u:hunter2@127.0.0.1:1/db"), "cannot connect"),
+        (("worker", "--inbox", url, "--handlers", "nothing_here:x"), "cannot import"),
+        (("worker", "--inbox", url, "--handlers", "recording_app:time"), "not a WebhookHandlers"),
+        (("worker", "--inbox", url, "--handlers", "recording_app:app"), "calling it raised KeyError"),
+        (("worker", "--inbox", url, "--handlers", "recording_app:RecordingHandlers", "--lease", "0"), "--lease must be"),
+        (("serve", "--no-worker", "--secret", SECRET), "--no-worker needs --inbox"),
+        (("serve", "--inbox", "sqlite:", "--secret", SECRET), "names no file"),
+    ]:
+        done = cli(*bad)
+        assert done.returncode == 2 and says in done.stderr, (bad, done.stderr)
+        assert "hunter2" not in done.stderr, "a password is never printed"
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_worker_runs_asyncio_handlers_on_its_loop(tmp_path: Path) -> None:
+    from incident_webhooks import AsyncWebhookHandlers
+
+    class Async(AsyncWebhookHandlers):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def dispatch(self, event: Any) -> None:
+            await asyncio.sleep(0)
+            self.seen.append(event.event_type)
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
+    handlers = Async()
+    asyncio.run(work(inbox, handlers, lambda: bool(handlers.seen)))  # type: ignore[arg-type]
+    assert handlers.seen == [GRANTED] and inbox.get("msg_1")[0].state == "done"
+
+
+def test_a_stored_unknown_event_type_goes_to_on_unknown(tmp_path: Path) -> None:
+    class Unknowns(Recording):
+        def on_unknown(self, event_type: str, payload: Any) -> None:
+            self.calls.append(event_type)
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    body = json.dumps({"event_type": "brand_new.thing_v9", "brand_new.thing_v9": {}}).encode()
+    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(body, testing.sign(body, SECRET, msg_id="m"))
+    handlers = Unknowns()
+    asyncio.run(work(inbox, handlers, lambda: bool(handlers.calls)))
+    assert handlers.calls == ["brand_new.thing_v9"] and inbox.get("m")[0].state == "done"
+
+
+def test_serve_with_an_inbox_stores_and_its_worker_handles(tmp_path: Path) -> None:
+    from servers import free_port
+
+    url = f"sqlite://{tmp_path / 'inbox.db'}"
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "incident_webhooks", "serve", "--port", str(port), "--secret", SECRET, "--inbox", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: server.poll() is None and _answers(f"http://127.0.0.1:{port}/healthz"), "serve")
+        body, headers = signed("msg_served")
+        answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body, headers=headers, trust_env=False)
+        assert answer.json() == {"status": "stored"}
+        wait_until(lambda: from_url(url).get("msg_served")[0].state == "done", "the in-process worker")
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, trust_env=False, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

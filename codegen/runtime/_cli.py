@@ -176,7 +176,11 @@ def load_handlers(spec: str) -> WebhookHandlers | AsyncWebhookHandlers:
         found = getattr(found, part)
     handler_types = (WebhookHandlers, AsyncWebhookHandlers)
     if not isinstance(found, handler_types) and callable(found):
-        found = found()
+        try:
+            found = found()
+        # The application's own code: whatever it raises is reported in one line.
+        except Exception as exc:  # noqa: BLE001
+            _fail(f"--handlers {spec}: calling it raised {type(exc).__name__}: {exc}")
     if not isinstance(found, handler_types):
         _fail(
             f"--handlers {spec} is {type(found).__name__}, not a WebhookHandlers or "
