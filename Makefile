@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# Pinned by constraints.txt: another black or datamodel-code-generator would generate
 	# different bytes, and `make check` would then fail on an untouched spec.
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e '.[dev]' -e './generated[server,redis,postgres]' --config-settings editable_mode=compat
+		-e '.[dev]' -e './generated[server,redis,postgres,metrics,tracing,django,flask]' --config-settings editable_mode=compat
 	touch $@
 
 install: $(STAMP) ## Create .venv with the pinned dependencies
@@ -87,7 +87,7 @@ serve: $(STAMP) ## Run a demo receiver on 127.0.0.1:8000 (secret from INCIDENT_W
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt \
-		-e '.[dev,bench]' -e './generated[server,redis,postgres]' --config-settings editable_mode=compat
+		-e '.[dev,bench]' -e './generated[server,redis,postgres,metrics,tracing,django,flask]' --config-settings editable_mode=compat
 	touch $@
 
 # Never part of `make test`: timings on a shared machine are for reading, not for asserting.

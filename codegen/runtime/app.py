@@ -15,14 +15,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import tracing
 from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .inbox import Inbox
 from .inbox import from_url as inbox_from_url
-from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, fields
+from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, answered
 from .signature import loggable_id
 
-logger = logging.getLogger(__package__)
+logger = logging.getLogger(__name__)
 
 
 def create_app(
@@ -36,6 +37,7 @@ def create_app(
     inbox: Inbox | str | None = None,
     worker: bool | None = None,
     worker_options: Mapping[str, Any] | None = None,
+    metrics: bool = False,
     **receiver_options: Any,
 ) -> Starlette:
     """``POST {path}`` receives incident.io webhooks.
@@ -59,6 +61,10 @@ def create_app(
     default with an inbox) also runs a :class:`~.worker.Worker` in this process while the
     app is up, with ``worker_options`` (concurrency, lease_seconds, max_attempts, ...).
     ``worker=False`` leaves processing to dedicated ``worker`` processes.
+
+    ``metrics`` (the ``metrics`` extra) counts deliveries and handler runs and serves them
+    at ``GET /metrics`` (see :mod:`.metrics`). Each delivery is an OpenTelemetry ``SERVER``
+    span when ``opentelemetry-api`` is installed (see :mod:`.tracing`).
     """
     if not path.startswith("/"):
         raise ValueError(f"path {path!r} must start with /, as in /webhooks")
@@ -89,6 +95,14 @@ def create_app(
                 await running
 
     async def receive(request: Request) -> Response:
+        with tracing.server_span("POST", path, request.url.path) as span:
+            answer = await receive_delivery(request)
+            span.set_attribute("http.response.status_code", answer.status_code)
+            if answer.status_code >= 500:
+                span.set_status_error(str(answer.status_code))
+            return answer
+
+    async def receive_delivery(request: Request) -> Response:
         try:
             body = await _read_limited(request, max_body_bytes)
         except ClientDisconnect:
@@ -100,7 +114,7 @@ def create_app(
             logger.warning(
                 "webhook-id %s (unverified): 413, body over the limit of %d bytes",
                 loggable_id(request.headers), max_body_bytes,
-                extra=fields(loggable_id(request.headers), "too_large"),
+                extra=answered(loggable_id(request.headers), "too_large"),
             )  # fmt: skip
             return JSONResponse(
                 {"error": f"body larger than {max_body_bytes} bytes"}, 413
@@ -119,14 +133,26 @@ def create_app(
             return JSONResponse({"status": "unavailable", "reason": problem}, 503)
         return JSONResponse({"status": "ok"})
 
-    app = Starlette(
-        routes=[
-            Route(path, receive, methods=["POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-        ],
-        lifespan=lifespan,
-    )
+    routes = [
+        Route(path, receive, methods=["POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    if metrics:
+        from . import metrics as prometheus
+
+        prometheus.enable()
+
+        async def scrape(request: Request) -> Response:
+            import asyncio
+
+            text = await asyncio.get_running_loop().run_in_executor(
+                None, prometheus.render, store
+            )
+            return Response(text, headers={"content-type": prometheus.CONTENT_TYPE})
+
+        routes.append(Route("/metrics", scrape))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.receiver = receiver
     return app
 

@@ -254,11 +254,16 @@ class Inbox(abc.ABC):
         headers: Mapping[str, str],
         *,
         invalid: Failure | None = None,
+        traceparent: str | None = None,
     ) -> bool:
         """Store a delivery (``pending``, or ``invalid`` with the reason); False when this
-        endpoint stored that id already (nothing changes)."""
+        endpoint stored that id already (nothing changes). ``traceparent``: the receiving
+        span, which the handler's span links to."""
         now = time.time()
-        kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+        lowered = {str(name).lower(): value for name, value in headers.items()}
+        kept = {name: lowered[name] for name in KEPT_HEADERS if name in lowered}
+        if traceparent is not None:
+            kept["traceparent"] = traceparent
         state = "pending" if invalid is None else "invalid"
         with self.transaction() as db:
             stored: bool = db.execute(

@@ -26,15 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import json
 import logging
+import time
 import typing
 import urllib.parse
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from . import observe, tracing
 from .dedupe import (
     AsyncDedupeStore,
     DedupeStore,
@@ -50,7 +53,7 @@ from .inbox import Failure, Inbox
 from .inbox import from_url as inbox_from_url
 from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier, header, loggable_id
 
-logger = logging.getLogger(__package__)
+logger = logging.getLogger(__name__)
 # The ``webhook-id`` of the delivery being handled, for handlers and their logs.
 current_webhook_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "current_webhook_id", default=""
@@ -101,11 +104,19 @@ class WebhookReceiver:
         tolerance: int = DEFAULT_TOLERANCE_SECONDS,
         endpoint: str = DEFAULT_ENDPOINT,
         inbox: Inbox | str | None = None,
+        event_types: Collection[str] | None = None,
+        abort_retries: bool = True,
     ) -> None:
         """``endpoint`` names this endpoint in the dedupe keys (and the inbox's rows): give
         each receiver that shares a store with another its own (``create_app`` uses its
         mount path). ``inbox`` (an Inbox or its URL) stores deliveries instead of handling
-        them; it deduplicates by itself, so it takes no ``dedupe`` store."""
+        them; it deduplicates by itself, so it takes no ``dedupe`` store.
+
+        ``event_types``: the event types this endpoint is for; a delivery of another type
+        is answered 422 (``not_accepted``) instead of being handled. ``abort_retries``: the
+        answers that no retry can change (422 for such a type, 400 for a body that is not
+        JSON) carry ``webhook-delivery: abort-message``, so Svix stops retrying them; False
+        leaves Svix to its schedule."""
         if inbox is not None and dedupe is not None:
             raise ValueError(
                 "give an inbox or a dedupe store, not both: the inbox keeps one row per "
@@ -116,6 +127,8 @@ class WebhookReceiver:
         self.handlers = handlers
         self.max_body_bytes = max_body_bytes
         self.inbox = inbox_from_url(inbox) if inbox is not None else None
+        self.event_types = frozenset(event_types) if event_types is not None else None
+        self.abort_retries = abort_retries
         self.dedupe: DedupeStore | AsyncDedupeStore = (
             dedupe if dedupe is not None else InMemoryDedupeStore()
         )
@@ -133,14 +146,15 @@ class WebhookReceiver:
             raise TypeError("AsyncWebhookHandlers need handle_async()")
         if self._async_store:
             raise TypeError("an asyncio dedupe store needs handle_async()")
+        received = time.monotonic()
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
         webhook_id, event = accepted
         claim = self._store(None, "claim", self._key(webhook_id, endpoint))
         if not isinstance(claim, Lease):
-            return self._refused(webhook_id, claim)
-        return self._run(handlers, webhook_id, event, claim, None)
+            return self._refused(webhook_id, claim, event.event_type)
+        return self._run(handlers, webhook_id, event, claim, None, received)
 
     async def handle_async(
         self, body: bytes, headers: Mapping[str, str], *, endpoint: str | None = None
@@ -151,6 +165,7 @@ class WebhookReceiver:
             return await asyncio.get_running_loop().run_in_executor(
                 None, self._keep, body, headers, endpoint
             )
+        received = time.monotonic()
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
@@ -158,7 +173,7 @@ class WebhookReceiver:
         loop = asyncio.get_running_loop()
         lease = await self._store_async("claim", self._key(webhook_id, endpoint))
         if not isinstance(lease, Lease):
-            return self._refused(webhook_id, lease)
+            return self._refused(webhook_id, lease, event.event_type)
         handlers = self.handlers
         if not isinstance(handlers, AsyncWebhookHandlers):
             # A thread cannot be stopped: if this task is cancelled, the handler still runs
@@ -166,21 +181,30 @@ class WebhookReceiver:
             # handler did. Releasing it here instead would let a retry run beside it.
             work = contextvars.copy_context().run
             future = loop.run_in_executor(
-                None, work, self._run, handlers, webhook_id, event, lease, loop
+                None,
+                work,
+                self._run,
+                handlers,
+                webhook_id,
+                event,
+                lease,
+                loop,
+                received,
             )
             return await asyncio.shield(future)
         current_webhook_id.set(webhook_id)
         try:
-            if isinstance(event, UnknownEventType):
-                await handlers.on_unknown(event.event_type, event.payload)
-            else:
-                await handlers.dispatch(event)
+            with handler_run(webhook_id, event.event_type, received):
+                if isinstance(event, UnknownEventType):
+                    await handlers.on_unknown(event.event_type, event.payload)
+                else:
+                    await handlers.dispatch(event)
         except Exception:
             logger.exception(
                 "webhook-id %s: 500, the %s handler raised",
                 webhook_id,
                 event.event_type,
-                extra=fields(webhook_id, "handler_error", event.event_type),
+                extra=answered(webhook_id, "handler_error", event.event_type),
             )
             await self._settle_async("release", lease)
             return _json(500, error="handler failed; incident.io will retry")
@@ -217,21 +241,22 @@ class WebhookReceiver:
             stored = self.inbox.store(
                 self.endpoint if endpoint is None else endpoint,
                 webhook_id, event_type, body, headers, invalid=invalid,
+                traceparent=tracing.traceparent(),
             )  # fmt: skip
         # Whatever the inbox raises, nothing was stored: a 503 and incident.io retries.
         except Exception as exc:  # noqa: BLE001
-            return self._refused(webhook_id, _unavailable(exc))
+            return self._refused(webhook_id, _unavailable(exc), event_type)
         if not stored:
-            return self._refused(webhook_id, "done")
+            return self._refused(webhook_id, "done", event_type)
         if invalid is not None:
             logger.error(
                 "webhook-id %s: stored as invalid (replay it after make generate): %s",
-                webhook_id, event, extra=fields(webhook_id, "invalid", event_type),
+                webhook_id, event, extra=answered(webhook_id, "invalid", event_type),
             )  # fmt: skip
             return _json(200, status="stored", state="invalid")
         logger.info(
             "webhook-id %s: stored %s", webhook_id, event_type,
-            extra=fields(webhook_id, "stored", event_type),
+            extra=answered(webhook_id, "stored", event_type),
         )  # fmt: skip
         return _json(200, status="stored")
 
@@ -258,7 +283,7 @@ class WebhookReceiver:
             logger.warning(
                 "webhook-id %s (unverified): 413, body of %d bytes is over the limit of %d",
                 loggable_id(headers), len(body), self.max_body_bytes,
-                extra=fields(loggable_id(headers), "too_large"),
+                extra=answered(loggable_id(headers), "too_large"),
             )  # fmt: skip
             return _json(413, error=f"body larger than {self.max_body_bytes} bytes")
         try:
@@ -269,34 +294,57 @@ class WebhookReceiver:
                 "webhook-id %s (unverified): 401, %s",
                 loggable_id(headers),
                 exc,
-                extra=fields(loggable_id(headers), outcome),
+                extra=answered(loggable_id(headers), outcome),
             )
             return _json(401, error="invalid signature")
         webhook_id = header(headers, "webhook-id")
+        event: Event | InvalidPayload
         try:
-            return webhook_id, parse_event(body)
-        except UnknownEventType as exc:
-            return webhook_id, exc
-        except InvalidPayload as exc:
-            json_invalid = any(e.get("type") == "json_invalid" for e in exc.errors)
-            if keep_invalid and not json_invalid:
-                return webhook_id, exc
-            outcome = "not_json" if json_invalid else "invalid"
+            event = parse_event(body)
+        except (UnknownEventType, InvalidPayload) as exc:
+            event = exc
+        event_type = event.event_type or ""
+        if isinstance(event, InvalidPayload) and any(
+            e.get("type") == "json_invalid" for e in event.errors
+        ):
             logger.error(
                 "webhook-id %s: 400, invalid payload: %s",
-                webhook_id,
-                exc,
-                extra=fields(webhook_id, outcome, exc.event_type),
+                webhook_id, event, extra=answered(webhook_id, "not_json"),
+            )  # fmt: skip
+            return self._final(_json(400, error=str(event)))
+        if self.event_types is not None and event_type not in self.event_types:
+            logger.warning(
+                "webhook-id %s: 422, this endpoint does not accept %s",
+                webhook_id, event_type or "a body without an event type",
+                extra=answered(webhook_id, "not_accepted", event_type),
+            )  # fmt: skip
+            return self._final(
+                _json(422, error=f"this endpoint does not accept {event_type!r} events")
             )
-            return _json(400, error=str(exc))
+        if isinstance(event, InvalidPayload) and not keep_invalid:
+            logger.error(
+                "webhook-id %s: 400, invalid payload: %s",
+                webhook_id, event, extra=answered(webhook_id, "invalid", event_type),
+            )  # fmt: skip
+            return _json(400, error=str(event))
+        return webhook_id, event
+
+    def _final(self, answer: Response) -> Response:
+        """An answer no retry can change: with ``abort_retries``, it tells Svix to stop."""
+        if not self.abort_retries:
+            return answer
+        headers = {**answer.headers, "webhook-delivery": "abort-message"}
+        return Response(answer.status, answer.body, headers)
 
     def _key(self, webhook_id: str, endpoint: str | None) -> str:
         endpoint = self.endpoint if endpoint is None else endpoint
         # Quoted, so that no endpoint name can end in what another's key begins with.
         return urllib.parse.quote(endpoint, safe="/") + ":" + webhook_id
 
-    def _refused(self, webhook_id: str, claim: Taken | StoreUnavailable) -> Response:
-        """The answer when the claim was not taken."""
+    def _refused(
+        self, webhook_id: str, claim: Taken | StoreUnavailable, event_type: str = ""
+    ) -> Response:
+        """The answer when the claim (or the inbox's write) was not taken."""
         if isinstance(claim, StoreUnavailable):
             store = "dedupe store" if self.inbox is None else "inbox"
             logger.error(
@@ -304,7 +352,7 @@ class WebhookReceiver:
                 webhook_id,
                 store,
                 claim,
-                extra=fields(webhook_id, "store_unavailable"),
+                extra=answered(webhook_id, "store_unavailable", event_type),
             )
             answer = _json(503, error=f"{store} unavailable; incident.io will retry")
             headers = {**answer.headers, "retry-after": str(RETRY_AFTER_SECONDS)}
@@ -314,13 +362,13 @@ class WebhookReceiver:
                 "webhook-id %s: already %s, acknowledged again",
                 webhook_id,
                 "handled" if self.inbox is None else "stored",
-                extra=fields(webhook_id, "duplicate"),
+                extra=answered(webhook_id, "duplicate", event_type),
             )
             return _json(200, status="duplicate")
         logger.info(
             "webhook-id %s: 409, being handled right now; retried later",
             webhook_id,
-            extra=fields(webhook_id, "busy"),
+            extra=answered(webhook_id, "busy", event_type),
         )
         return _json(409, error="this delivery is being handled; retry later")
 
@@ -368,21 +416,24 @@ class WebhookReceiver:
         event: Event,
         lease: Lease,
         loop: asyncio.AbstractEventLoop | None,
+        received: float,
     ) -> Response:
         """Call a synchronous handler and settle the claim by its outcome. ``loop``: the
-        event loop an asyncio store runs on, when this runs in a worker thread."""
+        event loop an asyncio store runs on, when this runs in a worker thread;
+        ``received``: when the delivery arrived (``time.monotonic()``)."""
         current_webhook_id.set(webhook_id)
         try:
-            if isinstance(event, UnknownEventType):
-                handlers.on_unknown(event.event_type, event.payload)
-            else:
-                handlers.dispatch(event)
+            with handler_run(webhook_id, event.event_type, received):
+                if isinstance(event, UnknownEventType):
+                    handlers.on_unknown(event.event_type, event.payload)
+                else:
+                    handlers.dispatch(event)
         except Exception:
             logger.exception(
                 "webhook-id %s: 500, the %s handler raised",
                 webhook_id,
                 event.event_type,
-                extra=fields(webhook_id, "handler_error", event.event_type),
+                extra=answered(webhook_id, "handler_error", event.event_type),
             )
             self._store(loop, "release", lease)
             return _json(500, error="handler failed; incident.io will retry")
@@ -401,7 +452,7 @@ class WebhookReceiver:
             "webhook-id %s: the %s handler was interrupted",
             webhook_id,
             event.event_type,
-            extra=fields(webhook_id, "interrupted", event.event_type),
+            extra=answered(webhook_id, "interrupted", event.event_type),
         )
 
     def _store(
@@ -461,13 +512,36 @@ def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str
     return {"webhook_id": webhook_id, "event_type": event_type, "outcome": outcome}
 
 
+@contextlib.contextmanager
+def handler_run(webhook_id: str, event_type: str, received: float) -> Iterator[None]:
+    """One handler run: its ``process`` span, and its time and result for metrics;
+    ``received`` is when the delivery arrived (``time.monotonic()``)."""
+    started = time.monotonic()
+    result = "error"
+    try:
+        with tracing.process_span(webhook_id, event_type):
+            yield
+        result = "ok"
+    finally:
+        observe.handler(
+            event_type, result, time.monotonic() - started, started - received
+        )
+
+
+def answered(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
+    """:func:`fields` for the record of a delivery's answer, which is counted too (metrics
+    observe it through :mod:`.observe`): one call per delivery."""
+    observe.delivery(outcome, event_type)
+    return fields(webhook_id, outcome, event_type)
+
+
 def _handled(webhook_id: str, event: Event) -> None:
     outcome = "unknown_type" if isinstance(event, UnknownEventType) else "handled"
     logger.info(
         "webhook-id %s: handled %s",
         webhook_id,
         event.event_type,
-        extra=fields(webhook_id, outcome, event.event_type),
+        extra=answered(webhook_id, outcome, event.event_type),
     )
 
 

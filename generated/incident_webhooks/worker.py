@@ -30,6 +30,7 @@ import time
 import traceback
 import typing
 
+from . import observe, tracing
 from .dedupe import StoreUnavailable
 from .errors import InvalidPayload, UnknownEventType
 from .events import parse_event
@@ -257,13 +258,20 @@ class Worker:
             except InvalidPayload as exc:
                 failure = Failure("InvalidPayload", str(exc))
                 await self._db(self.inbox.mark_invalid, row.id, self.owner, failure)
+                observe.attempt(row.event_type, "invalid")
                 logger.error(
                     "webhook-id %s: invalid for this package's models, kept: %s",
                     row.webhook_id, exc, extra=extra("invalid"),
                 )  # fmt: skip
                 return
+            started = time.monotonic()
+            result = "error"
             try:
-                await self._run_handler(event)
+                with tracing.process_span(
+                    row.webhook_id, row.event_type, row.headers.get("traceparent")
+                ):
+                    await self._run_handler(event)
+                result = "ok"
             except asyncio.CancelledError:
                 await asyncio.shield(self._release(row))
                 raise
@@ -271,6 +279,12 @@ class Worker:
             except Exception as exc:  # noqa: BLE001
                 await self._failed(row, exc)
                 return
+            finally:
+                observe.handler(
+                    row.event_type, result, time.monotonic() - started,
+                    time.time() - (time.monotonic() - started) - row.received_at,
+                )  # fmt: skip
+            observe.attempt(row.event_type, "done")
             if not await self._db(self.inbox.complete, row.id):
                 logger.warning(
                     "webhook-id %s: the %s handler ran again after its lease lapsed; done once",
@@ -315,6 +329,7 @@ class Worker:
             None if last else time.time() + retry_delay(row.attempts, self.retry_base)
         )
         await self._db(self.inbox.fail, row.id, self.owner, failure, retry_at)
+        observe.attempt(row.event_type, "dead" if last else "failed")
         if last:
             logger.error(
                 "webhook-id %s: the %s handler raised on attempt %d of %d; dead",
