@@ -221,7 +221,7 @@ def test_the_generated_project_declares_only_runtime_dependencies() -> None:
     meta = tomllib.loads((GENERATED / "pyproject.toml").read_text())["project"]
     assert meta["name"] == "incident-webhooks"
     assert [d.split(">")[0].split("=")[0] for d in meta["dependencies"]] == ["pydantic", "standardwebhooks"]
-    assert sorted(meta["optional-dependencies"]) == ["postgres", "redis", "server"]
+    assert sorted(meta["optional-dependencies"]) == ["django", "flask", "metrics", "postgres", "redis", "server", "tracing"]
     assert meta["version"].startswith("0.2.0+code.")
     toolchain = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "incident_webhooks" not in json.dumps(toolchain["tool"]["setuptools"])

@@ -91,8 +91,8 @@ def test_the_readmes_logging_configuration_shows_the_outcome_of_each_delivery(tm
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert any(" INFO incident_webhooks handled private_incident.membership_granted_v1 webhook-id msg_readme" in line for line in lines), lines
-    assert any(" INFO incident_webhooks duplicate  webhook-id msg_readme" in line for line in lines), lines
+    assert any(" INFO incident_webhooks.receiver handled private_incident.membership_granted_v1 webhook-id msg_readme" in line for line in lines), lines
+    assert any(" INFO incident_webhooks.receiver duplicate private_incident.membership_granted_v1 webhook-id msg_readme" in line for line in lines), lines
     assert any(line.endswith("INFO incident_webhooks - - no delivery here") for line in lines), lines
 
 

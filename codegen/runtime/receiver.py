@@ -160,8 +160,10 @@ class WebhookReceiver:
         """Handle one delivery; synchronous handlers run in a worker thread."""
         if self.inbox is not None:
             # The database call blocks: in a thread, so the loop keeps receiving.
+            # With the caller's context, which holds the span the row's trace links to.
+            keep = contextvars.copy_context().run
             return await asyncio.get_running_loop().run_in_executor(
-                None, self._keep, body, headers, endpoint
+                None, keep, self._keep, body, headers, endpoint
             )
         received = time.monotonic()
         accepted = self._accept(body, headers)

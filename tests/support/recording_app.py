@@ -74,4 +74,5 @@ def app() -> Any:
         )  # fmt: skip
     url = os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory")
     store = dedupe.from_url(url, lease_seconds=lease)
-    return create_app(RecordingHandlers(), os.environ["INCIDENT_WEBHOOK_SECRET"], dedupe=store)
+    metrics = os.environ.get("METRICS") == "1"
+    return create_app(RecordingHandlers(), os.environ["INCIDENT_WEBHOOK_SECRET"], dedupe=store, metrics=metrics)
