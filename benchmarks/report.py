@@ -177,6 +177,8 @@ def render(results: dict[str, Any]) -> str:
         f"{s['files']} Python files ({s['model_modules']} model modules), {s['lines']:,} lines, {s['bytes']:,} bytes.",
         "",
         *(render_inbox(results["inbox"]) if "inbox" in results else []),
+        *([(f"Receiving with metrics on (Prometheus counters and histograms) takes {results['metrics']['on_over_off']['median']:.3f}× "
+           "the time with them off (alternating bursts, the same signed delivery)."), ""] if "metrics" in results else []),
         "## Reproduce",
         "",
         "```sh",
@@ -284,4 +286,6 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("import ≥10× faster than the SDK's", i["sdk_over_ours"], i["sdk_over_ours"]["median"] >= 10),
         row("generation no slower than plain datamodel-codegen", g["ratio_vs_plain"], g["ratio_vs_plain"]["median"] <= 1),
         *(inbox_targets(results["inbox"]) if "inbox" in results else []),
+        *([row("receive path with metrics on ≤ 1.1× off", m, m["median"] <= 1.1)]
+          if (m := results.get("metrics", {}).get("on_over_off")) else []),
     ]

@@ -25,6 +25,7 @@ from benchmarks.common import DEFAULT_OUTPUT, PACKAGE, ROUNDS
 from benchmarks.generation import bench_generation
 from benchmarks.imports import bench_import, bench_size
 from benchmarks.inbox import bench_inbox
+from benchmarks.metrics import bench_metrics
 from benchmarks.parsing import bench_parsing
 from benchmarks.receive import bench_receive
 from benchmarks.report import cpu_model, render, targets
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             "receive": bench_receive(),
             "stores": bench_stores(Path(scratch)),
             "inbox": bench_inbox(Path(scratch)),
+            "metrics": bench_metrics(),
             "import": bench_import(),
             "size": bench_size(),
             "scale": bench_scale(Path(scratch)),

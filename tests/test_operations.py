@@ -138,11 +138,15 @@ def test_metrics_add_up_across_two_uvicorn_workers_in_multiprocess_mode(tmp_path
             assert asyncio.run(deliver(sent)) == [200] * 50
             sent += 50
         pids = {p for _, p, _ in records(record)}
-        # A new connection each time: whichever worker answers the scrape, it reads both.
-        scraped = [samples(httpx.get(app.url + "/metrics", trust_env=False).text) for _ in range(6)]
+        # A new connection each time: whichever worker answers the scrape, it reads both,
+        # once each has applied its queued updates (within a second).
+        def scrape() -> float:
+            return delivered(samples(httpx.get(app.url + "/metrics", trust_env=False).text), "handled")
+
+        wait_until(lambda: scrape() == sent, "both workers' counts", timeout=10)
+        scraped = [scrape() for _ in range(6)]
     assert len(pids) == 2, "both workers handled deliveries"
-    for found in scraped:
-        assert delivered(found, "handled") == sent
+    assert scraped == [sent] * 6
 
 
 def test_the_inbox_is_read_at_each_scrape(tmp_path: Path) -> None:

@@ -10,13 +10,16 @@ labels with bounded values only (an event type the spec does not name is counted
   not_json, invalid, unknown_type, not_accepted, store_unavailable, handler_error.
 * ``incident_webhooks_handler_duration_seconds{event_type, result}``: each handler run
   (result ok or error).
-* ``incident_webhooks_handler_delay_seconds{event_type}``: from receipt to the handler's
-  start (about 0 inline; the queueing time with an inbox).
+* ``incident_webhooks_handler_delay_seconds{event_type}``: for inbox rows, from receipt to
+  the handler's start, the time a row waited (inline, a handler starts within its request).
 * ``incident_webhooks_inbox_attempts_total{event_type, result}``: inbox rows settled by a
   worker (done, failed, dead, invalid).
 * With an inbox, read from the database at each scrape: ``incident_webhooks_inbox_rows{state}``
   (``dead`` included), ``incident_webhooks_inbox_oldest_pending_seconds`` and
   ``incident_webhooks_inbox_up``.
+
+Updates are queued on the receive path and applied at each scrape and once a second, so a
+count reaches a scrape of another process within a second.
 
 Several processes (``uvicorn --workers N``): set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
 folder, the same for every process, before they start; a scrape of any of them then reads
@@ -26,7 +29,12 @@ all of them (prometheus-client's multiprocess mode).
 from __future__ import annotations
 
 import asyncio
+import atexit
+import collections
+import functools
 import os
+import threading
+import time
 import typing
 from collections.abc import Callable, Iterable
 
@@ -99,30 +107,100 @@ def label(event_type: str) -> str:
     return event_type if event_type in EVENT_MODELS or not event_type else "other"
 
 
+# Each labelled series' update method, looked up once: ``labels()`` costs more than the
+# update itself, and on the receive path that is most of what metrics cost. The keys are
+# label values, so the cache is bounded.
+@functools.cache
+def _update(metric: typing.Any, *values: str) -> typing.Callable[[float], None]:
+    series = metric.labels(*values)
+    return typing.cast(
+        typing.Callable[[float], None],
+        series.inc if isinstance(metric, Counter) else series.observe,
+    )
+
+
 class _Prometheus:
+    """Queues each update (a deque's append is atomic and far cheaper than prometheus-
+    client's locked update): the receive path pays for an append, and :func:`flush` applies
+    them at each scrape and once a second."""
+
     def delivery(self, outcome: str, event_type: str) -> None:
-        DELIVERIES.labels(outcome, label(event_type)).inc()
+        _QUEUED.append((DELIVERIES, (outcome, event_type), 1.0))
 
     def handler(
-        self, event_type: str, result: str, seconds: float, delay: float
+        self, event_type: str, result: str, seconds: float, delay: float | None
     ) -> None:
-        HANDLER_SECONDS.labels(label(event_type), result).observe(seconds)
-        HANDLER_DELAY.labels(label(event_type)).observe(max(0.0, delay))
+        _QUEUED.append((HANDLER_SECONDS, (event_type, result), seconds))
+        if delay is not None:
+            _QUEUED.append((HANDLER_DELAY, (event_type,), max(0.0, delay)))
 
     def attempt(self, event_type: str, result: str) -> None:
-        INBOX_ATTEMPTS.labels(label(event_type), result).inc()
+        _QUEUED.append((INBOX_ATTEMPTS, (event_type, result), 1.0))
 
 
+_QUEUED: collections.deque[tuple[typing.Any, tuple[str, ...], float]] = (
+    collections.deque()
+)
 _OBSERVER = _Prometheus()
+FLUSH_SECONDS = 1.0
+_flusher: list[threading.Thread] = []
+
+
+def flush() -> None:
+    """Apply the queued updates to the metrics (in multiprocess mode, to this process's
+    files, which every scrape reads)."""
+    while True:
+        try:
+            metric, values, amount = _QUEUED.popleft()
+        except IndexError:
+            return
+        # The event type is the first label of every metric but the deliveries'.
+        if metric is DELIVERIES:
+            values = (values[0], label(values[1]))
+        else:
+            values = (label(values[0]), *values[1:])
+        _update(metric, *values)(amount)
+
+
+def _flush_every_second() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        flush()
+
+
+def _start_flusher() -> None:
+    if not _flusher or not _flusher[0].is_alive():
+        thread = threading.Thread(
+            target=_flush_every_second, name="metrics-flush", daemon=True
+        )
+        _flusher[:] = [thread]
+        thread.start()
 
 
 def enable() -> None:
     """Count from now on (``create_app(metrics=True)`` calls it)."""
-    observe.add(_OBSERVER)
+    if not observe.has(_OBSERVER):
+        observe.add(_OBSERVER)
+        _start_flusher()
 
 
 def disable() -> None:
     observe.remove(_OBSERVER)
+    flush()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's flusher thread does not exist here, and what the parent had queued is
+    # the parent's to apply: the child starts empty.
+    _QUEUED.clear()
+    _flusher.clear()
+    if observe.has(_OBSERVER):
+        _start_flusher()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(flush)
 
 
 class InboxCollector(Collector):
@@ -162,6 +240,7 @@ class InboxCollector(Collector):
 def render(inbox: Inbox | None = None) -> bytes:
     """The text a scrape gets: this process's metrics, or every process's in multiprocess
     mode, then the inbox's."""
+    flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -41,6 +41,7 @@ class _Span:
 
 
 Span = _Span | _NoSpan
+_NO_SPAN = _NoSpan()
 
 
 @functools.cache
@@ -53,20 +54,34 @@ def _api() -> typing.Any:
     return trace
 
 
+_LAST: list[typing.Any] = [None, None]  # the provider, and its tracer
+
+
 def _tracer() -> typing.Any:
-    return _api().get_tracer(__package__ or "incident_webhooks")
+    """The tracer of the configured SDK, or None: with no SDK (the API's proxy provider)
+    or a no-op one, spans are skipped here, which is most of their cost."""
+    trace = _api()
+    if trace is None:
+        return None
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    if _LAST[0] is not provider:
+        _LAST[:] = [provider, provider.get_tracer(__package__ or "incident_webhooks")]
+    return _LAST[1]
 
 
 @contextlib.contextmanager
 def server_span(method: str, route: str, path: str) -> Iterator[Span]:
     """The span of one HTTP request that delivers a webhook; the caller sets
     ``http.response.status_code``."""
-    trace = _api()
-    if trace is None:
-        yield _NoSpan()
+    tracer = _tracer()
+    if tracer is None:
+        yield _NO_SPAN
         return
+    trace = _api()
     attributes = {"http.request.method": method, "http.route": route, "url.path": path}
-    with _tracer().start_as_current_span(
+    with tracer.start_as_current_span(
         f"{method} {route}", kind=trace.SpanKind.SERVER, attributes=attributes
     ) as span:
         yield _Span(span)
@@ -107,10 +122,11 @@ def process_span(
     """The span of one handler run, linked to the receiving span: ``received`` (a kept
     ``traceparent``) for an inbox row, else the current span (which is also its parent).
     """
-    trace = _api()
-    if trace is None:
-        yield _NoSpan()
+    tracer = _tracer()
+    if tracer is None:
+        yield _NO_SPAN
         return
+    trace = _api()
     attributes = {
         "messaging.system": "incident.io",
         "messaging.operation.type": "process",
@@ -118,7 +134,7 @@ def process_span(
         "messaging.destination.name": event_type,
         "messaging.message.id": webhook_id,
     }
-    with _tracer().start_as_current_span(
+    with tracer.start_as_current_span(
         f"process {event_type}",
         kind=trace.SpanKind.CONSUMER,
         attributes=attributes,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typing
 
-__all__ = ["Observer", "add", "attempt", "delivery", "handler", "remove"]
+__all__ = ["Observer", "add", "attempt", "delivery", "handler", "has", "remove"]
 
 
 class Observer(typing.Protocol):
@@ -20,10 +20,10 @@ class Observer(typing.Protocol):
         known yet: a refused signature, a body over the limit)."""
 
     def handler(
-        self, event_type: str, result: str, seconds: float, delay: float
+        self, event_type: str, result: str, seconds: float, delay: float | None
     ) -> None:
-        """A handler ran: ``result`` ok or error, its ``seconds``, and ``delay``, the
-        seconds from receipt to its start."""
+        """A handler ran: ``result`` ok or error, its ``seconds``, and for an inbox row
+        ``delay``, the seconds from receipt to its start (None inline)."""
 
     def attempt(self, event_type: str, result: str) -> None:
         """An inbox worker settled a row: done, failed, dead or invalid."""
@@ -37,6 +37,10 @@ def add(observer: Observer) -> None:
         _OBSERVERS.append(observer)
 
 
+def has(observer: Observer) -> bool:
+    return observer in _OBSERVERS
+
+
 def remove(observer: Observer) -> None:
     if observer in _OBSERVERS:
         _OBSERVERS.remove(observer)
@@ -47,7 +51,9 @@ def delivery(outcome: str, event_type: str = "") -> None:
         observer.delivery(outcome, event_type)
 
 
-def handler(event_type: str, result: str, seconds: float, delay: float) -> None:
+def handler(
+    event_type: str, result: str, seconds: float, delay: float | None = None
+) -> None:
     for observer in _OBSERVERS:
         observer.handler(event_type, result, seconds, delay)
 

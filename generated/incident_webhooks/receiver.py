@@ -146,7 +146,6 @@ class WebhookReceiver:
             raise TypeError("AsyncWebhookHandlers need handle_async()")
         if self._async_store:
             raise TypeError("an asyncio dedupe store needs handle_async()")
-        received = time.monotonic()
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
@@ -154,7 +153,7 @@ class WebhookReceiver:
         claim = self._store(None, "claim", self._key(webhook_id, endpoint))
         if not isinstance(claim, Lease):
             return self._refused(webhook_id, claim, event.event_type)
-        return self._run(handlers, webhook_id, event, claim, None, received)
+        return self._run(handlers, webhook_id, event, claim, None)
 
     async def handle_async(
         self, body: bytes, headers: Mapping[str, str], *, endpoint: str | None = None
@@ -167,7 +166,6 @@ class WebhookReceiver:
             return await asyncio.get_running_loop().run_in_executor(
                 None, keep, self._keep, body, headers, endpoint
             )
-        received = time.monotonic()
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
@@ -183,20 +181,12 @@ class WebhookReceiver:
             # handler did. Releasing it here instead would let a retry run beside it.
             work = contextvars.copy_context().run
             future = loop.run_in_executor(
-                None,
-                work,
-                self._run,
-                handlers,
-                webhook_id,
-                event,
-                lease,
-                loop,
-                received,
+                None, work, self._run, handlers, webhook_id, event, lease, loop
             )
             return await asyncio.shield(future)
         current_webhook_id.set(webhook_id)
         try:
-            with handler_run(webhook_id, event.event_type, received):
+            with handler_run(webhook_id, event.event_type):
                 if isinstance(event, UnknownEventType):
                     await handlers.on_unknown(event.event_type, event.payload)
                 else:
@@ -418,14 +408,12 @@ class WebhookReceiver:
         event: Event,
         lease: Lease,
         loop: asyncio.AbstractEventLoop | None,
-        received: float,
     ) -> Response:
         """Call a synchronous handler and settle the claim by its outcome. ``loop``: the
-        event loop an asyncio store runs on, when this runs in a worker thread;
-        ``received``: when the delivery arrived (``time.monotonic()``)."""
+        event loop an asyncio store runs on, when this runs in a worker thread."""
         current_webhook_id.set(webhook_id)
         try:
-            with handler_run(webhook_id, event.event_type, received):
+            with handler_run(webhook_id, event.event_type):
                 if isinstance(event, UnknownEventType):
                     handlers.on_unknown(event.event_type, event.payload)
                 else:
@@ -515,9 +503,8 @@ def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str
 
 
 @contextlib.contextmanager
-def handler_run(webhook_id: str, event_type: str, received: float) -> Iterator[None]:
-    """One handler run: its ``process`` span, and its time and result for metrics;
-    ``received`` is when the delivery arrived (``time.monotonic()``)."""
+def handler_run(webhook_id: str, event_type: str) -> Iterator[None]:
+    """One handler run: its ``process`` span, and its time and result for metrics."""
     started = time.monotonic()
     result = "error"
     try:
@@ -525,9 +512,7 @@ def handler_run(webhook_id: str, event_type: str, received: float) -> Iterator[N
             yield
         result = "ok"
     finally:
-        observe.handler(
-            event_type, result, time.monotonic() - started, started - received
-        )
+        observe.handler(event_type, result, time.monotonic() - started)
 
 
 def answered(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
