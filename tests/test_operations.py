@@ -339,8 +339,12 @@ DATABASES = {}
 
 def test_the_readmes_django_snippet_answers_as_the_starlette_app_in_djangos_test_client(tmp_path: Path) -> None:
     env = project(tmp_path)
-    (tmp_path / "urls.py").write_text(snippet("incident_webhooks.django import"))
-    (tmp_path / "settings.py").write_text(DJANGO_SETTINGS + snippet("LOGGING = {"))
+    urls = snippet("incident_webhooks.django import")
+    urls += "from incident_webhooks.django import settings_view\nurlpatterns.append(path('from-settings/', settings_view()))\n"
+    (tmp_path / "urls.py").write_text(urls)
+    inbox = f"sqlite://{tmp_path / 'inbox.db'}"
+    configured = f"INCIDENT_WEBHOOKS = {{'HANDLERS': 'myapp.webhooks:Handlers', 'SECRET': {SECRET!r}, 'INBOX': {inbox!r}}}\n"
+    (tmp_path / "settings.py").write_text(DJANGO_SETTINGS + configured + snippet("LOGGING = {"))
     script = textwrap.dedent(f"""
         import django, json, asyncio
         django.setup()
@@ -371,6 +375,9 @@ def test_the_readmes_django_snippet_answers_as_the_starlette_app_in_djangos_test
         request = AsyncRequestFactory().post("/x", data=body, content_type="application/json",
                                              headers=testing.sign(body, secret, msg_id="dj-async"))
         print("async-answer", asyncio.run(view(request)).status_code)
+        stored = client.post("/from-settings/", data=body, content_type="application/json",
+                             headers=testing.sign(body, secret, msg_id="dj-settings"))
+        print("settings", stored.status_code, json.loads(stored.content))
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -378,7 +385,10 @@ def test_the_readmes_django_snippet_answers_as_the_starlette_app_in_djangos_test
     assert lines[0] == "200 {'status': 'ok'} 200 {'status': 'duplicate'}"
     assert lines[1] == "401 400 abort-message"
     assert lines[2] == "405 200"
-    assert lines[3:] == [f"async {GRANTED}", "async-answer 200"]
+    assert lines[3:] == [f"async {GRANTED}", "async-answer 200", "settings 200 {'status': 'stored'}"]
+    from incident_webhooks.inbox import from_url
+
+    assert from_url(inbox).get("dj-settings")[0].state == "pending"
     assert [i for w, _, i in records(tmp_path / "calls.log") if w == "handled"] == ["dj-1"]
     assert "INFO incident_webhooks.receiver handled" in done.stderr, "the README's LOGGING shows it"
 
@@ -450,3 +460,27 @@ def test_a_real_server_receives_every_example_signed_by_send(framework: str, tmp
     assert "34 of 34 deliveries answered 2xx" in sent.stdout
     handled = [i for w, _, i in records(tmp_path / "calls.log") if w == "handled"]
     assert len(handled) == 34 == len(set(handled))
+
+
+def test_a_worker_process_serves_its_metrics_and_the_inboxs(tmp_path: Path) -> None:
+    from incident_webhooks.inbox import SQLiteInbox
+    from servers import WorkerProcess
+
+    url = f"sqlite://{tmp_path / 'inbox.db'}"
+    receiver = WebhookReceiver(SECRET, WebhookHandlers(), inbox=SQLiteInbox(tmp_path / "inbox.db"))
+    for n in range(5):
+        assert receiver.handle(*signed(f"w{n}")).status == 200
+    port = free_port()
+    with WorkerProcess(tmp_path / "calls.log", url, "--metrics-port", str(port)):
+
+        def scrape() -> dict[Any, float]:
+            try:
+                return samples(httpx.get(f"http://127.0.0.1:{port}/metrics", trust_env=False).text)
+            except httpx.TransportError:
+                return {}
+
+        done = ("incident_webhooks_inbox_attempts_total", (("event_type", GRANTED), ("result", "done")))
+        wait_until(lambda: scrape().get(done) == 5, "the worker's metrics", timeout=15)
+        found = scrape()
+    assert found[("incident_webhooks_inbox_rows", (("state", "done"),))] == 5
+    assert found[("incident_webhooks_handler_delay_seconds_count", (("event_type", GRANTED),))] == 5

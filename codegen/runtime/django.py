@@ -170,6 +170,11 @@ def _from_settings() -> View:
     found: typing.Any = getattr(importlib.import_module(module_name), attr)
     if not isinstance(found, WebhookHandlers | AsyncWebhookHandlers):
         found = found()
+    if not isinstance(found, WebhookHandlers):
+        raise ImproperlyConfigured(
+            "INCIDENT_WEBHOOKS['HANDLERS'] must give WebhookHandlers (settings_view is a "
+            "plain view; for AsyncWebhookHandlers use webhook_view in urls.py)"
+        )
     options: dict[str, typing.Any] = {}
     if config.get("INBOX"):
         options["inbox"] = config["INBOX"]

@@ -98,7 +98,7 @@ INBOX_ATTEMPTS = Counter(
     ["event_type", "result"],
 )
 
-__all__ = ["InboxCollector", "app", "disable", "enable", "render"]
+__all__ = ["InboxCollector", "app", "disable", "enable", "flush", "render", "serve"]
 
 
 def label(event_type: str) -> str:
@@ -252,6 +252,37 @@ def render(inbox: Inbox | None = None) -> bytes:
         extra.register(InboxCollector(inbox))
         text += generate_latest(extra)
     return text
+
+
+def serve(port: int, host: str = "127.0.0.1", inbox: Inbox | None = None) -> typing.Any:
+    """Serve :func:`render` at every GET path on ``host:port`` from a daemon thread (for
+    worker processes, which have no web app); returns the server (``shutdown()`` stops
+    it). Enables counting."""
+    import http.server
+
+    enable()
+
+    class Scrape(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                body = render(inbox)
+            except Exception:  # noqa: BLE001 (a scrape must not kill the thread)
+                self.send_error(500)
+                return
+            self.send_response(200)
+            self.send_header("content-type", CONTENT_TYPE)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: typing.Any) -> None:
+            pass  # one line per scrape is noise
+
+    server = http.server.ThreadingHTTPServer((host, port), Scrape)
+    threading.Thread(
+        target=server.serve_forever, name="metrics-http", daemon=True
+    ).start()
+    return server
 
 
 ASGIApp = Callable[..., typing.Awaitable[None]]

@@ -88,6 +88,14 @@ def add_commands(commands: typing.Any) -> None:
         default="30d",
         help="delete done rows older than this (30d, 12h; 0 keeps them)",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics (the metrics extra) on this port",
+    )
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address for --metrics-port"
+    )
     worker.set_defaults(run=run_worker)
 
     inbox = commands.add_parser("inbox", help="what an inbox holds; replay; retention")
@@ -203,8 +211,20 @@ def run_worker(args: argparse.Namespace) -> int:
         _fail("--lease must be 1 or more, --retry-base above 0, --shutdown 0 or more")
     retention = duration(args.retention, "--retention")
     handlers = load_handlers(args.handlers)
+    inbox = _inbox(args)
+    if args.metrics_port is not None:
+        if not 1 <= args.metrics_port <= 65535:
+            _fail(f"--metrics-port {args.metrics_port} is not a TCP port (1 to 65535)")
+        try:
+            from . import metrics
+
+            metrics.serve(args.metrics_port, args.metrics_host, inbox)
+        except ImportError:
+            _fail("--metrics-port needs prometheus-client: install the metrics extra")
+        except OSError as exc:
+            _fail(f"--metrics-port {args.metrics_port}: {exc.strerror}")
     worker = Worker(
-        _inbox(args),
+        inbox,
         handlers,
         concurrency=args.concurrency,
         lease_seconds=args.lease,
