@@ -11,6 +11,8 @@ import ctypes
 import difflib
 import errno
 import glob
+import hashlib
+import importlib.metadata
 import json
 import multiprocessing
 import os
@@ -25,6 +27,7 @@ from pathlib import Path
 import black
 import isort
 
+from .cache import cached
 from .emit.models import event_class_names, render_models
 from .emit.split import MODELS_PACKAGE, split_models
 from .emit.templates import (
@@ -53,7 +56,23 @@ def isort_config(package: str) -> isort.Config:
     )
 
 
+# What decides a formatted file besides its text: the formatters' versions, and their
+# settings (in this file).
+_FORMATTER = (
+    f"black {importlib.metadata.version('black')} isort {isort.__version__} "
+    + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+)
+
+
 def format_python(code: str, name: str, package: str) -> str:
+    return cached(
+        "formatted",
+        f"{_FORMATTER}\0{package}\0{code}",
+        lambda: _format_python(code, name, package),
+    )
+
+
+def _format_python(code: str, name: str, package: str) -> str:
     try:
         return black.format_str(isort.code(code, config=isort_config(package)), mode=BLACK_MODE)
     except black.parsing.InvalidInput as exc:  # a generator bug, never a spec problem

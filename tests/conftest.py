@@ -23,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # packages once, not every time. mypy writes each cache file atomically and re-checks any
 # module whose source changed, so generated packages that share a name (pkg,
 # incident_webhooks) are still checked as they are, whichever process wrote the entry.
+# The generator's cache (codegen/cache.py) for the run, new each time (xdist's workers and
+# the generator's own subprocesses inherit it): most of the suite's generations repeat
+# models or formatting another generation did already, the two slow steps.
+os.environ.setdefault("CODEGEN_CACHE", tempfile.mkdtemp(prefix="codegen-cache-"))
 if "MYPY_CACHE_DIR" not in os.environ:
     os.environ["MYPY_CACHE_DIR"] = tempfile.mkdtemp(prefix="mypy-cache-")
     # `make test` runs mypy over codegen/ and generated/ first: its cache already holds

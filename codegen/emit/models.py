@@ -7,7 +7,11 @@ is never patched, only split into modules whole (``split.py``).
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib.metadata
+import json
 import warnings
+from pathlib import Path
 from typing import Any
 
 from datamodel_code_generator import LiteralType, PythonVersion, generate
@@ -18,6 +22,7 @@ from datamodel_code_generator.enums import (
     OpenAPIScope,
 )
 
+from ..cache import cached
 from ..errors import GenerationError
 from ..ir import Spec, Webhook
 from ..schemas import without_constraints
@@ -56,13 +61,28 @@ def openapi_document(spec: Spec) -> dict[str, Any]:
     }
 
 
+# What decides the models besides the document: the tool's version and the options below.
+_GENERATOR = (
+    f"datamodel-code-generator {importlib.metadata.version('datamodel-code-generator')} "
+    + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+)
+
+
 def render_models(spec: Spec, package: str, header: str) -> str:
+    document = openapi_document(spec)
+    key = json.dumps([_GENERATOR, package, header, document], sort_keys=True, default=repr)
+    return cached("models", key, lambda: _render_models(spec, document, package, header))
+
+
+def _render_models(
+    spec: Spec, document: dict[str, Any], package: str, header: str
+) -> str:
     base = f"{package}._base"
     with warnings.catch_warnings():
         # It warns about its own future defaults; the options below are explicit.
         warnings.simplefilter("ignore")
         code = generate(
-            openapi_document(spec),
+            document,
             input_file_type=InputFileType.OpenAPI,
             openapi_scopes=[OpenAPIScope.Schemas],
             output_model_type=DataModelType.PydanticV2BaseModel,
