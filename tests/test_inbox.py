@@ -639,3 +639,22 @@ def _answers(url: str) -> bool:
         return httpx.get(url, trust_env=False, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_worker_deletes_done_rows_past_retention_and_keeps_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from incident_webhooks import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "FIRST_PRUNE_SECONDS", 0.0)
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    for n in range(3):
+        inbox.store("e", f"old_{n}", GRANTED, b"{}", {})
+    for row in inbox.claim("w", 30, limit=2):
+        inbox.complete(row.id)
+    with inbox.transaction() as db:  # done two days ago
+        db.execute("UPDATE webhook_inbox SET updated_at = updated_at - 172800 WHERE state = 'done'")
+    (left,) = inbox.claim("w", 30)
+    inbox.fail(left.id, "w", Failure("E", "x"), None)  # dead rows are kept for a person
+    with inbox.transaction() as db:
+        db.execute("UPDATE webhook_inbox SET updated_at = updated_at - 172800 WHERE state = 'dead'")
+    asyncio.run(work(inbox, Recording(), lambda: inbox.status().counts["done"] == 0, retention_seconds=86400.0))
+    assert inbox.status().counts == {**dict.fromkeys(inbox.status().counts, 0), "dead": 1}

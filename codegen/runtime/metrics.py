@@ -169,6 +169,10 @@ def _flush_every_second() -> None:
 
 
 def _start_flusher() -> None:
+    if not _flusher:
+        # What is queued when the process exits is applied (to its files, in multiprocess
+        # mode) rather than lost.
+        atexit.register(flush)
     if not _flusher or not _flusher[0].is_alive():
         thread = threading.Thread(
             target=_flush_every_second, name="metrics-flush", daemon=True
@@ -200,7 +204,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(flush)
 
 
 class InboxCollector(Collector):

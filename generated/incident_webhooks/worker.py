@@ -48,6 +48,8 @@ RETRY_CAP_SECONDS = 6 * 3600.0
 DEFAULT_SHUTDOWN_SECONDS = 30.0
 DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 PRUNE_EVERY_SECONDS = 600.0
+# The first retention pass waits for the start-up's claims.
+FIRST_PRUNE_SECONDS = 5.0
 # How long an idle worker waits for news of a row before it looks anyway: a safety net for
 # a notification lost while the database was away.
 IDLE_SECONDS = 1.0
@@ -132,7 +134,7 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat())
         stopping = asyncio.create_task(self.stopping.wait())
         waiting: asyncio.Future[None] | None = None
-        next_prune = time.monotonic() + 5.0
+        next_prune = time.monotonic() + FIRST_PRUNE_SECONDS
         pruning: asyncio.Task[None] | None = None
         unavailable_since: float | None = None
         logger.info("worker %s: processing %s", self.owner, self.inbox)
