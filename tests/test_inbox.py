@@ -658,3 +658,21 @@ def test_a_worker_deletes_done_rows_past_retention_and_keeps_the_rest(tmp_path: 
         db.execute("UPDATE webhook_inbox SET updated_at = updated_at - 172800 WHERE state = 'dead'")
     asyncio.run(work(inbox, Recording(), lambda: inbox.status().counts["done"] == 0, retention_seconds=86400.0))
     assert inbox.status().counts == {**dict.fromkeys(inbox.status().counts, 0), "dead": 1}
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(inbox_url: str) -> None:
+    inbox = from_url(inbox_url)
+    assert inbox.store("e", "parent-1", GRANTED, b"{}", {})  # the parent's connection is open
+    pid = os.fork()
+    if pid == 0:  # the child: store through the inherited object, then leave at once
+        code = 0
+        try:
+            code = 0 if inbox.store("e", "child-1", GRANTED, b"{}", {}) else 3
+        except BaseException:  # noqa: BLE001 (anything at all is a failure of the child)
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # Had the child closed (or used) the parent's connection, this would fail or mix traffic.
+    assert inbox.store("e", "parent-2", GRANTED, b"{}", {})
+    assert {r.webhook_id for r in inbox.rows(limit=10)} == {"parent-1", "child-1", "parent-2"}
