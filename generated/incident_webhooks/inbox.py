@@ -129,6 +129,11 @@ COLUMNS = (
 # stopped renewing its lease. While a row is processing, next_attempt_at is its lease expiry.
 DUE = "state IN ('pending', 'failed', 'processing') AND next_attempt_at <= ?"
 FINISHED_ROW = "lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+INSERT = (
+    f"INSERT INTO {TABLE} (endpoint, webhook_id, event_type, body, headers, received_at,"
+    " state, next_attempt_at, last_error_type, last_error_message, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, webhook_id) DO NOTHING"
+)
 
 
 def _row(values: Sequence[typing.Any]) -> Row:
@@ -267,22 +272,24 @@ class Inbox(abc.ABC):
         if traceparent is not None:
             kept["traceparent"] = traceparent
         state = "pending" if invalid is None else "invalid"
-        with self.transaction() as db:
-            stored: bool = db.execute(
-                f"INSERT INTO {TABLE} (endpoint, webhook_id, event_type, body, headers,"
-                " received_at, state, next_attempt_at, last_error_type, last_error_message,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (endpoint, webhook_id) DO NOTHING",
-                (
-                    endpoint, webhook_id, event_type, body, json.dumps(kept), now, state,
-                    now, None if invalid is None else invalid.type,
-                    None if invalid is None else invalid.message, now,
-                ),
-            ).rowcount == 1  # fmt: skip
-            if stored and invalid is None:
-                self._announce(db)
+        stored = self._insert(
+            (
+                endpoint, webhook_id, event_type, body, json.dumps(kept), now, state,
+                now, None if invalid is None else invalid.type,
+                None if invalid is None else invalid.message, now,
+            ),
+            announce=invalid is None,
+        )  # fmt: skip
         if stored:
             self._stored.set()
+        return stored
+
+    def _insert(self, values: Sequence[typing.Any], announce: bool) -> bool:
+        """The row, unless its (endpoint, webhook-id) is there; True when inserted."""
+        with self.transaction() as db:
+            stored: bool = db.execute(INSERT, values).rowcount == 1
+            if stored and announce:
+                self._announce(db)
         return stored
 
     def _announce(self, db: typing.Any) -> None:
@@ -684,6 +691,21 @@ class PostgresInbox(Inbox):
         try:
             with db.transaction():
                 yield _Placeholders(db)
+        except psycopg.Error as exc:
+            if db.broken:
+                self._local.db = None
+            raise InboxUnavailable(f"PostgreSQL: {_reason(exc)}") from exc
+
+    def _insert(self, values: Sequence[typing.Any], announce: bool) -> bool:
+        # One statement in autocommit is one round trip and still atomic: the row and its
+        # notification are committed together (a NOTIFY is sent at commit), or neither.
+        notify = f", pg_notify('{CHANNEL}', '')" if announce else ""
+        sql = f"WITH stored AS ({INSERT} RETURNING id) SELECT id{notify} FROM stored"
+        import psycopg
+
+        db = self._connection()
+        try:
+            return bool(db.execute(sql.replace("?", "%s"), values).fetchall())
         except psycopg.Error as exc:
             if db.broken:
                 self._local.db = None
