@@ -484,3 +484,23 @@ def test_a_worker_process_serves_its_metrics_and_the_inboxs(tmp_path: Path) -> N
         found = scrape()
     assert found[("incident_webhooks_inbox_rows", (("state", "done"),))] == 5
     assert found[("incident_webhooks_handler_delay_seconds_count", (("event_type", GRANTED),))] == 5
+
+
+def test_the_metrics_app_serves_from_any_route_with_the_inboxs_rows(tmp_path: Path) -> None:
+    from incident_webhooks import metrics
+    from incident_webhooks.inbox import SQLiteInbox
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    inbox.store("e", "m1", GRANTED, b"{}", {})
+    # A Route takes an ASGI app as it is (a Mount would redirect to the path with a "/").
+    app = Starlette(routes=[Route("/internal/metrics", metrics.app(inbox))])
+
+    async def scrape() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.get("/internal/metrics")
+
+    answer = asyncio.run(scrape())
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert samples(answer.text)[("incident_webhooks_inbox_rows", (("state", "pending"),))] == 1

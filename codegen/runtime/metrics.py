@@ -98,7 +98,9 @@ INBOX_ATTEMPTS = Counter(
     ["event_type", "result"],
 )
 
-__all__ = ["InboxCollector", "app", "disable", "enable", "flush", "render", "serve"]
+__all__ = [
+    "InboxCollector", "MetricsApp", "app", "disable", "enable", "flush", "render", "serve",
+]  # fmt: skip
 
 
 def label(event_type: str) -> str:
@@ -288,24 +290,31 @@ def serve(port: int, host: str = "127.0.0.1", inbox: Inbox | None = None) -> typ
     return server
 
 
-ASGIApp = Callable[..., typing.Awaitable[None]]
+class MetricsApp:
+    """An ASGI app that answers every request with :func:`render`. An object, not a
+    function, so that Starlette's ``Route`` serves it as an app rather than calling it
+    with a request."""
 
+    def __init__(self, inbox: Inbox | None = None) -> None:
+        self.inbox = inbox
 
-def app(inbox: Inbox | None = None) -> ASGIApp:
-    """An ASGI app that answers every GET with :func:`render`, to mount anywhere; it also
-    enables counting."""
-    enable()
-
-    async def metrics_app(
+    async def __call__(
+        self,
         scope: dict[str, typing.Any],
         receive: Callable[[], typing.Awaitable[dict[str, typing.Any]]],
         send: Callable[[dict[str, typing.Any]], typing.Awaitable[None]],
     ) -> None:
         if scope["type"] != "http":
             return
-        body = await asyncio.get_running_loop().run_in_executor(None, render, inbox)
-        headers = [(b"content-type", CONTENT_TYPE_LATEST.encode())]
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, render, self.inbox)
+        headers = [(b"content-type", CONTENT_TYPE.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    return metrics_app
+
+def app(inbox: Inbox | None = None) -> MetricsApp:
+    """The ASGI app to route ``/metrics`` to (with the inbox's rows when given); it also
+    enables counting."""
+    enable()
+    return MetricsApp(inbox)
