@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -237,7 +238,7 @@ class PostgresServer:
         self._own(self.folder)
         # The temp folders above it must let the postgres user through.
         for parent in self.folder.parents:
-            if parent == Path(tempfile_root()):
+            if parent == Path(tempfile.gettempdir()):
                 break
             if self._as:
                 parent.chmod(parent.stat().st_mode | 0o711)
@@ -292,12 +293,6 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def tempfile_root() -> str:
-    import tempfile
-
-    return tempfile.gettempdir()
 
 
 class WorkerProcess:

@@ -196,7 +196,31 @@ def test_inbox_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             from_url(bad)
     with pytest.raises(InboxUnavailable, match="cannot connect"):
         PostgresInbox("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
-    assert "secret" not in repr(PostgresInbox.__new__(PostgresInbox))
+
+
+def test_a_postgres_inbox_never_shows_its_password(postgres: PostgresServer) -> None:
+    # The test cluster trusts local connections, so any password opens it.
+    url = postgres.database(f"pw{os.getpid()}").replace("postgres@", "postgres:hunter2@")
+    inbox = PostgresInbox(url)
+    assert "hunter2" not in repr(inbox) and "hunter2" not in str(inbox)
+
+
+def test_a_postgres_statement_that_waits_past_its_timeout_is_a_503_with_nothing_stored(
+    postgres: PostgresServer,
+) -> None:
+    import psycopg
+
+    url = postgres.database(f"lock{os.getpid()}")
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=PostgresInbox(url, statement_timeout=0.5))
+    with psycopg.connect(url) as holder:  # a migration, a VACUUM FULL: the table is locked
+        holder.execute("LOCK TABLE webhook_inbox IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        answer = receiver.handle(*signed("msg_locked"))
+        waited = time.monotonic() - started
+    assert answer.status == 503 and answer.headers["retry-after"] == "5"
+    assert waited < 3, "the statement timeout bounds the wait, well under Svix's 15 s"
+    assert receiver.inbox.get("msg_locked") == []  # type: ignore[union-attr]
+    assert receiver.handle(*signed("msg_locked")).status == 200, "the retry is stored"
 
 
 # -- receiving: verify, store, answer --------------------------------------------------------
@@ -300,14 +324,12 @@ def test_the_retry_schedule_doubles_with_jitter_and_reaches_past_a_day() -> None
     assert low > 30 * 3600, "even the shortest draw of 16 attempts spans more than a day"
 
 
-def test_an_invalid_row_is_revalidated_on_replay() -> None:
+def test_an_invalid_row_is_revalidated_on_replay(tmp_path: Path) -> None:
     """Kept for replay: a replayed invalid row is parsed again (and here still invalid, so it
     goes back to invalid with its error, not to failed or dead). The test that a newer
     package then processes it is test_replay_after_generate below."""
     # (the SQLite case only: the same SQL runs on both)
-    import tempfile
-
-    inbox = SQLiteInbox(Path(tempfile.mkdtemp()) / "i.db")
+    inbox = SQLiteInbox(tmp_path / "i.db")
     invalid = json.dumps({"event_type": GRANTED, GRANTED: {"id": 5}}).encode()
     WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(invalid, testing.sign(invalid, SECRET, msg_id="m"))
     assert [r.state for r in inbox.replay(state="invalid")] == ["invalid"]

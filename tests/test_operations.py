@@ -375,6 +375,12 @@ def test_the_readmes_django_snippet_answers_as_the_starlette_app_in_djangos_test
         request = AsyncRequestFactory().post("/x", data=body, content_type="application/json",
                                              headers=testing.sign(body, secret, msg_id="dj-async"))
         print("async-answer", asyncio.run(view(request)).status_code)
+        from incident_webhooks.dedupe import AsyncRedisDedupeStore
+        from incident_webhooks.django import ready_view
+        down = webhook_view(Async(), secret=secret, dedupe=AsyncRedisDedupeStore("redis://127.0.0.1:1/0"))
+        ready = ready_view(down)
+        assert asyncio.iscoroutinefunction(ready)
+        print("async-ready", asyncio.run(ready(AsyncRequestFactory().get("/readyz"))).status_code)
         stored = client.post("/from-settings/", data=body, content_type="application/json",
                              headers=testing.sign(body, secret, msg_id="dj-settings"))
         print("settings", stored.status_code, json.loads(stored.content))
@@ -385,7 +391,7 @@ def test_the_readmes_django_snippet_answers_as_the_starlette_app_in_djangos_test
     assert lines[0] == "200 {'status': 'ok'} 200 {'status': 'duplicate'}"
     assert lines[1] == "401 400 abort-message"
     assert lines[2] == "405 200"
-    assert lines[3:] == [f"async {GRANTED}", "async-answer 200", "settings 200 {'status': 'stored'}"]
+    assert lines[3:] == [f"async {GRANTED}", "async-answer 200", "async-ready 503", "settings 200 {'status': 'stored'}"]
     from incident_webhooks.inbox import from_url
 
     assert from_url(inbox).get("dj-settings")[0].state == "pending"

@@ -122,18 +122,27 @@ def _django(answer: Response) -> HttpResponse:
     return response
 
 
-def ready_view(webhooks: View) -> Callable[[HttpRequest], HttpResponse]:
+def ready_view(webhooks: View) -> View:
     """A readiness view for the dedupe store (or inbox) of ``webhooks``: 200, or 503 with
-    the reason."""
+    the reason; a coroutine view when the store is an asyncio one."""
     receiver: WebhookReceiver = webhooks.receiver  # type: ignore[attr-defined]
 
-    def ready(request: HttpRequest) -> HttpResponse:
-        problem = receiver.ready() if not receiver._async_store else None
+    def answer(problem: str | None) -> HttpResponse:
         if problem is not None:
             return JsonResponse(
                 {"status": "unavailable", "reason": problem}, status=503
             )
         return JsonResponse({"status": "ok"})
+
+    if inspect.iscoroutinefunction(receiver.dedupe.claim):
+
+        async def ready_async(request: HttpRequest) -> HttpResponse:
+            return answer(await receiver.ready_async())
+
+        return ready_async
+
+    def ready(request: HttpRequest) -> HttpResponse:
+        return answer(receiver.ready())
 
     return ready
 

@@ -681,13 +681,22 @@ class PostgresInbox(Inbox):
             self._local.db = db
         return db
 
+    def transaction(self) -> contextlib.AbstractContextManager[typing.Any]:
+        return self._session(transaction=True)
+
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[typing.Any]:
+    def _session(self, *, transaction: bool) -> Iterator[_Placeholders]:
+        """This thread's connection (in a transaction, or in autocommit for a single
+        statement), with every psycopg error as InboxUnavailable; a broken connection is
+        dropped, to be opened again by the next call."""
         import psycopg
 
         db = self._connection()
         try:
-            with db.transaction():
+            if transaction:
+                with db.transaction():
+                    yield _Placeholders(db)
+            else:
                 yield _Placeholders(db)
         except psycopg.Error as exc:
             if db.broken:
@@ -699,15 +708,8 @@ class PostgresInbox(Inbox):
         # notification are committed together (a NOTIFY is sent at commit), or neither.
         notify = f", pg_notify('{CHANNEL}', '')" if announce else ""
         sql = f"WITH stored AS ({INSERT} RETURNING id) SELECT id{notify} FROM stored"
-        import psycopg
-
-        db = self._connection()
-        try:
-            return bool(db.execute(sql.replace("?", "%s"), values).fetchall())
-        except psycopg.Error as exc:
-            if db.broken:
-                self._local.db = None
-            raise InboxUnavailable(f"PostgreSQL: {_reason(exc)}") from exc
+        with self._session(transaction=False) as db:
+            return bool(db.execute(sql, values).fetchall())
 
     def _lock_schema(self, db: typing.Any) -> None:
         # Two processes creating the tables at once would otherwise collide in the catalog.

@@ -99,8 +99,9 @@ class Worker:
         self.retry_base = retry_base
         self.shutdown_seconds = shutdown_seconds
         self.retention_seconds = retention_seconds
-        # Who holds a lease, in the database: the host and process, and this worker.
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # Who holds a lease, in the database: the host and process, and this worker. Named
+        # again by run(): an app built before its server forks runs the worker in a child.
+        self.owner = _owner()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._handler_threads = concurrent.futures.ThreadPoolExecutor(
             concurrency, thread_name_prefix="inbox-handler"
@@ -127,7 +128,7 @@ class Worker:
 
     async def run(self) -> None:
         """Claim and process rows until :meth:`stop`; then the graceful shutdown."""
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.owner = _owner()
         loop = asyncio.get_running_loop()
         heartbeat = asyncio.create_task(self._heartbeat())
         stopping = asyncio.create_task(self.stopping.wait())
@@ -352,6 +353,10 @@ class Worker:
             "webhook-id %s: released unfinished at shutdown", row.webhook_id,
             extra=fields(row.webhook_id, "interrupted", row.event_type),
         )  # fmt: skip
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _call_sync(handlers: WebhookHandlers, event: typing.Any) -> None:
