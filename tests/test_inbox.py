@@ -11,9 +11,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from incident_webhooks.inbox import (
     Inbox,
     InboxUnavailable,
     PostgresInbox,
+    Row,
     SQLiteInbox,
     from_url,
 )
@@ -698,3 +700,80 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(in
     # Had the child closed (or used) the parent's connection, this would fail or mix traffic.
     assert inbox.store("e", "parent-2", GRANTED, b"{}", {})
     assert {r.webhook_id for r in inbox.rows(limit=10)} == {"parent-1", "child-1", "parent-2"}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_an_outcome_the_inbox_refuses_is_recorded_later_and_the_handler_runs_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The inbox refuses a handler's outcome (a lock held past its timeout, longer than the
+    lease): the worker tries again until it is recorded, and never runs the handler again."""
+    if kind == "sqlite":
+        inbox: Inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.2)
+        holder: Any = sqlite3.connect(tmp_path / "inbox.db", isolation_level=None, check_same_thread=False)
+        lock = "BEGIN EXCLUSIVE"
+    else:
+        import psycopg
+
+        url = new_inbox(kind, tmp_path, request.getfixturevalue("postgres"))
+        inbox = PostgresInbox(url, statement_timeout=0.2)
+        holder = psycopg.connect(url, autocommit=True)
+        lock = "BEGIN; LOCK TABLE webhook_inbox IN EXCLUSIVE MODE"
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
+    for n in range(3):
+        assert receiver.handle(*signed(f"msg_{n}")).status == 200
+    held = threading.Event()
+
+    class Locking(Recording):
+        def dispatch(self, event: Any) -> None:
+            super().dispatch(event)
+            if not held.is_set():
+                # The handler succeeded; its outcome now meets a locked inbox for 1.5 s,
+                # longer than the lease, so its renewals fail too.
+                holder.execute(lock)
+                held.set()
+                threading.Timer(1.5, holder.execute, ("ROLLBACK",)).start()
+
+    def all_done() -> bool:
+        try:
+            return inbox.status().counts["done"] == 3
+        except InboxUnavailable:
+            return False  # the lock is still held
+
+    handlers = Locking()
+    caplog.set_level("INFO", "incident_webhooks.worker")
+    asyncio.run(work(inbox, handlers, all_done, lease_seconds=1, concurrency=1))
+    holder.close()
+    assert sorted(handlers.calls) == ["msg_0", "msg_1", "msg_2"]
+    assert inbox.status().counts["done"] == 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("could not record the outcome yet" in m for m in messages), messages
+    assert any("outcome recorded" in m for m in messages), messages
+    assert not any("ran again" in m or "stopped before" in m for m in messages), messages
+
+
+def test_a_row_claimed_again_while_its_outcome_waits_is_not_run_twice(tmp_path: Path) -> None:
+    """The inbox refuses renewals (the lease lapses) and the outcome until the worker has
+    claimed the row again: the task that ran it records it, no second task starts."""
+
+    class Refusing(SQLiteInbox):
+        reclaimed = False
+
+        def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:
+            rows = super().claim(owner, lease_seconds, limit)
+            Refusing.reclaimed |= any(row.attempts == 2 for row in rows)
+            return rows
+
+        def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
+            raise InboxUnavailable("renewals refused")
+
+        def complete(self, row_id: int) -> bool:
+            if not Refusing.reclaimed:
+                raise InboxUnavailable("refused until the row is claimed again")
+            return super().complete(row_id)
+
+    inbox = Refusing(tmp_path / "inbox.db")
+    assert WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_0")).status == 200
+    handlers = Recording()
+    asyncio.run(work(inbox, handlers, lambda: inbox.status().counts["done"] == 1, lease_seconds=1, concurrency=2))
+    assert Refusing.reclaimed and handlers.calls == ["msg_0"]

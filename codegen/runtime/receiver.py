@@ -496,7 +496,7 @@ def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str
     filters: ``webhook_id`` (escaped when not verified yet), ``event_type`` (empty when not
     known yet) and ``outcome``: handled, stored, unknown_type, duplicate, busy, too_large,
     bad_signature, stale, not_json, invalid, store_unavailable, handler_error, dead,
-    interrupted, settle_failed."""
+    interrupted, settle_retry (inbox: retried until recorded), settle_failed."""
     return {"webhook_id": webhook_id, "event_type": event_type, "outcome": outcome}
 
 

@@ -13,6 +13,10 @@ On shutdown (SIGTERM, SIGINT) the worker stops claiming and gives in-flight hand
 ``shutdown_seconds`` to finish; rows still running then are released (pending again, the
 attempt not counted). A thread cannot be stopped: its handler may still finish after the
 release, and is recorded done if it does.
+
+An outcome the inbox does not take (a lock held too long, a connection gone) is tried again
+until it is recorded, while the heartbeat keeps the lease: a worker that gave up would let
+the lease lapse, and another worker would run a handler that had already succeeded.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ FIRST_PRUNE_SECONDS = 5.0
 # How long an idle worker waits for news of a row before it looks anyway: a safety net for
 # a notification lost while the database was away.
 IDLE_SECONDS = 1.0
+# Recording an outcome again after the inbox refused it: the first wait, doubling to the last.
+RECORD_RETRY_FIRST_SECONDS = 0.05
+RECORD_RETRY_MAX_SECONDS = 1.0
 T = typing.TypeVar("T")
 
 
@@ -162,6 +169,10 @@ class Worker:
                         logger.info("worker %s: the inbox answers again", self.owner)
                         unavailable_since = None
                 for row in rows:
+                    if row.id in self._inflight:
+                        # Its lease lapsed while the inbox refused this worker's renewals
+                        # and its outcome; the task still running it records the outcome.
+                        continue
                     task = asyncio.create_task(self._process(row))
                     self._inflight[row.id] = task
                     task.add_done_callback(functools.partial(self._finished, row.id))
@@ -244,69 +255,97 @@ class Worker:
     async def _process(self, row: Row) -> None:
         current_webhook_id.set(row.webhook_id)
         extra = functools.partial(fields, row.webhook_id, event_type=row.event_type)
-        try:
-            if row.attempts > self.max_attempts:
-                # Claimed again after a lapsed lease each time: its worker died or hung.
-                failure = Failure("LeaseLapsed", "the lease lapsed on the last attempt")
-                await self._db(self.inbox.fail, row.id, self.owner, failure, None)
-                logger.error(
-                    "webhook-id %s: dead after %d attempts whose leases lapsed",
-                    row.webhook_id, self.max_attempts, extra=extra("dead"),
-                )  # fmt: skip
-                return
-            try:
-                event: typing.Any = parse_event(row.body)
-            except UnknownEventType as exc:
-                event = exc
-            except InvalidPayload as exc:
-                failure = Failure("InvalidPayload", str(exc))
-                await self._db(self.inbox.mark_invalid, row.id, self.owner, failure)
-                observe.attempt(row.event_type, "invalid")
-                logger.error(
-                    "webhook-id %s: invalid for this package's models, kept: %s",
-                    row.webhook_id, exc, extra=extra("invalid"),
-                )  # fmt: skip
-                return
-            started = time.monotonic()
-            result = "error"
-            try:
-                with tracing.process_span(
-                    row.webhook_id, row.event_type, row.headers.get("traceparent")
-                ):
-                    await self._run_handler(event)
-                result = "ok"
-            except asyncio.CancelledError:
-                await asyncio.shield(self._release(row))
-                raise
-            # A handler's failure of any kind is recorded and retried.
-            except Exception as exc:  # noqa: BLE001
-                await self._failed(row, exc)
-                return
-            finally:
-                observe.handler(
-                    row.event_type, result, time.monotonic() - started,
-                    time.time() - (time.monotonic() - started) - row.received_at,
-                )  # fmt: skip
-            observe.attempt(row.event_type, "done")
-            if not await self._db(self.inbox.complete, row.id):
-                logger.warning(
-                    "webhook-id %s: the %s handler ran again after its lease lapsed; done once",
-                    row.webhook_id, row.event_type, extra=extra("duplicate"),
-                )  # fmt: skip
-                return
-            outcome = (
-                "unknown_type" if isinstance(event, UnknownEventType) else "handled"
-            )
-            logger.info(
-                "webhook-id %s: handled %s (attempt %d)",
-                row.webhook_id, row.event_type, row.attempts, extra=extra(outcome),
-            )  # fmt: skip
-        except StoreUnavailable as exc:
-            # Not recorded: the lease lapses and the row is claimed again (at least once).
+        if row.attempts > self.max_attempts:
+            # Claimed again after a lapsed lease each time: its worker died or hung.
+            failure = Failure("LeaseLapsed", "the lease lapsed on the last attempt")
+            await self._record(row, self.inbox.fail, row.id, self.owner, failure, None)
             logger.error(
-                "webhook-id %s: could not record the outcome: %s",
-                row.webhook_id, exc, extra=extra("settle_failed"),
+                "webhook-id %s: dead after %d attempts whose leases lapsed",
+                row.webhook_id, self.max_attempts, extra=extra("dead"),
             )  # fmt: skip
+            return
+        try:
+            event: typing.Any = parse_event(row.body)
+        except UnknownEventType as exc:
+            event = exc
+        except InvalidPayload as exc:
+            failure = Failure("InvalidPayload", str(exc))
+            await self._record(
+                row, self.inbox.mark_invalid, row.id, self.owner, failure
+            )
+            observe.attempt(row.event_type, "invalid")
+            logger.error(
+                "webhook-id %s: invalid for this package's models, kept: %s",
+                row.webhook_id, exc, extra=extra("invalid"),
+            )  # fmt: skip
+            return
+        started = time.monotonic()
+        result = "error"
+        try:
+            with tracing.process_span(
+                row.webhook_id, row.event_type, row.headers.get("traceparent")
+            ):
+                await self._run_handler(event)
+            result = "ok"
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(row))
+            raise
+        # A handler's failure of any kind is recorded and retried.
+        except Exception as exc:  # noqa: BLE001
+            await self._failed(row, exc)
+            return
+        finally:
+            observe.handler(
+                row.event_type, result, time.monotonic() - started,
+                time.time() - (time.monotonic() - started) - row.received_at,
+            )  # fmt: skip
+        observe.attempt(row.event_type, "done")
+        if not await self._record(row, self.inbox.complete, row.id):
+            logger.warning(
+                "webhook-id %s: the %s handler ran again after its lease lapsed; done once",
+                row.webhook_id, row.event_type, extra=extra("duplicate"),
+            )  # fmt: skip
+            return
+        outcome = "unknown_type" if isinstance(event, UnknownEventType) else "handled"
+        logger.info(
+            "webhook-id %s: handled %s (attempt %d)",
+            row.webhook_id, row.event_type, row.attempts, extra=extra(outcome),
+        )  # fmt: skip
+
+    async def _record(
+        self, row: Row, call: typing.Callable[..., T], *args: typing.Any
+    ) -> T:
+        """Record an outcome, trying again for as long as the inbox refuses it (the row
+        stays in flight, so the heartbeat keeps its lease meanwhile)."""
+        delay = RECORD_RETRY_FIRST_SECONDS
+        refused: StoreUnavailable | None = None
+        try:
+            while True:
+                try:
+                    result = await self._db(call, *args)
+                except StoreUnavailable as exc:
+                    if refused is None:
+                        logger.warning(
+                            "webhook-id %s: could not record the outcome yet, trying again: %s",
+                            row.webhook_id, exc,
+                            extra=fields(row.webhook_id, "settle_retry", row.event_type),
+                        )  # fmt: skip
+                    refused = exc
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
+                    continue
+                if refused is not None:
+                    logger.info("webhook-id %s: outcome recorded", row.webhook_id)
+                return result
+        except asyncio.CancelledError:
+            if refused is not None:
+                # Stopped (the shutdown's deadline) with the outcome unrecorded: the lease
+                # lapses and the row is claimed again, so its handler may run again.
+                logger.error(
+                    "webhook-id %s: stopped before the outcome was recorded: %s",
+                    row.webhook_id, refused, extra=fields(row.webhook_id, "settle_failed", row.event_type),
+                )  # fmt: skip
+            raise
 
     async def _run_handler(self, event: typing.Any) -> None:
         handlers = self.handlers
@@ -331,7 +370,7 @@ class Worker:
         retry_at = (
             None if last else time.time() + retry_delay(row.attempts, self.retry_base)
         )
-        await self._db(self.inbox.fail, row.id, self.owner, failure, retry_at)
+        await self._record(row, self.inbox.fail, row.id, self.owner, failure, retry_at)
         observe.attempt(row.event_type, "dead" if last else "failed")
         if last:
             logger.error(
