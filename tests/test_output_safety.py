@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,14 +26,31 @@ def generate(out: Path | str) -> tuple[int, str]:
     return run_cli("generate", "--spec", SPEC, "--out", str(out))
 
 
-def refused(out: Path, message: str, *, hashed: Path | None = None) -> None:
+def stat_snapshot(root: Path) -> list[tuple[str, int, int]]:
+    """Every path under ``root`` with its size and modification time: any file written,
+    added or removed shows, without reading the bytes of a checkout and its virtualenv."""
+    found = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            stat = os.lstat(os.path.join(folder, name))
+            found.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))
+    return sorted(found)
+
+
+def refused(
+    out: Path,
+    message: str,
+    *,
+    hashed: Path | None = None,
+    snapshot: Callable[[Path], object] = tree_hash,
+) -> None:
     folder = hashed or out
-    before = tree_hash(folder) if folder.exists() else None
+    before = snapshot(folder) if folder.exists() else None
     code, output = generate(out)
     assert code == 2, output
     assert message in output, output
     assert output.count("\n") == 1 and "Traceback" not in output
-    assert (tree_hash(folder) if folder.exists() else None) == before
+    assert (snapshot(folder) if folder.exists() else None) == before
 
 
 def test_an_absent_or_empty_folder_is_written(tmp_path: Path) -> None:
@@ -105,7 +123,7 @@ def test_a_repository_root_is_refused(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     refused(repo, "is the root of a repository")
     monkeypatch.chdir(ROOT / "tests")
-    refused(ROOT, "is the current folder or holds it")
+    refused(ROOT, "is the current folder or holds it", snapshot=stat_snapshot)
 
 
 def test_a_file_and_a_symbolic_link_are_refused(tmp_path: Path) -> None:
@@ -222,14 +240,22 @@ def test_an_interrupted_run_leaves_the_old_project_or_the_new_one(tmp_path: Path
     out = tmp_path / "generated"
     assert run_cli("generate", "--out", str(out))[0] == 0  # the full spec: the "old" project
     old = tree_hash(out)
-    assert run_cli("generate", "--spec", SPEC, "--out", str(tmp_path / "expected"))[0] == 0
+    command = [sys.executable, "-m", "codegen", "generate", "--spec", SPEC]
+    # The kills fall across the length of a whole run, measured here, and most in its last
+    # part, where the files are written: fixed delays would mostly land after the end of the
+    # run on a fast machine (and before the writing on a slow one).
+    # (The second of two runs: the first fills the generator's cache, as for the kills.)
+    subprocess.run([*command, "--out", str(tmp_path / "expected")], cwd=ROOT, check=True, capture_output=True)
+    started = time.monotonic()
+    subprocess.run([*command, "--out", str(tmp_path / "timed")], cwd=ROOT, check=True, capture_output=True)
+    length = time.monotonic() - started
     new = tree_hash(tmp_path / "expected")
     seen = set()
-    for delay in (0.2, 0.6, 0.9, 1.1, 1.3, 1.6, 2.0, 3.0):
+    for part in (0.3, 0.6, 0.75, 0.85, 0.9, 0.95, 1.0, 1.1):
         process = subprocess.Popen(
-            [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [*command, "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )  # fmt: skip
+        delay = part * length
         time.sleep(delay)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
