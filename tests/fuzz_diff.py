@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import importlib
 import itertools
 import json
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -395,6 +396,17 @@ class Models:
         module = importlib.import_module(f"{package}.models")
         self.events = {t: getattr(module, n) for t, n in event_class_names(code, spec).items()}
 
+    _base: ClassVar[dict[str, Models]] = {}
+
+    @classmethod
+    def of_base(cls, spec: Spec, folder: Path) -> Models:
+        """The base spec's models, built once: every trial starts from the same spec, and
+        classes only validate (a trial cannot change them)."""
+        key = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=repr)
+        if key not in cls._base:
+            cls._base[key] = cls(spec, folder)
+        return cls._base[key]
+
     def accepts(self, event_type: str, body: dict[str, Any]) -> str | None:
         """None if the model reads the body, else why not."""
         try:
@@ -430,7 +442,7 @@ def trial(seed: int, folder: Path, tally: Tally, bodies_per_webhook: int = 12) -
     breaking = report.count("breaking") > 0
     tally.breaking_reports += breaking
     try:
-        old_models, new_models = Models(old, folder), Models(new, folder)
+        old_models, new_models = Models.of_base(old, folder), Models(new, folder)
     except Exception as exc:  # noqa: BLE001 (the spec fuzzer's business; counted, not judged here)
         tally.refused_specs += 1
         tally.findings.append(f"seed {seed}: models not built ({type(exc).__name__}) {steps}")
