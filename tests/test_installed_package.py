@@ -252,7 +252,8 @@ def app_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = (root / "dist").glob("incident_webhooks-*.whl")
-    venv.create(root / "venv", with_pip=True)
+    # Without a pip of its own (ensurepip takes seconds): this pip installs into it.
+    venv.create(root / "venv", with_pip=False)
     python = root / "venv" / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
@@ -263,8 +264,8 @@ def app_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deps = Path(pydantic.__file__).parent.parent
     (Path(site) / "borrowed_deps.pth").write_text(f"{deps}\n")
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-index",
-         "--disable-pip-version-check", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+         "--no-index", "--disable-pip-version-check", str(wheel)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert install.returncode == 0, install.stdout + install.stderr
