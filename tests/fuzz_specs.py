@@ -212,32 +212,47 @@ def build(seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return spec, bodies
 
 
-def check(seed: int, root: Path) -> tuple[str, str]:
-    """Generate the spec of ``seed`` under ``root`` and check the invariants.
+def generate_seed(seed: int, root: Path) -> tuple[str, str, list[dict[str, Any]]]:
+    """Generate the spec of ``seed`` under ``root`` and check how the generator took it.
 
-    Returns (outcome, detail): ``refused`` or ``ok`` when the invariants hold, ``FAILED``
-    with what went wrong otherwise.
+    Returns (outcome, detail, bodies): ``refused`` when refused cleanly, ``ok`` with the
+    package's name and the bodies it must read back, ``FAILED`` with what went wrong.
     """
-    from packages import generate, round_trip
+    from packages import generate
 
     spec, bodies = build(seed)
     package = f"fuzz_{seed}"
     try:
         code, output, out = generate(spec, root, package)
     except Exception as exc:  # noqa: BLE001 (the invariant: generate never raises)
-        return "FAILED", f"generate raised {type(exc).__name__}: {exc}"
+        return "FAILED", f"generate raised {type(exc).__name__}: {exc}", []
     if code == 2:
         # Every problem the fuzzer can make is in the document, so it has a JSON pointer.
         clean = output.startswith("error:") and " at /" in output
         if "Traceback" in output or out.exists() or not clean:
-            return "FAILED", f"refusal was not clean:\n{output}"
-        return "refused", output.strip().splitlines()[-1]
+            return "FAILED", f"refusal was not clean:\n{output}", []
+        return "refused", output.strip().splitlines()[-1], []
     if code != 0:
-        return "FAILED", f"exit {code}:\n{output}"
-    result = round_trip(root, package, bodies)
+        return "FAILED", f"exit {code}:\n{output}", []
+    return "ok", package, bodies
+
+
+def check(seed: int, root: Path) -> tuple[str, str]:
+    """Generate the spec of ``seed`` under ``root`` and check the invariants, the round
+    trip of its bodies included.
+
+    Returns (outcome, detail): ``refused`` or ``ok`` when the invariants hold, ``FAILED``
+    with what went wrong otherwise.
+    """
+    from packages import round_trip
+
+    outcome, detail, bodies = generate_seed(seed, root)
+    if outcome != "ok":
+        return outcome, detail
+    result = round_trip(root, detail, bodies)
     if result.returncode != 0:
         return "FAILED", result.stderr[-3000:]
-    return "ok", package
+    return "ok", detail
 
 
 def main() -> int:

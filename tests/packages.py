@@ -101,5 +101,13 @@ print("ok", len(examples))
 
 
 def round_trip(root: Path, package: str, examples: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    code = ROUND_TRIP.format(package=package, examples=json.dumps(examples))
+    return round_trips(root, {package: examples})
+
+
+def round_trips(root: Path, examples: dict[str, list[dict[str, Any]]]) -> subprocess.CompletedProcess[str]:
+    """The round trip of each package's examples, one package after the other in one fresh
+    interpreter (each ``print``s ``ok`` with its count; a failure's traceback names it)."""
+    code = "\n".join(
+        ROUND_TRIP.format(package=package, examples=json.dumps(bodies)) for package, bodies in examples.items()
+    )
     return python(root, code)
