@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import unittest.mock
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,25 @@ def run_cli(*argv: str) -> tuple[int, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         code = main(list(argv))
     return code, out.getvalue()
+
+
+def run_main(
+    main: Callable[[list[str]], int], argv: Sequence[str], env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command's ``main`` run in this process as a process would run it, with ``env`` added
+    to the environment: its exit code (``SystemExit`` included) and what it printed. For the
+    tests of what a command says; the tests of a command as a process start one."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        unittest.mock.patch.dict(os.environ, env or {}),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
 
 
 def generate(doc: Any, root: Path, package: str = "pkg") -> tuple[int, str, Path]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import io
 import json
 import os
 import signal
@@ -35,6 +33,7 @@ from incident_webhooks.inbox import (
 )
 from incident_webhooks.receiver import WebhookReceiver
 from incident_webhooks.worker import Worker, retry_delay
+from packages import run_main
 from servers import (
     ROOT,
     AppServer,
@@ -571,17 +570,11 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 
 def inbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m incident_webhooks`` run in this process, for the commands that only read
-    or write the inbox (the worker and server commands run as processes)."""
+    """The inbox subcommands run in this process (the worker and server commands, and one
+    inbox command, run as processes)."""
     from incident_webhooks.__main__ import main
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    return run_main(main, args)
 
 
 def test_the_inbox_commands_report_replay_and_prune(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from incident_webhooks.dedupe import (
     SQLiteDedupeStore,
     StoreUnavailable,
 )
+from packages import run_main
 from servers import RedisServer, free_port
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -584,17 +585,18 @@ class _Redirecting(BaseHTTPRequestHandler):
 
 
 def send(*argv: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "incident_webhooks", "send", *argv],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    """``python -m incident_webhooks send`` in this process (the installed-package tests run
+    it as a process)."""
+    from incident_webhooks.__main__ import main
+
+    return run_main(main, ["send", *argv], env)
 
 
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
 def test_send_never_follows_a_redirect_and_counts_the_3xx_as_a_failure(code: int) -> None:
     _Redirecting.hits = []
     server = HTTPServer(("127.0.0.1", 0), _Redirecting)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/moved-{code}"
         result = send(url, "--secret", SECRET, "--event", GRANTED)

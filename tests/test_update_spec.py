@@ -133,7 +133,7 @@ def spec_server() -> Iterator[str]:
         "/truncated.json": (200, newer()[:200], {"Content-Length": str(len(newer()))}),
         "/error.html": (200, b"<html><body>Bad gateway</body></html>", {"Content-Type": "text/html"}),
     }
-    thread = threading.Thread(target=server.serve_forever)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,))
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
