@@ -125,6 +125,25 @@ def round_trip(root: Path, package: str, examples: list[dict[str, Any]]) -> subp
     return round_trips(root, {package: examples})
 
 
+def round_trip_each(root: Path, examples: dict[str, list[dict[str, Any]]]) -> dict[str, str | None]:
+    """The round trip of each package's examples in one fresh interpreter, each on its own:
+    package -> None when it passed, else its traceback."""
+    codes = {package: ROUND_TRIP.format(package=package, examples=json.dumps(bodies))
+             for package, bodies in examples.items()}  # fmt: skip
+    runner = (
+        "import json, traceback\n"
+        f"results = {{}}\nfor package, code in {codes!r}.items():\n"
+        "    try:\n        exec(code, {})\n        results[package] = None\n"
+        "    except BaseException:\n        results[package] = traceback.format_exc()\n"
+        "print(json.dumps(results))\n"
+    )
+    result = python(root, runner)
+    if result.returncode != 0:
+        return dict.fromkeys(examples, result.stderr[-3000:])
+    results: dict[str, str | None] = json.loads(result.stdout.splitlines()[-1])
+    return results
+
+
 def round_trips(root: Path, examples: dict[str, list[dict[str, Any]]]) -> subprocess.CompletedProcess[str]:
     """The round trip of each package's examples, one package after the other in one fresh
     interpreter (each ``print``s ``ok`` with its count; a failure's traceback names it)."""
