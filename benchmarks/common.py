@@ -62,7 +62,7 @@ def tier(number: int, events: Any = None) -> None:
         from incident_webhooks import events
 
     if number == 1:
-        events._union = None
+        events._PARSER.union = None
         events.PROMOTE_AFTER = sys.maxsize
     else:
         events.preload()

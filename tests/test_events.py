@@ -9,6 +9,8 @@ import json
 import sys
 from typing import Any
 
+import pydantic
+import pydantic_core
 import pytest
 from conftest import SPEC, Recorder, spec_examples
 from incident_webhooks import (
@@ -40,10 +42,10 @@ def tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     validator (never promoted), and the union of all models (as after PROMOTE_AFTER events
     or preload()). Both must give the same events and the same errors."""
     if request.param == "first tier":
-        monkeypatch.setattr(events, "_union", None)
+        monkeypatch.setattr(events._PARSER, "union", None)
         monkeypatch.setattr(events, "PROMOTE_AFTER", sys.maxsize)
     else:
-        monkeypatch.setattr(events, "_union", events._adapter().validator)
+        monkeypatch.setattr(events._PARSER, "union", pydantic.TypeAdapter(events._PARSER.union_type()).validator)
     return str(request.param)
 
 
@@ -127,7 +129,7 @@ def test_parse_event_validates_bytes_without_decoding_them_to_a_dict_first(
         raise AssertionError("the body was decoded on the success path")
 
     monkeypatch.setattr(json, "loads", forbidden)
-    monkeypatch.setattr(events.pydantic_core, "from_json", forbidden)
+    monkeypatch.setattr(pydantic_core, "from_json", forbidden)
     assert isinstance(parse_event(body(EXAMPLES[GRANTED])), PrivateIncidentMembershipGrantedV1)
 
 

@@ -76,7 +76,7 @@ def _allowed_module_statement(node: ast.stmt, module: str) -> bool:
 
 # The runtime modules that re-create their locks and connections in a forked child; the
 # only ones besides __main__ that may import os.
-FORK_SAFE_MODULES = frozenset({"dedupe.py", "events.py", "inbox.py", "metrics.py"})
+FORK_SAFE_MODULES = frozenset({"_parsing.py", "dedupe.py", "inbox.py", "metrics.py"})
 # Runtime modules that name processes (a worker's lease owner, the commands' environment,
 # prometheus' multiprocess folder).
 PROCESS_MODULES = frozenset({"__main__.py", "_cli.py", "metrics.py", "worker.py"})

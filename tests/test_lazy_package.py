@@ -51,7 +51,7 @@ def test_parsing_one_event_builds_its_model_and_not_the_union() -> None:
         + "import incident_webhooks as w\n"
         + f"event = w.parse_event({body!r}.encode())\n"
         + "from incident_webhooks import events\n"
-        + "print(json.dumps([type(event).__name__, loaded(), events._adapter.cache_info().currsize]))"
+        + "print(json.dumps([type(event).__name__, loaded(), events._PARSER.unions_built]))"
     )
     assert state == [
         "PrivateIncidentMembershipGrantedV1",
@@ -105,7 +105,7 @@ def test_the_fast_path_and_the_union_give_the_same_event(as_text: bool) -> None:
     for event_type, example in spec_examples().items():
         body = json.dumps(example)
         fast = incident_webhooks.parse_event(body if as_text else body.encode())
-        slow = events._parse_with_union(body)
+        slow = events._PARSER.parse_with_union(body)
         assert fast == slow and type(fast) is type(slow), event_type
 
 
@@ -122,7 +122,7 @@ def test_compact_and_spaced_bodies_take_their_models_validator_without_the_union
         + "import incident_webhooks as w\nfrom incident_webhooks import events\n"
         + f"bodies = {bodies!r}\n"
         + "types = [type(w.parse_event(b.encode())).__name__ for b in bodies * 3]\n"
-        + "print(json.dumps([types, events._adapter.cache_info().currsize, events._union is None]))"
+        + "print(json.dumps([types, events._PARSER.unions_built, events._PARSER.union is None]))"
     )
     expected = [incident_webhooks.EVENT_MODELS[t].__name__ for t in sorted(examples)[:6] for _ in (1, 2)]
     assert state == [expected * 3, 0, True]
@@ -136,8 +136,8 @@ def test_parse_event_moves_to_the_union_after_promote_after_events() -> None:
         + "seen = []\n"
         + "for _ in range(7):\n"
         + f"    event = w.parse_event({body!r}.encode())\n"
-        + "    seen.append([type(event).__name__, events._union is not None])\n"
-        + "print(json.dumps([seen, events._adapter.cache_info().currsize]))"
+        + "    seen.append([type(event).__name__, events._PARSER.union is not None])\n"
+        + "print(json.dumps([seen, events._PARSER.unions_built]))"
     )
     name = "PrivateIncidentMembershipGrantedV1"
     # The fifth event is still parsed by its own model and then builds the union.
@@ -149,14 +149,14 @@ def test_a_body_only_the_union_can_answer_builds_it_and_it_then_serves_every_bod
     state = fresh(
         "import json, incident_webhooks as w\nfrom incident_webhooks import events\n"
         + f"w.parse_event({body!r}.encode())\n"
-        + "before = events._union is None\n"
+        + "before = events._PARSER.union is None\n"
         + "try:\n    w.parse_event(b'{\"event_type\": \"never.heard_of_v1\"}')\n"
         + "except w.UnknownEventType:\n    pass\n"
         + "used = []\n"
-        + "real = events._union.validate_json\n"
-        + "events._union = type('Spy', (), {'validate_json': lambda self, b: used.append(b) or real(b)})()\n"
+        + "real = events._PARSER.union.validate_json\n"
+        + "events._PARSER.union = type('Spy', (), {'validate_json': lambda self, b: used.append(b) or real(b)})()\n"
         + f"event = w.parse_event({body!r}.encode())\n"
-        + "print(json.dumps([before, len(used), type(event).__name__, events._adapter.cache_info().misses]))"
+        + "print(json.dumps([before, len(used), type(event).__name__, events._PARSER.unions_built]))"
     )
     assert state == [True, 1, "PrivateIncidentMembershipGrantedV1", 1]
 
@@ -166,7 +166,7 @@ def test_preload_builds_every_model_and_the_union_at_once() -> None:
         LOADED
         + "import incident_webhooks as w\nfrom incident_webhooks import events\n"
         + "w.preload(); w.preload()\n"
-        + "print(json.dumps([len(loaded()), events._union is not None, events._adapter.cache_info().misses]))"
+        + "print(json.dumps([len(loaded()), events._PARSER.union is not None, events._PARSER.unions_built]))"
     )
     modules = len(list((Path(incident_webhooks.__file__).parent / "models").glob("*.py"))) - 1
     assert state[1:] == [True, 1]
@@ -190,7 +190,7 @@ def test_threads_crossing_the_threshold_together_build_the_union_once() -> None:
         + "        if w.parse_event(b).event_type != json.loads(b)['event_type']: wrong.append(b)\n"
         + "threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]\n"
         + "[t.start() for t in threads]; [t.join() for t in threads]\n"
-        + "print(json.dumps([len(wrong), events._union is not None, events._adapter.cache_info().misses]))"
+        + "print(json.dumps([len(wrong), events._PARSER.union is not None, events._PARSER.unions_built]))"
     )
     assert state == [0, True, 1]
 

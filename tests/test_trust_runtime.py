@@ -371,7 +371,7 @@ def _hold(lock: Any) -> tuple[threading.Event, threading.Event]:
 
 
 def test_a_child_forked_while_a_thread_builds_a_model_parses_every_event_type() -> None:
-    _, let_go = _hold(events._building)
+    _, let_go = _hold(events._PARSER.building)
     try:
         status = _in_a_forked_child(
             lambda: [events.parse_event(testing.example_body(t)) for t in testing.event_types()]
@@ -502,7 +502,7 @@ def test_no_input_makes_parse_event_raise_anything_but_a_webhook_error(
     if tier == "union":
         events.preload()
     else:
-        monkeypatch.setattr(events, "_union", None)
+        monkeypatch.setattr(events._PARSER, "union", None)
     for value in _hostile_inputs(seed=16):
         try:
             events.parse_event(value)

@@ -8,17 +8,9 @@ from __future__ import annotations
 # Modules, not names, are imported here: an event type may become any class name (even
 # ``Field`` or ``TypeAdapter``), and a module name (lower case) can never be one of them.
 import collections.abc
-import functools
-import importlib
-import itertools
-import os
-import re
-import threading
 import typing
 
-import pydantic_core
-
-from . import errors
+from . import _parsing
 
 if typing.TYPE_CHECKING:
     import pydantic
@@ -196,70 +188,17 @@ _WHERE: typing.Final[dict[str, tuple[str, str]]] = {
 }
 
 
-class _EventModels(collections.abc.Mapping[str, typing.Any]):
-    """Event type -> model class, loading each class on first lookup."""
-
-    def __getitem__(self, event_type: str) -> type[_base.WebhookModel]:
-        module, name = _WHERE[event_type]
-        model: type[_base.WebhookModel] = getattr(
-            importlib.import_module(f"{__package__}.models.{module}"), name
-        )
-        return model
-
-    def __contains__(self, event_type: object) -> bool:
-        return event_type in _WHERE
-
-    def __iter__(self) -> collections.abc.Iterator[str]:
-        return iter(_WHERE)
-
-    def __len__(self) -> int:
-        return len(_WHERE)
-
-    def __repr__(self) -> str:
-        return f"EVENT_MODELS({sorted(_WHERE)!r})"
-
-
 EVENT_MODELS: typing.Final[collections.abc.Mapping[str, type[_base.WebhookModel]]] = (
-    _EventModels()
+    _parsing.EventModels(_WHERE, __name__.rpartition(".")[0])
 )
-
-# pydantic-core's JSON parser refuses documents nested deeper than this (a fixed limit that
-# guards its stack); no incident.io payload comes near it.
-MAX_JSON_DEPTH: typing.Final = 200
-
-# Bodies are validated in two tiers, chosen by measurement (see the benchmarks):
-# 1. At first, by the compiled validator of the body's own model, picked by the event type
-#    the body starts with. A model is built when its event type is first seen, so the first
-#    event of a process pays for one model (and what it reaches), never for all of them.
-# 2. Once the union of all models exists, by the union: it picks the model inside one
-#    compiled call, which is cheaper than picking it here. It is built after PROMOTE_AFTER
-#    events, on ``preload()``, or to answer a body the first tier could not. The threshold
-#    is where the time saved per event has paid for building the union (the ski-rental
-#    rule), so a process that sees a few good events never builds it.
-#    Set it before the first parse to move sooner (0: on the first event) or never.
+MAX_JSON_DEPTH: typing.Final = _parsing.MAX_JSON_DEPTH
+# Bodies are validated by their own model's compiled validator at first, then by the union
+# of all models once it is built: after this many events (where the time it saves has paid
+# for building it), on ``preload()``, or to answer a body the first tier could not (see
+# ``_parsing``). Set it before the first parse to move sooner (0: on the first event) or
+# never.
 PROMOTE_AFTER: int = 102_000
-_union: typing.Any = None  # the union's compiled validator, once built
-# Held while a model or the union is built: threads that see a new event type at once build
-# it once, and never see it half built.
-_building = threading.RLock()
-
-
-def _after_fork_in_child() -> None:
-    # A lock another thread held at the fork would stay held forever in the child (a
-    # pre-fork server, multiprocessing with fork): the child starts with a free one. What
-    # was built before the fork is whole (it is published only after it is built).
-    global _building
-    _building = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-_count = itertools.count(1).__next__
-# Each seen event type's compiled validator, by the tag's bytes as a body carries them.
-_BY_TAG: dict[bytes, typing.Any] = {}
-# Only for bodies that start some other way (pretty-printed, say): compiled on first use.
-_SNIFF_BYTES: typing.Final = rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
-_SNIFF_TEXT: typing.Final = r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
+_PARSER: typing.Final = _parsing.Parser(EVENT_MODELS)
 
 
 # Hidden from type checkers: a ``__getattr__`` they can see makes every missing name ``Any``.
@@ -267,32 +206,10 @@ if not typing.TYPE_CHECKING:
 
     def __getattr__(name: str) -> typing.Any:
         if name == "WebhookEvent":
-            value = _union_type()
+            value = _PARSER.union_type()
             globals()[name] = value
             return value
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _union_type() -> typing.Any:
-    import pydantic
-
-    models = tuple(EVENT_MODELS[event_type] for event_type in _WHERE)
-    if len(models) == 1:
-        return models[0]
-    union = typing.Union[models]  # type: ignore[valid-type]  # noqa: UP007 (a runtime tuple)
-    return typing.Annotated[union, pydantic.Field(discriminator="event_type")]
-
-
-def _validator(event_type: str) -> typing.Any:
-    tag = event_type.encode()
-    validator = _BY_TAG.get(tag)
-    if validator is None and event_type in _WHERE:
-        with _building:
-            model = EVENT_MODELS[event_type]
-            if not model.__pydantic_complete__:
-                model.model_rebuild()
-            validator = _BY_TAG[tag] = model.__pydantic_validator__
-    return validator
 
 
 def preload() -> None:
@@ -303,7 +220,7 @@ def preload() -> None:
     once at start-up (or before it forks its workers) calls ``preload()`` there; every event
     after it takes the fastest path. Safe to call more than once, from any thread.
     """
-    _union_validator()
+    _PARSER.preload()
 
 
 def parse_event(
@@ -316,179 +233,4 @@ def parse_event(
     :class:`UnknownEventType` for an event type not in the spec this package was generated
     from, and :class:`InvalidPayload` for anything else that does not validate.
     """
-    # The hot path, kept to a few operations: bytes, as a receiver gets them.
-    if type(data) is bytes:
-        union = _union
-        if union is not None:
-            try:
-                return union.validate_json(data)  # type: ignore[no-any-return]
-            except pydantic_core.ValidationError as exc:
-                raise _explain(exc, data) from exc
-        # incident.io's bodies start ``{"event_type":"<type>"`` (or ``{"event_type": "<type>"``,
-        # as ``json.dumps`` writes): the bytes between the quotes pick the validator. A body
-        # that only looks so fails in that model, which checks the tag again, and goes on to
-        # the union, which is never wrong.
-        validator = _BY_TAG.get(data[15 : data.find(b'"', 15)]) or _BY_TAG.get(
-            data[16 : data.find(b'"', 16)]
-        )
-        if validator is not None:
-            try:
-                event = validator.validate_json(data)
-            except pydantic_core.ValidationError:
-                return _parse_with_union(data)  # it says why, in the words callers know
-            if _count() >= PROMOTE_AFTER:
-                preload()
-            return event  # type: ignore[no-any-return]
-    return _parse_slowly(data)
-
-
-def _parse_slowly(
-    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
-) -> WebhookEvent:
-    """Every other input: the first body of each event type, text, decoded mappings, bodies
-    that start some other way, and those that fail."""
-    as_json = isinstance(data, bytes | bytearray | str)
-    if not as_json and not isinstance(data, collections.abc.Mapping):
-        raise TypeError(
-            f"parse_event takes the body as bytes or str, or as a decoded mapping, not {type(data).__name__}"
-        )
-    try:
-        return _parse_checked(data, as_json)
-    except errors.WebhookError:
-        raise
-    except Exception as exc:
-        # Whatever else the input makes a parser raise (text with a lone surrogate, a
-        # mapping whose methods fail, ...) is a body that cannot be read, said as such.
-        raise _unreadable(exc) from exc
-
-
-def _unreadable(exc: Exception) -> errors.InvalidPayload:
-    return errors.InvalidPayload(
-        f"the body cannot be read ({type(exc).__name__}: {exc})"[:500]
-    )
-
-
-def _parse_checked(
-    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
-    as_json: bool,
-) -> WebhookEvent:
-    if _union is None:
-        validator = (
-            _validator(event_type) if (event_type := _sniff(data)) is not None else None
-        )
-        if validator is not None:
-            try:
-                event = (
-                    validator.validate_json(data)
-                    if as_json
-                    else validator.validate_python(data)
-                )
-            except pydantic_core.ValidationError:
-                return _parse_with_union(data)
-            if _count() >= PROMOTE_AFTER:
-                preload()
-            return event  # type: ignore[no-any-return]
-    return _parse_with_union(data)
-
-
-def _sniff(
-    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
-) -> str | None:
-    """The event type a body says it is, if it starts with it (bytes, text) or has it."""
-    if isinstance(data, collections.abc.Mapping):
-        event_type = data.get("event_type")
-        return event_type if isinstance(event_type, str) else None
-    if isinstance(data, str):
-        found = re.match(_SNIFF_TEXT, data)
-        return found.group(1) if found is not None else None
-    found_bytes = re.match(_SNIFF_BYTES, data)
-    return found_bytes.group(1).decode() if found_bytes is not None else None
-
-
-@functools.cache
-def _adapter() -> typing.Any:
-    import pydantic
-
-    return pydantic.TypeAdapter(_union_type())
-
-
-def _union_validator() -> typing.Any:
-    """The union's compiled validator, built on first need; from then on it validates every
-    body. Built under the lock: the cache alone would let two threads both build it."""
-    global _union
-    if _union is None:
-        with _building:
-            if _union is None:
-                _union = _adapter().validator
-    return _union
-
-
-def _parse_with_union(
-    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
-) -> WebhookEvent:
-    """Bodies that do not start with a known ``event_type``, and every failure: the union
-    of all models (built on first need) gives the answer and the error."""
-    union = _union_validator()
-    try:
-        if isinstance(data, collections.abc.Mapping):
-            return typing.cast("WebhookEvent", union.validate_python(data))
-        return typing.cast("WebhookEvent", union.validate_json(data))
-    except pydantic_core.ValidationError as exc:
-        raise _explain(exc, data) from exc
-
-
-def _explain(
-    exc: pydantic_core.ValidationError,
-    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
-) -> errors.WebhookError:
-    try:
-        return _explained(exc, data)
-    # Any input at all: only WebhookError may leave parse_event.
-    except Exception as failure:  # noqa: BLE001
-        return _unreadable(failure)
-
-
-def _explained(
-    exc: pydantic_core.ValidationError,
-    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
-) -> errors.WebhookError:
-    # Only failures reach here, so the body may be decoded a second time without slowing
-    # down the events that validate.
-    for error in exc.errors(include_url=False):
-        if error["type"] == "json_invalid":
-            reason = str(error.get("ctx", {}).get("error", ""))
-            if "recursion limit" in reason:
-                return errors.InvalidPayload(
-                    f"the body nests deeper than the JSON parser's limit of {MAX_JSON_DEPTH} "
-                    f"levels ({reason})",
-                    exc,
-                )
-            return errors.InvalidPayload(f"the body is not valid JSON ({reason})", exc)
-    payload: typing.Any = (
-        data
-        if isinstance(data, collections.abc.Mapping)
-        else pydantic_core.from_json(data)
-    )
-    if not isinstance(payload, collections.abc.Mapping):
-        return errors.InvalidPayload("the body is not a JSON object", exc)
-    event_type = payload.get("event_type")
-    if isinstance(event_type, str) and event_type not in EVENT_MODELS:
-        return errors.UnknownEventType(event_type, payload)
-    details = "; ".join(
-        f"{_location(error['loc'], event_type)}: {error['msg']}"
-        for error in exc.errors(include_url=False)[:5]
-    )
-    name = event_type if isinstance(event_type, str) else "webhook"
-    count = exc.error_count()
-    return errors.InvalidPayload(
-        f"invalid {name} payload ({count} error{'s'[:count != 1]}): {details}",
-        exc,
-        event_type=event_type if isinstance(event_type, str) else "",
-    )
-
-
-def _location(loc: tuple[int | str, ...], event_type: object) -> str:
-    # The union reports the tag it chose as the first step; the body has no such level.
-    if loc and loc[0] == event_type:
-        loc = loc[1:]
-    return ".".join(str(part) for part in loc) or "(body)"
+    return _PARSER.parse(data, PROMOTE_AFTER)  # type: ignore[no-any-return]

@@ -1,0 +1,284 @@
+"""Validating webhook bodies into event models: what ``events.parse_event`` does, apart from
+what the spec shapes (the event types, where each model lives, the union's type), which
+``events`` holds.
+
+Bodies are validated in two tiers, chosen by measurement (see the benchmarks):
+1. At first, by the compiled validator of the body's own model, picked by the event type the
+   body starts with. A model is built when its event type is first seen, so the first event
+   of a process pays for one model (and what it reaches), never for all of them.
+2. Once the union of all models exists, by the union: it picks the model inside one compiled
+   call, which is cheaper than picking it here. It is built after ``events.PROMOTE_AFTER``
+   events, on ``preload()``, or to answer a body the first tier could not. The threshold is
+   where the time saved per event has paid for building the union (the ski-rental rule), so
+   a process that sees a few good events never builds it.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import importlib
+import itertools
+import os
+import re
+import threading
+import typing
+
+import pydantic_core
+
+from . import errors
+
+if typing.TYPE_CHECKING:
+    from . import _base
+
+# pydantic-core's JSON parser refuses documents nested deeper than this (a fixed limit that
+# guards its stack); no incident.io payload comes near it.
+MAX_JSON_DEPTH: typing.Final = 200
+# Only for bodies that start some other way (pretty-printed, say): compiled on first use.
+_SNIFF_BYTES: typing.Final = rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
+_SNIFF_TEXT: typing.Final = r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
+Body: typing.TypeAlias = (
+    bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+)
+
+
+class EventModels(collections.abc.Mapping[str, "type[_base.WebhookModel]"]):
+    """Event type -> model class, loading each class (with only the models it reaches) on
+    first lookup. ``where``: event type -> (module, class) in ``package``'s models."""
+
+    def __init__(
+        self, where: collections.abc.Mapping[str, tuple[str, str]], package: str
+    ) -> None:
+        self._where = where
+        self._package = package
+
+    def __getitem__(self, event_type: str) -> type[_base.WebhookModel]:
+        module, name = self._where[event_type]
+        model: type[_base.WebhookModel] = getattr(
+            importlib.import_module(f"{self._package}.models.{module}"), name
+        )
+        return model
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in self._where
+
+    def __iter__(self) -> collections.abc.Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __repr__(self) -> str:
+        return f"EVENT_MODELS({sorted(self._where)!r})"
+
+
+class Parser:
+    """One package's validators, built as they are needed (see the module docstring)."""
+
+    def __init__(
+        self, models: collections.abc.Mapping[str, type[_base.WebhookModel]]
+    ) -> None:
+        self.models = models
+        # The union's compiled validator, once built; then it validates every body.
+        self.union: typing.Any = None
+        # How many times the union's adapter was built: once, whatever the threads.
+        self.unions_built = 0
+        # Each seen event type's compiled validator, by the tag's bytes as a body carries them.
+        self.by_tag: dict[bytes, typing.Any] = {}
+        # Held while a model or the union is built: threads that see a new event type at
+        # once build it once, and never see it half built.
+        self.building = threading.RLock()
+        self.count = itertools.count(1).__next__
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        # A lock another thread held at the fork would stay held forever in the child (a
+        # pre-fork server, multiprocessing with fork): the child starts with a free one.
+        # What was built before the fork is whole (it is published only after it is built).
+        self.building = threading.RLock()
+
+    def union_type(self) -> typing.Any:
+        import pydantic
+
+        models = tuple(self.models.values())
+        if len(models) == 1:
+            return models[0]
+        union = typing.Union[models]  # type: ignore[valid-type]  # noqa: UP007 (a runtime tuple)
+        return typing.Annotated[union, pydantic.Field(discriminator="event_type")]
+
+    def preload(self) -> None:
+        self.union_validator()
+
+    def parse(self, data: Body, promote_after: int) -> typing.Any:
+        # The hot path, kept to a few operations: bytes, as a receiver gets them.
+        if type(data) is bytes:
+            union = self.union
+            if union is not None:
+                try:
+                    return union.validate_json(data)
+                except pydantic_core.ValidationError as exc:
+                    raise self.explain(exc, data) from exc
+            # incident.io's bodies start ``{"event_type":"<type>"`` (or ``{"event_type":
+            # "<type>"``, as ``json.dumps`` writes): the bytes between the quotes pick the
+            # validator. A body that only looks so fails in that model, which checks the tag
+            # again, and goes on to the union, which is never wrong.
+            by_tag = self.by_tag
+            validator = by_tag.get(data[15 : data.find(b'"', 15)]) or by_tag.get(
+                data[16 : data.find(b'"', 16)]
+            )
+            if validator is not None:
+                try:
+                    event = validator.validate_json(data)
+                except pydantic_core.ValidationError:
+                    return self.parse_with_union(
+                        data
+                    )  # it says why, in the words callers know
+                if self.count() >= promote_after:
+                    self.preload()
+                return event
+        return self._parse_slowly(data, promote_after)
+
+    def _parse_slowly(self, data: Body, promote_after: int) -> typing.Any:
+        """Every other input: the first body of each event type, text, decoded mappings,
+        bodies that start some other way, and those that fail."""
+        as_json = isinstance(data, bytes | bytearray | str)
+        if not as_json and not isinstance(data, collections.abc.Mapping):
+            raise TypeError(
+                "parse_event takes the body as bytes or str, or as a decoded mapping, "
+                f"not {type(data).__name__}"
+            )
+        try:
+            return self._parse_checked(data, as_json, promote_after)
+        except errors.WebhookError:
+            raise
+        except Exception as exc:
+            # Whatever else the input makes a parser raise (text with a lone surrogate, a
+            # mapping whose methods fail, ...) is a body that cannot be read, said as such.
+            raise _unreadable(exc) from exc
+
+    def _parse_checked(
+        self, data: Body, as_json: bool, promote_after: int
+    ) -> typing.Any:
+        if self.union is None:
+            event_type = _sniff(data)
+            validator = self.validator(event_type) if event_type is not None else None
+            if validator is not None:
+                try:
+                    event = (
+                        validator.validate_json(data)
+                        if as_json
+                        else validator.validate_python(data)
+                    )
+                except pydantic_core.ValidationError:
+                    return self.parse_with_union(data)
+                if self.count() >= promote_after:
+                    self.preload()
+                return event
+        return self.parse_with_union(data)
+
+    def validator(self, event_type: str) -> typing.Any:
+        tag = event_type.encode()
+        validator = self.by_tag.get(tag)
+        if validator is None and event_type in self.models:
+            with self.building:
+                model = self.models[event_type]
+                if not model.__pydantic_complete__:
+                    model.model_rebuild()
+                validator = self.by_tag[tag] = model.__pydantic_validator__
+        return validator
+
+    def union_validator(self) -> typing.Any:
+        """The union's compiled validator, built on first need, under the lock (two threads
+        must not both build it)."""
+        if self.union is None:
+            with self.building:
+                if self.union is None:
+                    import pydantic
+
+                    self.unions_built += 1
+                    self.union = pydantic.TypeAdapter(self.union_type()).validator
+        return self.union
+
+    def parse_with_union(self, data: Body) -> typing.Any:
+        """Bodies that do not start with a known ``event_type``, and every failure: the
+        union of all models (built on first need) gives the answer and the error."""
+        union = self.union_validator()
+        try:
+            if isinstance(data, collections.abc.Mapping):
+                return union.validate_python(data)
+            return union.validate_json(data)
+        except pydantic_core.ValidationError as exc:
+            raise self.explain(exc, data) from exc
+
+    def explain(
+        self, exc: pydantic_core.ValidationError, data: Body
+    ) -> errors.WebhookError:
+        try:
+            return self._explained(exc, data)
+        # Any input at all: only WebhookError may leave parse_event.
+        except Exception as failure:  # noqa: BLE001
+            return _unreadable(failure)
+
+    def _explained(
+        self, exc: pydantic_core.ValidationError, data: Body
+    ) -> errors.WebhookError:
+        # Only failures reach here, so the body may be decoded a second time without
+        # slowing down the events that validate.
+        for error in exc.errors(include_url=False):
+            if error["type"] == "json_invalid":
+                reason = str(error.get("ctx", {}).get("error", ""))
+                if "recursion limit" in reason:
+                    return errors.InvalidPayload(
+                        f"the body nests deeper than the JSON parser's limit of {MAX_JSON_DEPTH} "
+                        f"levels ({reason})",
+                        exc,
+                    )
+                return errors.InvalidPayload(
+                    f"the body is not valid JSON ({reason})", exc
+                )
+        payload: typing.Any = (
+            data
+            if isinstance(data, collections.abc.Mapping)
+            else pydantic_core.from_json(data)
+        )
+        if not isinstance(payload, collections.abc.Mapping):
+            return errors.InvalidPayload("the body is not a JSON object", exc)
+        event_type = payload.get("event_type")
+        if isinstance(event_type, str) and event_type not in self.models:
+            return errors.UnknownEventType(event_type, payload)
+        details = "; ".join(
+            f"{_location(error['loc'], event_type)}: {error['msg']}"
+            for error in exc.errors(include_url=False)[:5]
+        )
+        name = event_type if isinstance(event_type, str) else "webhook"
+        count = exc.error_count()
+        return errors.InvalidPayload(
+            f"invalid {name} payload ({count} error{'s'[:count != 1]}): {details}",
+            exc,
+            event_type=event_type if isinstance(event_type, str) else "",
+        )
+
+
+def _unreadable(exc: Exception) -> errors.InvalidPayload:
+    return errors.InvalidPayload(
+        f"the body cannot be read ({type(exc).__name__}: {exc})"[:500]
+    )
+
+
+def _sniff(data: Body) -> str | None:
+    """The event type a body says it is, if it starts with it (bytes, text) or has it."""
+    if isinstance(data, collections.abc.Mapping):
+        event_type = data.get("event_type")
+        return event_type if isinstance(event_type, str) else None
+    if isinstance(data, str):
+        found = re.match(_SNIFF_TEXT, data)
+        return found.group(1) if found is not None else None
+    found_bytes = re.match(_SNIFF_BYTES, data)
+    return found_bytes.group(1).decode() if found_bytes is not None else None
+
+
+def _location(loc: tuple[int | str, ...], event_type: object) -> str:
+    # The union reports the tag it chose as the first step; the body has no such level.
+    if loc and loc[0] == event_type:
+        loc = loc[1:]
+    return ".".join(str(part) for part in loc) or "(body)"
