@@ -122,7 +122,7 @@ print("ok", len(examples))
 
 
 def round_trip(root: Path, package: str, examples: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    return round_trips(root, {package: examples})
+    return python(root, ROUND_TRIP.format(package=package, examples=json.dumps(examples)))
 
 
 def round_trip_each(root: Path, examples: dict[str, list[dict[str, Any]]]) -> dict[str, str | None]:
@@ -142,12 +142,3 @@ def round_trip_each(root: Path, examples: dict[str, list[dict[str, Any]]]) -> di
         return dict.fromkeys(examples, result.stderr[-3000:])
     results: dict[str, str | None] = json.loads(result.stdout.splitlines()[-1])
     return results
-
-
-def round_trips(root: Path, examples: dict[str, list[dict[str, Any]]]) -> subprocess.CompletedProcess[str]:
-    """The round trip of each package's examples, one package after the other in one fresh
-    interpreter (each ``print``s ``ok`` with its count; a failure's traceback names it)."""
-    code = "\n".join(
-        ROUND_TRIP.format(package=package, examples=json.dumps(bodies)) for package, bodies in examples.items()
-    )
-    return python(root, code)
