@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import inspect
 import json
 import sys
@@ -36,6 +37,12 @@ def body(example: dict[str, Any]) -> bytes:
     return json.dumps(example).encode()
 
 
+@functools.cache
+def union_validator() -> Any:
+    """The union's validator, built once for the module (the fixture installs it per test)."""
+    return pydantic.TypeAdapter(events._PARSER.union_type()).validator
+
+
 @pytest.fixture(autouse=True, params=["first tier", "union"])
 def tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs in both of parse_event's tiers: each body by its own model's
@@ -45,7 +52,7 @@ def tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
         monkeypatch.setattr(events._PARSER, "union", None)
         monkeypatch.setattr(events, "PROMOTE_AFTER", sys.maxsize)
     else:
-        monkeypatch.setattr(events._PARSER, "union", pydantic.TypeAdapter(events._PARSER.union_type()).validator)
+        monkeypatch.setattr(events._PARSER, "union", union_validator())
     return str(request.param)
 
 
