@@ -187,6 +187,22 @@ def test_two_runs_on_one_folder_at_once_both_finish_and_leave_a_whole_project(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def waiting_for_the_lock(run: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Returns once ``run`` is blocked on a file lock (Linux lists blocked requests in
+    /proc/locks as ``N: -> FLOCK ... <pid> ...``), or has ended; elsewhere after 4 s."""
+    locks = Path("/proc/locks")
+    if not locks.exists():
+        time.sleep(4)
+        return
+    deadline = time.monotonic() + timeout
+    while run.poll() is None and time.monotonic() < deadline:
+        for line in locks.read_text().splitlines():
+            fields = line.split()
+            if fields[1:3] == ["->", "FLOCK"] and fields[5] == str(run.pid):
+                return
+        time.sleep(0.02)
+
+
 def test_a_run_waits_for_another_run_on_the_same_folder_and_never_removes_its_staging(
     tmp_path: Path,
 ) -> None:
@@ -204,7 +220,7 @@ def test_a_run_waits_for_another_run_on_the_same_folder_and_never_removes_its_st
     command = [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)]
     run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(4)
+        waiting_for_the_lock(run)
         assert run.poll() is None, "it did not wait for the other run"
         assert (live / project.STAGING_MARKER).exists(), "it removed a live run's staging folder"
     finally:
