@@ -4,6 +4,7 @@ redis-server, and uvicorn running an application with several worker processes."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -103,6 +105,11 @@ class AppServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch()
+        wait_until(self.healthy, "the app server")
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer (see ``started``)."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "recording_app:app", "--factory",
              "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
@@ -113,7 +120,6 @@ class AppServer:
             env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
             start_new_session=True,
         )  # fmt: skip
-        wait_until(self.healthy, "the app server")
 
     def healthy(self) -> bool:
         assert self.process is not None and self.process.poll() is None, "the app server died"
@@ -138,6 +144,19 @@ class AppServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def started(*servers: AppServer) -> Iterator[None]:
+    """Several app servers started at once (each spends about a second importing), all
+    stopped on the way out."""
+    with contextlib.ExitStack() as stack:
+        for server in servers:
+            stack.callback(server.stop)
+            server.launch()
+        for server in servers:
+            wait_until(server.healthy, "the app server")
+        yield
 
 
 def records(path: Path) -> list[tuple[str, int, str]]:

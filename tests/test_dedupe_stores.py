@@ -27,7 +27,7 @@ from incident_webhooks.dedupe import (
     StoreUnavailable,
     from_url,
 )
-from servers import AppServer, LoadClient, RedisServer, records, wait_until
+from servers import AppServer, LoadClient, RedisServer, records, started, wait_until
 from test_receiver import SECRET
 
 GRANTED = "private_incident.membership_granted_v1"
@@ -310,10 +310,9 @@ def test_four_workers_sharing_one_sqlite_file_handle_each_of_1000_double_deliver
     # two different processes (one server's workers may share one copy's connection).
     record = tmp_path / "calls.log"
     store = f"sqlite:{tmp_path / 'dedupe.db'}"
-    with (
-        AppServer(record, store, secret=SECRET, workers=2) as one,
-        AppServer(record, store, secret=SECRET, workers=2) as two,
-    ):
+    one = AppServer(record, store, secret=SECRET, workers=2)
+    two = AppServer(record, store, secret=SECRET, workers=2)
+    with started(one, two):
         urls = (one.url + "/webhooks", two.url + "/webhooks")
         statuses, busy = asyncio.run(deliver_twice_concurrently(urls, 1000, "sqlite-"))
         assert set(statuses) <= {200, 409}, statuses
@@ -330,10 +329,8 @@ def test_the_same_load_with_per_process_memory_handles_deliveries_twice(tmp_path
     """The control: without a shared store the test above would see duplicates, so its
     'exactly once' is the store's doing, not the traffic's."""
     record = tmp_path / "calls.log"
-    with (
-        AppServer(record, "memory", secret=SECRET) as one,
-        AppServer(record, "memory", secret=SECRET) as two,
-    ):
+    one, two = AppServer(record, "memory", secret=SECRET), AppServer(record, "memory", secret=SECRET)
+    with started(one, two):
         asyncio.run(deliver_twice_concurrently((one.url + "/webhooks", two.url + "/webhooks"), 100, "m-"))
     handled = Counter(i for what, _, i in records(record) if what == "handled")
     assert sum(1 for n in handled.values() if n > 1) > 50
@@ -344,10 +341,9 @@ def test_two_servers_sharing_one_redis_handle_each_of_1000_double_deliveries_onc
 ) -> None:
     record = tmp_path / "calls.log"
     store = f"{redis_server.url}"
-    with (
-        AppServer(record, store, secret=SECRET, workers=2) as one,
-        AppServer(record, store, secret=SECRET, workers=2) as two,
-    ):
+    one = AppServer(record, store, secret=SECRET, workers=2)
+    two = AppServer(record, store, secret=SECRET, workers=2)
+    with started(one, two):
         urls = (one.url + "/webhooks", two.url + "/webhooks")
         statuses, busy = asyncio.run(deliver_twice_concurrently(urls, 1000, "redis-"))
         assert set(statuses) <= {200, 409}, statuses

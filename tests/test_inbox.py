@@ -41,6 +41,7 @@ from servers import (
     PostgresServer,
     WorkerProcess,
     records,
+    started,
     wait_until,
 )
 
@@ -375,11 +376,13 @@ def exactly_once(kind: str, tmp_path: Path, postgres: PostgresServer | None) -> 
     env = {"INCIDENT_WEBHOOK_INBOX": inbox, "INCIDENT_WEBHOOK_WORKER": "0"}
     work_env = {"FAIL_FIRST_PERCENT": "20"}
     args = ("--retry-base", "0.2", "--concurrency", "8")
+    one = AppServer(record, "memory", secret=SECRET, **env)
+    two = AppServer(record, "memory", secret=SECRET, **env)
+    # The workers import while the servers start.
     with (
-        AppServer(record, "memory", secret=SECRET, **env) as one,
-        AppServer(record, "memory", secret=SECRET, **env) as two,
         WorkerProcess(record, inbox, *args, **work_env),
         WorkerProcess(record, inbox, *args, **work_env),
+        started(one, two),
     ):
         statuses: Counter[int] = Counter()
 
