@@ -50,7 +50,8 @@ servers: ## Install redis-server and PostgreSQL for the tests when they are miss
 	  fi; }
 
 # The suite runs on every core (pytest-xdist; work-stealing, since a few tests take far longer
-# than the rest). PYTEST_ARGS adds to it, e.g. PYTEST_ARGS="-n 0 -k dedupe".
+# than the rest), with one worker more than there are cores to use the time tests spend
+# waiting (tests/conftest.py). PYTEST_ARGS adds to it, e.g. PYTEST_ARGS="-n 0 -k dedupe".
 PYTEST_ARGS ?=
 test: check lint servers ## check + lint + the test suite on every core (starts its own redis-server, PostgreSQL and uvicorn)
 	$(BIN)/python -m pytest -n auto --dist worksteal $(PYTEST_ARGS)

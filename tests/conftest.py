@@ -35,6 +35,18 @@ if "MYPY_CACHE_DIR" not in os.environ:
         shutil.copytree(ROOT / ".mypy_cache", os.environ["MYPY_CACHE_DIR"], dirs_exist_ok=True)
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (what `make test` runs): one worker more than there are cores. A fifth of
+    the suite's time is spent waiting, not computing (for a lease to lapse, a server to
+    start, a process to exit), and the extra worker runs tests in those gaps: on 2 cores,
+    3 workers took the suite from 149 s to 135 s, 4 workers gained nothing more.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "uncached: build the project for real (for tests of the build itself)"
