@@ -91,6 +91,26 @@ def mypy(root: Path, *packages: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+# PEP 517 without isolation, as `pip wheel --no-build-isolation` does, minus pip's own start-up
+# (1.6 s against 0.4 s here): the backend the project names builds the wheel into ``out``.
+BUILD_WHEEL = """
+import importlib, sys, tomllib
+backend = tomllib.load(open("pyproject.toml", "rb"))["build-system"]["build-backend"]
+print(importlib.import_module(backend).build_wheel(sys.argv[1]))
+"""
+
+
+def build_wheel(source: Path, out: Path) -> Path:
+    """The wheel of the project in ``source``, built by its own build backend into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    build = subprocess.run(
+        [sys.executable, "-c", BUILD_WHEEL, str(out)],
+        cwd=source, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    return out / build.stdout.strip().splitlines()[-1]
+
+
 # Imports a generated package, parses every example given to it, checks that each comes back
 # as the model of its event type and that dumping it gives the example again.
 ROUND_TRIP = """

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Recorder, spec_examples
 from incident_webhooks import EVENT_MODELS, WebhookReceiver, testing
+from packages import build_wheel
 from test_receiver import SECRET, Server
 
 from codegen.cli import main
@@ -245,13 +246,8 @@ def app_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Built from a copy: setuptools leaves build/ and *.egg-info/ in the folder it builds.
     source = root / "source"
     shutil.copytree(GENERATED, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-w", str(root / "dist"), str(source)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stdout + build.stderr
-    (wheel,) = (root / "dist").glob("incident_webhooks-*.whl")
+    wheel = build_wheel(source, root / "dist")
+    assert wheel.name.startswith("incident_webhooks-"), wheel
     # Without a pip of its own (ensurepip takes seconds): this pip installs into it.
     venv.create(root / "venv", with_pip=False)
     python = root / "venv" / "bin" / "python"
