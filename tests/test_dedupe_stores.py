@@ -27,7 +27,15 @@ from incident_webhooks.dedupe import (
     StoreUnavailable,
     from_url,
 )
-from servers import AppServer, LoadClient, RedisServer, records, started, wait_until
+from servers import (
+    HTTP,
+    AppServer,
+    LoadClient,
+    RedisServer,
+    records,
+    started,
+    wait_until,
+)
 from test_receiver import SECRET
 
 GRANTED = "private_incident.membership_granted_v1"
@@ -288,10 +296,9 @@ async def deliver_twice_concurrently(
 def retry(url: str, deliveries: list[tuple[bytes, dict[str, str]]]) -> Counter[str]:
     """Redeliver later, as incident.io retries a 409; the answer says what the receiver did."""
     answers: Counter[str] = Counter()
-    with httpx.Client(timeout=30, trust_env=False) as client:
-        for body, headers in deliveries:
-            response = client.post(url, content=body, headers=headers)
-            answers[f"{response.status_code} {response.json().get('status', '')}"] += 1
+    for body, headers in deliveries:
+        response = HTTP.post(url, content=body, headers=headers, timeout=30)
+        answers[f"{response.status_code} {response.json().get('status', '')}"] += 1
     return answers
 
 
@@ -363,7 +370,7 @@ def test_a_worker_killed_mid_handler_leaves_a_lease_that_lapses_then_the_redeliv
         url = app.url + "/webhooks"
         body, headers = signed("msg_crash")
         try:
-            httpx.post(url, content=body, headers=headers, timeout=0.5, trust_env=False)
+            HTTP.post(url, content=body, headers=headers, timeout=0.5)
         except httpx.TimeoutException:
             pass  # the handler blocks: the answer never comes
         wait_until(lambda: any(w == "start" for w, _, _ in records(record)), "the blocking handler")

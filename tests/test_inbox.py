@@ -35,6 +35,7 @@ from incident_webhooks.receiver import WebhookReceiver
 from incident_webhooks.worker import Worker, retry_delay
 from packages import run_main
 from servers import (
+    HTTP,
     ROOT,
     AppServer,
     LoadClient,
@@ -473,7 +474,7 @@ def test_the_receiver_killed_right_after_its_2xx_leaves_the_row_stored(tmp_path:
     app = AppServer(record, "memory", secret=SECRET, **env)
     app.start()
     body, headers = signed("msg_kept")
-    assert httpx.post(app.url + "/webhooks", content=body, headers=headers, trust_env=False).status_code == 200
+    assert HTTP.post(app.url + "/webhooks", content=body, headers=headers).status_code == 200
     assert app.process is not None
     os.killpg(app.process.pid, signal.SIGKILL)
     app.process.wait(10)
@@ -662,7 +663,7 @@ def test_serve_with_an_inbox_stores_and_its_worker_handles(tmp_path: Path) -> No
     try:
         wait_until(lambda: server.poll() is None and _answers(f"http://127.0.0.1:{port}/healthz"), "serve")
         body, headers = signed("msg_served")
-        answer = httpx.post(f"http://127.0.0.1:{port}/webhooks", content=body, headers=headers, trust_env=False)
+        answer = HTTP.post(f"http://127.0.0.1:{port}/webhooks", content=body, headers=headers)
         assert answer.json() == {"status": "stored"}
         wait_until(lambda: from_url(url).get("msg_served")[0].state == "done", "the in-process worker")
     finally:
@@ -672,7 +673,7 @@ def test_serve_with_an_inbox_stores_and_its_worker_handles(tmp_path: Path) -> No
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(url, trust_env=False, timeout=1).status_code == 200
+        return HTTP.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
 

@@ -22,7 +22,7 @@ from incident_webhooks.app import create_app
 from incident_webhooks.dedupe import InMemoryDedupeStore, Lease, StoreUnavailable, Taken
 from incident_webhooks.receiver import WebhookReceiver
 from prometheus_client.parser import text_string_to_metric_families
-from servers import ROOT, AppServer, LoadClient, free_port, records, wait_until
+from servers import HTTP, ROOT, AppServer, LoadClient, free_port, records, wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"secret-used-only-by-these-tests!").decode()
 GRANTED = "private_incident.membership_granted_v1"
@@ -141,7 +141,7 @@ def test_metrics_add_up_across_two_uvicorn_workers_in_multiprocess_mode(tmp_path
         # A new connection each time: whichever worker answers the scrape, it reads both,
         # once each has applied its queued updates (within a second).
         def scrape() -> float:
-            return delivered(samples(httpx.get(app.url + "/metrics", trust_env=False).text), "handled")
+            return delivered(samples(HTTP.get(app.url + "/metrics").text), "handled")
 
         wait_until(lambda: scrape() == sent, "both workers' counts", timeout=10)
         scraped = [scrape() for _ in range(6)]
@@ -434,7 +434,7 @@ def served(command: list[str], url: str, cwd: Path, env: dict[str, str]) -> subp
     def up() -> bool:
         assert server.poll() is None, "the server died"
         try:
-            httpx.get(url, trust_env=False, timeout=1)
+            HTTP.get(url, timeout=1)
             return True
         except httpx.TransportError:
             return False
@@ -481,7 +481,7 @@ def test_a_worker_process_serves_its_metrics_and_the_inboxs(tmp_path: Path) -> N
 
         def scrape() -> dict[Any, float]:
             try:
-                return samples(httpx.get(f"http://127.0.0.1:{port}/metrics", trust_env=False).text)
+                return samples(HTTP.get(f"http://127.0.0.1:{port}/metrics").text)
             except httpx.TransportError:
                 return {}
 

@@ -33,7 +33,7 @@ from incident_webhooks import (
 )
 from incident_webhooks.app import create_app
 from incident_webhooks.dedupe import Lease
-from servers import LoadClient
+from servers import HTTP, LoadClient
 from standardwebhooks import Webhook
 
 SECRET = "whsec_" + base64.b64encode(b"secret-used-only-by-these-tests!").decode()
@@ -88,7 +88,7 @@ class Server:
         self.sock.close()
 
     def post(self, body: Any, headers: Mapping[str, str], path: str = "/webhooks") -> httpx.Response:
-        return httpx.post(self.url + path, content=body, headers=headers, trust_env=False)
+        return HTTP.post(self.url + path, content=body, headers=headers)
 
 
 @pytest.fixture
@@ -236,12 +236,12 @@ def test_the_app_works_mounted_inside_fastapi() -> None:
     with running:
         body = example_body()
         assert running.post(body, sign(body), path="/incident/webhooks").status_code == 200
-        assert httpx.get(running.url + "/incident/healthz", trust_env=False).status_code == 200
+        assert HTTP.get(running.url + "/incident/healthz").status_code == 200
     assert [name for name, _ in running.handlers.calls] == ["on_private_incident_membership_granted_v1"]
 
 
 def test_healthz_answers_200(server: Server) -> None:
-    response = httpx.get(server.url + "/healthz", trust_env=False)
+    response = HTTP.get(server.url + "/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
@@ -352,7 +352,7 @@ def test_the_demo_server_accepts_svix_signed_requests_and_refuses_tampered_ones(
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(url + "/healthz", trust_env=False).status_code == 200:
+                if HTTP.get(url + "/healthz").status_code == 200:
                     break
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "the demo server did not start"
@@ -361,9 +361,9 @@ def test_the_demo_server_accepts_svix_signed_requests_and_refuses_tampered_ones(
         now = datetime.now(UTC)
         headers = {"webhook-id": "msg_demo", "webhook-timestamp": str(int(now.timestamp()))}
         headers["webhook-signature"] = svix_signature("msg_demo", now, body)
-        assert httpx.post(url + "/webhooks", content=body, headers=headers, trust_env=False).status_code == 200
+        assert HTTP.post(url + "/webhooks", content=body, headers=headers).status_code == 200
         tampered = body.replace(b"abc123", b"evil12", 1)
-        assert httpx.post(url + "/webhooks", content=tampered, headers=headers, trust_env=False).status_code == 401
+        assert HTTP.post(url + "/webhooks", content=tampered, headers=headers).status_code == 401
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)
