@@ -371,6 +371,17 @@ def test_the_app_runs_its_worker_and_answers_within_100ms_while_handlers_take_30
 # -- across processes ------------------------------------------------------------------------
 
 
+def process_logs(record: Path, lines: int = 15) -> str:
+    """The last lines each server and worker process of a test logged, successes left out,
+    for a failure's message (they log beside ``record``: calls.server-PORT.log,
+    calls.worker-PORT.log)."""
+    tails = []
+    for log in sorted(record.parent.glob(f"{record.stem}.*.log")):
+        kept = [line for line in log.read_text(errors="replace").splitlines() if ": handled " not in line]
+        tails.append(f"--- {log.name}\n" + "\n".join(kept[-lines:]))
+    return "\n".join(tails)
+
+
 def exactly_once(kind: str, tmp_path: Path, postgres: PostgresServer | None) -> None:
     record = tmp_path / "calls.log"
     inbox = new_inbox(kind, tmp_path, postgres)
@@ -402,15 +413,18 @@ def exactly_once(kind: str, tmp_path: Path, postgres: PostgresServer | None) -> 
 
         asyncio.run(deliver())
         handled = lambda: [i for w, _, i in records(record) if w == "handled"]
-        wait_until(lambda: len(set(handled())) == 1000, "every delivery handled", timeout=60)
+        try:
+            wait_until(lambda: len(set(handled())) == 1000, "every delivery handled", timeout=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {len(set(handled()))} of 1000\n{process_logs(record)}") from None
         time.sleep(0.5)  # a second success, were there one, would show now
-    assert statuses == Counter({200: 2000})
+    assert statuses == Counter({200: 2000}), f"{statuses}\n{process_logs(record)}"
     twice = [i for i, n in Counter(handled()).items() if n > 1]
-    assert not twice, f"handled more than once: {twice[:5]}"
+    assert not twice, f"handled more than once: {twice[:5]}\n{process_logs(record)}"
     failed = {i for w, _, i in records(record) if w == "failed"}
     assert 120 < len(failed) < 280, "about 20% failed their first attempt"
-    pids = {p for w, p, _ in records(record) if w == "handled"}
-    assert len(pids) == 2, "both workers took rows"
+    pids = Counter(p for w, p, _ in records(record) if w == "handled")
+    assert len(pids) == 2, f"both workers took rows: {pids}\n{process_logs(record)}"
     check = from_url(inbox)
     assert check.status().counts["done"] == 1000
     print(f"{kind}: 2000 posts, 1000 rows, {len(failed)} first attempts failed, each handled once")
