@@ -6,6 +6,7 @@ been rendered and formatted, and then the old folder is swapped for the new one.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import ctypes
 import difflib
@@ -102,8 +103,9 @@ def build(spec: Spec, package: str) -> dict[str, str]:
     if "python-re" in models:
         # Refused patterns never get here (codegen.constraints); this keeps it so.
         raise GenerationError("the models would enforce a pattern with a backtracking engine")
-    model_modules, where = split_models(models, header(spec))
-    names = event_class_names(models, spec)
+    tree = ast.parse(models)
+    model_modules, where = split_models(tree, header(spec))
+    names = event_class_names(tree, spec)
     # The other modules name the event classes as the models do, and import each from its
     # own module.
     templated = render_package(spec, package, names, {n: where[n] for n in names.values()})

@@ -10,6 +10,7 @@ fuzz``); ``tests/test_diff_oracle.py`` runs it on fixed seeds in ``make test``.
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import dataclasses
 import importlib
@@ -394,7 +395,7 @@ class Models:
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
         module = importlib.import_module(f"{package}.models")
-        self.events = {t: getattr(module, n) for t, n in event_class_names(code, spec).items()}
+        self.events = {t: getattr(module, n) for t, n in event_class_names(ast.parse(code), spec).items()}
 
     _base: ClassVar[dict[str, Models]] = {}
 

@@ -116,8 +116,8 @@ def _render_models(
     return code
 
 
-def event_class_names(code: str, spec: Spec) -> dict[str, str]:
-    """Event type -> the class that models it in ``code``.
+def event_class_names(tree: ast.Module, spec: Spec) -> dict[str, str]:
+    """Event type -> the class that models it in the parsed models module ``tree``.
 
     datamodel-code-generator renames a class whose name the module already imports (an
     event ``field`` becomes ``FieldModel``, beside pydantic's ``Field``); the other modules
@@ -125,7 +125,7 @@ def event_class_names(code: str, spec: Spec) -> dict[str, str]:
     ``event_type: Literal["<its type>"]`` and the payload attribute.
     """
     found: dict[str, list[str]] = {}
-    for node in ast.parse(code).body:
+    for node in tree.body:
         if not isinstance(node, ast.ClassDef):
             continue
         fields = {

@@ -90,9 +90,9 @@ def _cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
     return sorted(groups)
 
 
-def split_models(code: str, header: str) -> tuple[dict[str, str], dict[str, str]]:
-    """(module name -> source, class name -> module name) for the models package."""
-    tree = ast.parse(code)
+def split_models(tree: ast.Module, header: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(module name -> source, class name -> module name) for the models package, from the
+    parsed models module (read, not changed)."""
     imports: dict[str, ast.stmt] = {}  # bound name -> the import that binds it
     classes: dict[str, ast.ClassDef] = {}
     after: dict[str, list[ast.stmt]] = {}  # class -> statements about it (model_rebuild)
