@@ -45,6 +45,7 @@ from servers import (
     started,
     wait_until,
 )
+from test_dedupe_stores import first_use_together
 
 SECRET = "whsec_" + base64.b64encode(b"secret-used-only-by-these-tests!").decode()
 GRANTED = "private_incident.membership_granted_v1"
@@ -280,6 +281,10 @@ def test_a_locked_sqlite_inbox_is_a_503_with_retry_after_and_nothing_stored(tmp_
     holder.execute("ROLLBACK")
     assert receiver.inbox.get("msg_1") == []  # type: ignore[union-attr]
     assert receiver.handle(*signed("msg_1")).status == 200
+
+
+def test_processes_starting_together_on_a_new_sqlite_inbox_all_open_it(tmp_path: Path) -> None:
+    assert first_use_together(tmp_path, lambda path: SQLiteInbox(path).status()) == []
 
 
 def test_an_inbox_and_a_dedupe_store_together_are_refused() -> None:

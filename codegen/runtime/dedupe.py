@@ -190,6 +190,40 @@ class InMemoryDedupeStore:
             self._done.popitem(last=False)
 
 
+def sqlite_connection(
+    path: str, timeout: float, synchronous: str
+) -> sqlite3.Connection:
+    """A connection to ``path`` in WAL mode, in autocommit (transactions are explicit).
+
+    Every statement waits up to ``timeout`` seconds for a lock, except the switch to WAL:
+    SQLite answers it "database is locked" at once while another connection opens the same
+    new file, as several processes starting together do. That switch is tried again until
+    ``timeout`` instead of failing the process's first request.
+    """
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    try:
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                busy = (exc.sqlite_errorcode & 0xFF) in (
+                    sqlite3.SQLITE_BUSY,
+                    sqlite3.SQLITE_LOCKED,
+                )
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+        db.execute(f"PRAGMA synchronous={synchronous}")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class SQLiteDedupeStore:
     """A store in one SQLite file, shared by every worker process on a host.
 
@@ -230,9 +264,7 @@ class SQLiteDedupeStore:
         # completes on the handler's.
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = sqlite_connection(self.path, self.timeout, "NORMAL")
             self._local.db = db
         return db
 

@@ -38,7 +38,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from .dedupe import StoreUnavailable
+from .dedupe import StoreUnavailable, sqlite_connection
 
 if typing.TYPE_CHECKING:
     import psycopg
@@ -567,14 +567,8 @@ class SQLiteInbox(Inbox):
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             try:
-                db = sqlite3.connect(
-                    self.path,
-                    timeout=self.timeout,
-                    isolation_level=None,
-                )
-                db.execute("PRAGMA journal_mode=WAL")
                 # Every commit is on disk before it returns: a 2xx survives a power cut.
-                db.execute("PRAGMA synchronous=FULL")
+                db = sqlite_connection(self.path, self.timeout, "FULL")
             except sqlite3.Error as exc:
                 raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
             self._local.db = db
