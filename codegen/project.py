@@ -321,6 +321,11 @@ def _remove_leftovers(out: Path) -> None:
         try:
             marker = json.loads((stale / STAGING_MARKER).read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            # A run killed between making the folder and writing its marker, the first thing
+            # it writes there: nothing else inside, so nothing anyone made is lost.
+            with contextlib.suppress(OSError):
+                if {p.name for p in stale.iterdir()} <= {STAGING_MARKER}:
+                    shutil.rmtree(stale, ignore_errors=True)
             continue
         if isinstance(marker, dict) and marker.get("target") == target:
             shutil.rmtree(stale, ignore_errors=True)

@@ -162,9 +162,15 @@ def test_leftovers_of_a_killed_run_are_cleared_and_nothing_else(tmp_path: Path) 
     # A user's own backup that holds a copy of a manifest, named much like a staging folder.
     backup = staging(".gen.backup-1", None)
     old_style = staging(".generated.new-mine", None)
+    # Runs killed right after making their folder, before or while writing the marker.
+    unmarked = [tmp_path / ".generated.codegen-empty", tmp_path / ".generated.codegen-cut"]
+    for folder in unmarked:
+        folder.mkdir()
+    (unmarked[1] / project.STAGING_MARKER).write_text('{"target": "/')
     (out / "incident_webhooks" / "events.py").write_text("# changed\n")
     assert generate(out)[0] == 0
     assert not stale.exists()
+    assert not any(folder.exists() for folder in unmarked)
     for kept in (other_target, no_marker, backup, old_style):
         assert (kept / "tree" / project.MANIFEST).read_text() == "{}", kept
 
