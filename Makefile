@@ -37,17 +37,24 @@ lint: $(STAMP) ## ruff over codegen/, generated/, tests/ and benchmarks/; mypy -
 	$(BIN)/mypy codegen generated
 
 # The dedupe and inbox tests start a real redis-server and a real PostgreSQL on 127.0.0.1
-# (no fakes). As root on Debian or Ubuntu (CI, a fresh machine) they are installed from
-# Debian's packages; elsewhere this says what to install instead of letting the tests fail
-# one by one. Debian keeps PostgreSQL's programs in /usr/lib/postgresql/<version>/bin.
-HAVE_POSTGRES = command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
-servers: ## Install redis-server and PostgreSQL for the tests when they are missing
-	@{ command -v redis-server >/dev/null && $(HAVE_POSTGRES); } || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
-	  else \
-	    echo "the tests need redis-server and PostgreSQL: sudo apt-get install redis-server postgresql (or brew install redis postgresql)"; exit 1; \
-	  fi; }
+# (no fakes). Each is checked on its own (a machine may have one and lack the other) and only
+# what is missing is installed: as root with apt-get (CI, a fresh Debian or Ubuntu machine)
+# from Debian's packages; elsewhere one line says what to install instead of letting the
+# tests fail one by one. Debian keeps PostgreSQL's programs in /usr/lib/postgresql/<version>/bin.
+# SERVERS_DRY_RUN=1 prints what would be installed and installs nothing (tests/test_makefile.py).
+PG_BIN_GLOB ?= /usr/lib/postgresql/*/bin
+SERVERS_DRY_RUN ?=
+servers: ## Install redis-server and PostgreSQL for the tests, each only when it is missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	{ command -v initdb >/dev/null || ls $(PG_BIN_GLOB)/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  if [ -n "$(SERVERS_DRY_RUN)" ]; then echo "would install:$$missing"; exit 0; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "the tests need$$missing: install it (Debian: sudo apt-get install$$missing; macOS: brew install$$missing)"; exit 1; \
+	fi
 
 # The suite runs on every core (pytest-xdist; work-stealing, since a few tests take far longer
 # than the rest), with one worker more than there are cores to use the time tests spend
