@@ -172,6 +172,72 @@ def test_a_secret_that_cannot_be_incident_ios_is_refused_when_built(secret: str)
         SignatureVerifier(secret)
 
 
+def _b64(key: bytes) -> str:
+    import base64
+
+    return base64.b64encode(key).decode()
+
+
+# Weak keys and secrets mangled by a copy and paste, each refused by every entry point.
+REFUSED_SECRETS = {
+    "one-byte": "whsec_YQ==",
+    "fifteen-bytes": "whsec_" + _b64(b"x" * 15),
+    "bare-short": _b64(b"short"),
+    "leading-space": " " + SECRET,
+    "trailing-space": SECRET + " ",
+    "trailing-newline": SECRET + "\n",
+    "trailing-crlf": SECRET + "\r\n",
+    "leading-tab": "\t" + SECRET,
+    "non-breaking-space": SECRET + "\u00a0",
+}
+
+
+def _entry_points() -> dict[str, Any]:
+    from incident_webhooks import __main__ as cli
+    from incident_webhooks import testing
+
+    def from_environment(secret: str) -> None:
+        previous = os.environ.get("INCIDENT_WEBHOOK_SECRET")
+        os.environ["INCIDENT_WEBHOOK_SECRET"] = secret
+        try:
+            cli._secret(None)
+        finally:
+            if previous is None:
+                del os.environ["INCIDENT_WEBHOOK_SECRET"]
+            else:
+                os.environ["INCIDENT_WEBHOOK_SECRET"] = previous
+
+    return {
+        "verifier": SignatureVerifier,
+        "receiver": lambda secret: WebhookReceiver(secret, WebhookHandlers()),
+        "app": lambda secret: create_app(WebhookHandlers(), secret),
+        "testing.sign": lambda secret: testing.sign(b"{}", secret),
+        "cli --secret": cli._secret,
+        "cli environment": from_environment,
+    }
+
+
+@pytest.mark.parametrize("entry", sorted(_entry_points()))
+@pytest.mark.parametrize("secret", sorted(REFUSED_SECRETS))
+def test_a_weak_or_mangled_secret_is_refused_by_every_entry_point(
+    entry: str, secret: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises((ValueError, SystemExit)) as refused:
+        _entry_points()[entry](REFUSED_SECRETS[secret])
+    if refused.type is SystemExit:
+        assert refused.value.code == 2
+        message = capsys.readouterr().err
+        assert message.count("\n") == 1 and "secret" in message
+    else:
+        assert "secret" in str(refused.value)
+
+
+def test_a_sixteen_byte_key_is_the_shortest_accepted() -> None:
+    SignatureVerifier("whsec_" + _b64(b"k" * 16))
+    with pytest.raises(ValueError, match="15 bytes long"):
+        SignatureVerifier("whsec_" + _b64(b"k" * 15))
+
+
 def test_a_bare_base64_secret_is_accepted() -> None:
     body = example_body()
     SignatureVerifier(SECRET.removeprefix("whsec_")).verify(body, sign(body))

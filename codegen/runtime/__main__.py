@@ -74,7 +74,7 @@ def _secret(given: str | None) -> str:
     from .signature import check_secret
 
     try:
-        return check_secret(secret.strip())
+        return check_secret(secret)
     except ValueError as exc:
         _fail(f"{source}: {exc}")
 

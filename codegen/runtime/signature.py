@@ -34,6 +34,9 @@ SVIX_NAMES = {
 # A day: longer would accept replays of deliveries incident.io stopped retrying long ago.
 MAX_TOLERANCE_SECONDS = 24 * 3600
 _SECRET = re.compile(r"(?:whsec_)?([A-Za-z0-9+/]+={0,2})")
+# Svix's secrets are 24 bytes; a key this short is a typo or a placeholder, and an HMAC key of
+# a few bytes is guessable.
+MIN_SECRET_BYTES = 16
 
 
 class SignatureVerifier:
@@ -152,6 +155,13 @@ def check_secret(secret: object) -> str:
     with (a space around it, ``WHSEC_``, not base64) is refused here, at start-up, instead
     of turning every delivery into a 401.
     """
+    if isinstance(secret, str) and secret != secret.strip():
+        # One rule everywhere (the verifier, serve, send, the environment): a secret pasted
+        # with a space or a newline around it is refused, never silently trimmed.
+        raise ValueError(
+            "the webhook secret has a space or a line break around it: give the whsec_<base64> "
+            "value exactly as incident.io's webhook settings show it"
+        )
     match = _SECRET.fullmatch(secret) if isinstance(secret, str) else None
     if match is None or not isinstance(secret, str):
         raise ValueError(
@@ -168,6 +178,11 @@ def check_secret(secret: object) -> str:
         ) from None
     if not key:
         raise ValueError("the webhook secret is empty")
+    if len(key) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"the webhook secret is {len(key)} bytes long, too short to be incident.io's "
+            f"(at least {MIN_SECRET_BYTES}; theirs are 24): copy the whole whsec_... value"
+        )
     return secret
 
 
