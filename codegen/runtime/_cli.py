@@ -22,7 +22,7 @@ import typing
 import urllib.parse
 
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .inbox import REPLAYABLE, STATES, Inbox, InboxUnavailable, Row, State
+from .inbox import REPLAYABLE, STATES, UNHANDLED, Inbox, InboxUnavailable, Row, State
 
 INBOX_HELP = "sqlite:///PATH.db, sqlite:RELATIVE.db or postgresql://... (default: INCIDENT_WEBHOOK_INBOX)"
 WORKER_EXAMPLE = """example:
@@ -39,13 +39,13 @@ def _fail(message: str) -> typing.NoReturn:
     raise SystemExit(2)
 
 
-def _open_inbox(url: str) -> typing.Any:
-    """The inbox at ``url``, reached once; a bad URL or a database that is down is one
-    line and exit 2."""
+def _open_inbox(url: str, *, create: bool = True) -> typing.Any:
+    """The inbox at ``url``, reached once; a bad URL, an inbox that is not there (with
+    ``create=False``) or a database that is down is one line and exit 2."""
     from . import inbox
 
     try:
-        opened = inbox.from_url(url)
+        opened = inbox.from_url(url, create=create)
         opened.ping()
     except (ValueError, inbox.InboxUnavailable, ImportError) as exc:
         _fail(f"--inbox {_redacted(url)}: {exc}")
@@ -120,7 +120,16 @@ def add_commands(commands: typing.Any) -> None:
     replay.add_argument("--since", help="received at or after (ISO 8601; UTC if bare)")
     prune = actions.add_parser("prune", help="delete old rows (retention)")
     prune.add_argument("--older-than", required=True, help="30d, 12h, 90m or seconds")
-    prune.add_argument("--state", choices=[s for s in STATES if s != "processing"])
+    prune.add_argument(
+        "--state",
+        choices=[s for s in STATES if s != "processing"],
+        help="done (the default); any other state holds events never handled: --force",
+    )
+    prune.add_argument(
+        "--force",
+        action="store_true",
+        help="delete rows whose events were never handled (pending, failed, invalid, dead)",
+    )
     for action in (status, listing, show, replay, prune):
         action.add_argument("--inbox", help=INBOX_HELP)
         action.add_argument("--json", action="store_true", help="print JSON")
@@ -155,13 +164,13 @@ def iso(seconds: float | None) -> str | None:
     )
 
 
-def _inbox(args: argparse.Namespace) -> Inbox:
+def _inbox(args: argparse.Namespace, *, create: bool = True) -> Inbox:
     url = args.inbox or os.environ.get("INCIDENT_WEBHOOK_INBOX", "")
     if not url:
         _fail(
             "--inbox is needed (or INCIDENT_WEBHOOK_INBOX): sqlite:///PATH.db or postgresql://..."
         )
-    inbox: Inbox = _open_inbox(url)
+    inbox: Inbox = _open_inbox(url, create=create)
     return inbox
 
 
@@ -248,7 +257,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_inbox(args: argparse.Namespace) -> int:
-    inbox = _inbox(args)
+    # Inspecting never creates: a mistyped path is an error, not a new empty inbox.
+    inbox = _inbox(args, create=False)
     try:
         return ACTIONS[args.action](inbox, args)
     except InboxUnavailable as exc:
@@ -360,7 +370,15 @@ def _replay(inbox: Inbox, args: argparse.Namespace) -> int:
 
 
 def _prune(inbox: Inbox, args: argparse.Namespace) -> int:
-    removed = inbox.prune(duration(args.older_than, "--older-than"), args.state)
+    older = duration(args.older_than, "--older-than")
+    if args.state in UNHANDLED and not args.force:
+        count = inbox.prunable(older, args.state)
+        _fail(
+            f"{count} {args.state} rows older than {args.older_than} hold events no handler "
+            "has finished; deleting them loses them. Let a worker handle them (inbox replay "
+            f"moves failed, dead and invalid rows back), or add --force to delete these {count} rows"
+        )
+    removed = inbox.prune(older, args.state, force=args.force)
     print(
         json.dumps({"removed": removed})
         if args.json

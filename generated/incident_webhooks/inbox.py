@@ -36,6 +36,7 @@ import sqlite3
 import threading
 import time
 import typing
+import urllib.parse
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -49,6 +50,9 @@ State = typing.Literal["pending", "processing", "done", "failed", "dead", "inval
 STATES: tuple[State, ...] = typing.get_args(State)
 # States a replay moves back to pending; a row being processed is left to its worker.
 REPLAYABLE: tuple[State, ...] = ("failed", "dead", "invalid", "done")
+# States whose rows hold an event no handler has finished: deleting them loses it, so prune
+# deletes them only when told to by name (``force``).
+UNHANDLED: tuple[State, ...] = ("pending", "failed", "invalid", "dead")
 SCHEMA_VERSION = 1
 TABLE = "webhook_inbox"
 # The NOTIFY channel of the PostgreSQL inbox.
@@ -61,6 +65,7 @@ __all__ = [
     "CHANNEL",
     "STATES",
     "Inbox",
+    "InboxMissing",
     "InboxUnavailable",
     "PostgresInbox",
     "Row",
@@ -73,6 +78,11 @@ __all__ = [
 
 class InboxUnavailable(StoreUnavailable):
     """The inbox could not be reached or refused the write; nothing was stored."""
+
+
+class InboxMissing(ValueError):
+    """Opened with ``create=False`` (the inspection commands) where there is no inbox: a
+    typo in a path must not become a new, empty inbox that reports zeros."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,13 +183,20 @@ class Inbox(abc.ABC):
     BLOB_TYPE = "BLOB"
     REAL_TYPE = "REAL"
     CLAIM_LOCK = ""
+    TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
-    def __init__(self) -> None:
+    def __init__(self, *, create: bool = True) -> None:
         self._local = threading.local()
         # Set when this process stores a row, so that an in-process worker starts at once.
         self._stored = threading.Event()
         _INBOXES.add(self)
+        if not create and not self._exists():
+            raise InboxMissing(f"there is no inbox in {self!r} (no {TABLE}_meta table)")
         self._create_schema()
+
+    def _exists(self) -> bool:
+        with self.transaction() as db:
+            return bool(db.execute(self.TABLE_EXISTS, (f"{TABLE}_meta",)).fetchall())
 
     def _after_fork(self) -> None:
         _LEFT_BEHIND.append(self._local)
@@ -436,14 +453,37 @@ class Inbox(abc.ABC):
             self._stored.set()
         return before
 
+    def prunable(self, older_than_seconds: float, state: State = "done") -> int:
+        """How many rows :meth:`prune` would delete now."""
+        with self.transaction() as db:
+            return int(
+                db.execute(
+                    f"SELECT COUNT(*) FROM {TABLE} WHERE state = ? AND updated_at < ?",
+                    (state, time.time() - older_than_seconds),
+                ).fetchone()[0]
+            )
+
     def prune(
-        self, older_than_seconds: float, state: State = "done", batch: int = PRUNE_BATCH
+        self,
+        older_than_seconds: float,
+        state: State = "done",
+        batch: int = PRUNE_BATCH,
+        *,
+        force: bool = False,
     ) -> int:
         """Delete ``state`` rows last changed more than ``older_than_seconds`` ago, in short
         transactions of ``batch`` rows (receiving never waits long); returns how many.
-        """
+        Rows whose event was never handled (pending, failed, invalid, dead) only with
+        ``force``; rows being processed never."""
         if state == "processing":
             raise ValueError("rows being processed are never pruned")
+        if state not in STATES:
+            raise ValueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
+        if state in UNHANDLED and not force:
+            raise ValueError(
+                f"{state} rows hold events no handler has finished: deleting them loses "
+                "them; pass force=True (--force) to delete them anyway"
+            )
         cutoff = time.time() - older_than_seconds
         removed = 0
         while True:
@@ -553,17 +593,33 @@ class SQLiteInbox(Inbox):
     # shared memory and changes on every commit by another connection: a cheap read.
     POLL_SECONDS = 0.01
 
-    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 5.0, create: bool = True
+    ) -> None:
         if sqlite3.sqlite_version_info < (3, 35):
             raise InboxUnavailable(
                 f"SQLite {sqlite3.sqlite_version} is too old for the inbox (3.35 or newer)"
             )
         self.path = str(path)
         self.timeout = timeout
-        super().__init__()
+        if not create and not os.path.isfile(self.path):
+            # Checked before SQLite opens the path, which would create the file.
+            raise InboxMissing(f"there is no inbox at {self.path}: no such file")
+        super().__init__(create=create)
 
     def __repr__(self) -> str:
         return f"SQLiteInbox({self.path!r})"
+
+    def _exists(self) -> bool:
+        # Read-only: the connection the inbox uses switches the file to WAL, which would
+        # write a database header into an empty or foreign file.
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=self.timeout)) as db:
+                found = db.execute(self.TABLE_EXISTS, (f"{TABLE}_meta",)).fetchall()
+        except sqlite3.Error as exc:
+            raise InboxMissing(f"there is no inbox at {self.path}: {exc}") from exc
+        return bool(found)
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -633,6 +689,7 @@ class PostgresInbox(Inbox):
     BLOB_TYPE = "BYTEA"
     REAL_TYPE = "DOUBLE PRECISION"
     CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+    TABLE_EXISTS = "SELECT 1 WHERE to_regclass(?) IS NOT NULL"
 
     def __init__(
         self,
@@ -640,6 +697,7 @@ class PostgresInbox(Inbox):
         *,
         connect_timeout: float = 5.0,
         statement_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
         try:
             import psycopg  # noqa: F401
@@ -650,7 +708,7 @@ class PostgresInbox(Inbox):
         self.dsn = dsn
         self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
-        super().__init__()
+        super().__init__(create=create)
 
     def __repr__(self) -> str:
         return "PostgresInbox(<dsn>)"  # the DSN may hold a password
@@ -759,24 +817,39 @@ def _reason(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def from_url(url: str | Inbox, **options: typing.Any) -> Inbox:
+def from_url(url: str | Inbox, *, create: bool = True, **options: typing.Any) -> Inbox:
     """``sqlite:///absolute/path.db``, ``sqlite:relative/path.db`` or
     ``postgresql://user:pass@host:port/db`` as an inbox (an Inbox is returned as it is).
-    Raises ValueError for a URL it cannot use, InboxUnavailable when the database cannot
-    be opened."""
+    ``sqlite:////absolute/path.db`` (SQLAlchemy's spelling) is the same absolute path;
+    ``sqlite://name/...`` is refused: it reads as a host, and is one slash away from both
+    other forms. ``create=False``: an inbox that does not exist yet raises
+    :class:`InboxMissing` instead of being created. Raises ValueError for a URL it cannot
+    use, InboxUnavailable when the database cannot be opened."""
     if isinstance(url, Inbox):
         return url
     if url.startswith("sqlite:"):
-        rest = url.removeprefix("sqlite:")
-        path = rest.removeprefix("//")
-        if not path or path.endswith("/"):
-            raise ValueError(
-                f"{url!r} names no file: use sqlite:///absolute/path.db or sqlite:relative/path.db"
-            )
-        return SQLiteInbox(path, **options)
+        return SQLiteInbox(sqlite_path(url), create=create, **options)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresInbox(url, **options)
+        return PostgresInbox(url, create=create, **options)
     raise ValueError(
         "unknown inbox URL: use sqlite:///absolute/path.db, sqlite:relative/path.db or "
         "postgresql://user:pass@host:port/db"
     )
+
+
+def sqlite_path(url: str) -> str:
+    """The file a ``sqlite:`` URL names; ValueError for one that names none, or that could
+    mean two different files."""
+    rest = url.removeprefix("sqlite:")
+    if rest.startswith("//") and not rest.startswith("///"):
+        name = rest[2:]
+        raise ValueError(
+            f"{url!r} is ambiguous: write sqlite:///{name} for the absolute path /{name}, "
+            f"or sqlite:{name} for the path relative to the working folder"
+        )
+    path = "/" + rest.lstrip("/") if rest.startswith("/") else rest
+    if not path or path.endswith("/") or "\0" in path:
+        raise ValueError(
+            f"{url!r} names no file: use sqlite:///absolute/path.db or sqlite:relative/path.db"
+        )
+    return path

@@ -1,0 +1,170 @@
+"""The ``inbox`` commands an operator runs (runtime ``_cli.py``): what they refuse, what they
+never create or delete, and what they print."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from incident_webhooks.inbox import Failure, InboxMissing, SQLiteInbox, from_url, sqlite_path
+from incident_webhooks.receiver import WebhookReceiver
+from servers import PostgresServer
+from test_inbox import SECRET, Recording, inbox_cli, new_inbox, signed
+
+INSPECTIONS = [
+    ("status",),
+    ("list",),
+    ("show", "msg_0"),
+    ("replay", "--state", "dead"),
+    ("prune", "--older-than", "0"),
+]
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+def a_row_in_every_state(url: str) -> None:
+    """One row pending, failed, dead, invalid, done and processing, all old enough to prune."""
+    inbox = from_url(url)
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
+    for n in range(6):
+        receiver.handle(*signed(f"msg_{n}"))
+    rows = inbox.claim("w", 30, limit=5)  # msg_0 stays pending
+    inbox.fail(rows[0].id, "w", Failure("RuntimeError", "down"), retry_at=4e9)
+    inbox.fail(rows[1].id, "w", Failure("RuntimeError", "down"), retry_at=None)
+    inbox.mark_invalid(rows[2].id, "w", Failure("InvalidPayload", "bad"))
+    inbox.complete(rows[3].id)  # rows[4] stays processing
+
+
+# -- row 4: prune never deletes an unhandled event unless told to by name --------------------
+
+
+@pytest.mark.parametrize("state", ["pending", "failed", "invalid", "dead"])
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_prune_of_an_unhandled_state_needs_force_and_says_how_many(
+    kind: str, state: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue("postgres") if kind == "postgres" else None
+    url = new_inbox(kind, tmp_path, server)
+    a_row_in_every_state(url)
+    refused = inbox_cli("inbox", "prune", "--older-than", "0", "--state", state, "--inbox", url)
+    assert refused.returncode == 2
+    assert f"1 {state} rows older than 0" in refused.stderr and "--force" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    counts = from_url(url).status().counts
+    assert all(count == 1 for count in counts.values()), counts
+    forced = inbox_cli("inbox", "prune", "--older-than", "0", "--state", state, "--force", "--inbox", url)
+    assert forced.returncode == 0 and f"removed 1 {state} rows" in forced.stdout
+    assert from_url(url).status().counts[state] == 0
+
+
+def test_prune_deletes_done_rows_without_force_and_never_processing_ones(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/inbox.db"
+    a_row_in_every_state(url)
+    assert "removed 1 done rows" in inbox_cli("inbox", "prune", "--older-than", "0", "--inbox", url).stdout
+    never = inbox_cli("inbox", "prune", "--older-than", "0", "--state", "processing", "--force", "--inbox", url)
+    assert never.returncode == 2
+    assert from_url(url).status().counts["processing"] == 1
+
+
+@pytest.mark.parametrize("state", ["pending", "failed", "invalid", "dead"])
+def test_the_library_refuses_to_prune_unhandled_rows_without_force(state: str, tmp_path: Path) -> None:
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    with pytest.raises(ValueError, match="force"):
+        inbox.prune(0, state)  # type: ignore[arg-type]
+    assert inbox.prune(0, state, force=True) == 0  # type: ignore[arg-type]
+
+
+# -- row 11: inspecting never creates an inbox; ambiguous URLs are refused --------------------
+
+
+@pytest.mark.parametrize("command", INSPECTIONS, ids=[c[0] for c in INSPECTIONS])
+@pytest.mark.parametrize("typo", ["inobx.db", "missing/inbox.db", "inbox.sqlite"])
+def test_inspecting_an_inbox_that_does_not_exist_creates_nothing(
+    command: tuple[str, ...], typo: str, tmp_path: Path
+) -> None:
+    (tmp_path / "real").mkdir()
+    a_row_in_every_state(f"sqlite:///{tmp_path}/real/inbox.db")
+    (tmp_path / "other").mkdir()
+    done = inbox_cli("inbox", *command, "--inbox", f"sqlite:///{tmp_path}/other/{typo}")
+    assert done.returncode == 2, done
+    assert "no inbox" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not any((tmp_path / "other").iterdir()), "nothing is created"
+
+
+@pytest.mark.parametrize("command", INSPECTIONS, ids=[c[0] for c in INSPECTIONS])
+def test_inspecting_a_file_that_is_not_an_inbox_is_refused(command: tuple[str, ...], tmp_path: Path) -> None:
+    for name, content in [("empty.db", b""), ("notes.txt", b"not a database")]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        done = inbox_cli("inbox", *command, "--inbox", f"sqlite:///{path}")
+        assert done.returncode == 2, done
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert path.read_bytes() == content
+
+
+def test_inspecting_a_postgres_database_without_an_inbox_is_refused(postgres: PostgresServer) -> None:
+    url = postgres.database(f"empty_{os.getpid()}")
+    for command in INSPECTIONS:
+        done = inbox_cli("inbox", *command, "--inbox", url)
+        assert done.returncode == 2 and "no inbox" in done.stderr, done
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+    with pytest.raises(InboxMissing):
+        from_url(url, create=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///var/lib/app/inbox.db", "/var/lib/app/inbox.db"),
+        ("sqlite:////var/lib/app/inbox.db", "/var/lib/app/inbox.db"),  # SQLAlchemy's spelling
+        ("sqlite://///var/lib/app/inbox.db", "/var/lib/app/inbox.db"),
+        ("sqlite:/var/lib/app/inbox.db", "/var/lib/app/inbox.db"),
+        ("sqlite:inbox.db", "inbox.db"),
+        ("sqlite:data/inbox.db", "data/inbox.db"),
+    ],
+)
+def test_sqlite_urls_name_one_file(url: str, path: str) -> None:
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite://tmp/x.db", "sqlite:///tmp/x.db for the absolute path /tmp/x.db, or sqlite:tmp/x.db"),
+        ("sqlite://x.db", "ambiguous"),
+        ("sqlite://", "ambiguous"),
+        ("sqlite:", "names no file"),
+        ("sqlite:///", "names no file"),
+        ("sqlite:///tmp/", "names no file"),
+        ("sqlite:///tmp/x\0.db", "names no file"),
+    ],
+)
+def test_ambiguous_or_empty_sqlite_urls_are_refused_with_the_right_spellings(url: str, says: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        sqlite_path(url)
+    assert says in str(refused.value)
+    done = inbox_cli("inbox", "status", "--inbox", url)
+    assert done.returncode == 2 and says in done.stderr
+
+
+@pytest.mark.parametrize("url", ["sqlite:/tmp/x.db", "sqllite:///x.db", "sqlite//x.db", "postgres:/x", "file:///x.db", ""])
+def test_other_typos_in_the_inbox_url_are_one_line_and_exit_2(url: str, tmp_path: Path) -> None:
+    done = inbox_cli("inbox", "status", "--inbox", url or " ")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_worker_still_creates_the_inbox_on_its_first_start(tmp_path: Path) -> None:
+    inbox = from_url(f"sqlite:///{tmp_path}/new.db")
+    assert inbox.status().counts["pending"] == 0
+    assert json.loads(inbox_cli("inbox", "status", "--json", "--inbox", f"sqlite:///{tmp_path}/new.db").stdout)
