@@ -12,5 +12,5 @@ names (from ``codegen/templates``) provide it.
 # The modules copied into every package, by file name.
 MODULES = (
     "__main__.py", "_base.py", "_cli.py", "_parsing.py", "_root.py", "app.py", "dedupe.py", "django.py", "errors.py", "flask.py", "inbox.py", "metrics.py", "observe.py",
-    "receiver.py", "signature.py", "testing.py", "tracing.py", "worker.py",
+    "receiver.py", "redact.py", "signature.py", "testing.py", "tracing.py", "worker.py",
 )  # fmt: skip

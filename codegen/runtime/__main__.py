@@ -27,6 +27,7 @@ import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
 
+from . import redact
 from ._cli import PROG, _fail, _open_inbox, add_commands
 from .events import EVENT_MODELS
 from .handlers import WebhookHandlers
@@ -105,7 +106,7 @@ def _check_store(url: str) -> None:
         if inspect.isawaitable(pinged):
             asyncio.run(_awaited(pinged))
     except (ValueError, dedupe.StoreUnavailable, ImportError) as exc:
-        _fail(f"--dedupe {url}: {exc}")
+        _fail(f"--dedupe {redact.dsn(url)}: {redact.scrub(exc, url)}")
 
 
 async def _awaited(value: Awaitable[None]) -> None:

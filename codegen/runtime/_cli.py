@@ -19,8 +19,8 @@ import signal
 import sys
 import threading
 import typing
-import urllib.parse
 
+from . import redact
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .inbox import REPLAYABLE, STATES, UNHANDLED, Inbox, InboxUnavailable, Row, State
 
@@ -48,17 +48,8 @@ def _open_inbox(url: str, *, create: bool = True) -> typing.Any:
         opened = inbox.from_url(url, create=create)
         opened.ping()
     except (ValueError, inbox.InboxUnavailable, ImportError) as exc:
-        _fail(f"--inbox {_redacted(url)}: {exc}")
+        _fail(f"--inbox {redact.dsn(url)}: {redact.scrub(exc, url)}")
     return opened
-
-
-def _redacted(url: str) -> str:
-    """A URL as it may be printed: without its password."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def add_commands(commands: typing.Any) -> None:
@@ -262,7 +253,8 @@ def run_inbox(args: argparse.Namespace) -> int:
     try:
         return ACTIONS[args.action](inbox, args)
     except InboxUnavailable as exc:
-        _fail(f"{_redacted(args.inbox or '')}: {exc}")
+        url = args.inbox or os.environ.get("INCIDENT_WEBHOOK_INBOX", "")
+        _fail(f"{redact.dsn(url)}: {redact.scrub(exc, url)}")
     except ValueError as exc:
         _fail(str(exc))
 

@@ -23,7 +23,13 @@ from flask import Blueprint, Response, jsonify, request
 
 from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, answered, logger
+from .receiver import (
+    DEFAULT_MAX_BODY_BYTES,
+    WebhookReceiver,
+    answered,
+    logger,
+    not_ready,
+)
 from .signature import loggable_id
 
 __all__ = ["blueprint"]
@@ -86,7 +92,7 @@ def blueprint(
     def readyz() -> tuple[Response, int] | Response:
         problem = receiver.ready()
         if problem is not None:
-            return jsonify(status="unavailable", reason=problem), 503
+            return jsonify(not_ready(receiver, problem)), 503
         return jsonify(status="ok")
 
     pages.receiver = receiver  # type: ignore[attr-defined]

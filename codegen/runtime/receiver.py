@@ -496,6 +496,14 @@ async def _awaited(value: Awaitable[typing.Any]) -> typing.Any:
     return await value
 
 
+def not_ready(receiver: WebhookReceiver, problem: str) -> dict[str, str]:
+    """The public body of a 503 readiness answer (every framework's probe). The detail,
+    which may name a host and port, goes to the log only."""
+    logger.warning("not ready: %s", problem)
+    store = "inbox" if receiver.inbox is not None else "dedupe store"
+    return {"status": "unavailable", "reason": f"the {store} is unavailable"}
+
+
 def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
     """What every log record about a delivery carries in ``extra``, for JSON formatters and
     filters: ``webhook_id`` (escaped when not verified yet), ``event_type`` (empty when not

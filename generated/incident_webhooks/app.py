@@ -22,7 +22,7 @@ from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .inbox import Inbox
 from .inbox import from_url as inbox_from_url
-from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, answered
+from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, answered, not_ready
 from .signature import loggable_id
 
 logger = logging.getLogger(__name__)
@@ -131,8 +131,7 @@ def create_app(
     async def readyz(request: Request) -> Response:
         problem = await receiver.ready_async()
         if problem is not None:
-            logger.warning("not ready: %s", problem)
-            return JSONResponse({"status": "unavailable", "reason": problem}, 503)
+            return JSONResponse(not_ready(receiver, problem), 503)
         return JSONResponse({"status": "ok"})
 
     routes = [

@@ -39,6 +39,7 @@ from .receiver import (
     WebhookReceiver,
     answered,
     logger,
+    not_ready,
 )
 from .signature import loggable_id
 
@@ -131,9 +132,7 @@ def ready_view(webhooks: View) -> View:
 
     def answer(problem: str | None) -> HttpResponse:
         if problem is not None:
-            return JsonResponse(
-                {"status": "unavailable", "reason": problem}, status=503
-            )
+            return JsonResponse(not_ready(receiver, problem), status=503)
         return JsonResponse({"status": "ok"})
 
     if inspect.iscoroutinefunction(receiver.dedupe.claim):

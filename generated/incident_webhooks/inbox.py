@@ -41,6 +41,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from . import redact
 from .dedupe import StoreUnavailable, sqlite_connection
 
 if typing.TYPE_CHECKING:
@@ -615,7 +616,9 @@ class SQLiteInbox(Inbox):
         # write a database header into an empty or foreign file.
         uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
         try:
-            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=self.timeout)) as db:
+            with contextlib.closing(
+                sqlite3.connect(uri, uri=True, timeout=self.timeout)
+            ) as db:
                 found = db.execute(self.TABLE_EXISTS, (f"{TABLE}_meta",)).fetchall()
         except sqlite3.Error as exc:
             raise InboxMissing(f"there is no inbox at {self.path}: {exc}") from exc
@@ -725,7 +728,7 @@ class PostgresInbox(Inbox):
             )
         except psycopg.Error as exc:
             raise InboxUnavailable(
-                f"cannot connect to PostgreSQL: {_reason(exc)}"
+                f"cannot connect to PostgreSQL: {_reason(exc, self.dsn)}"
             ) from exc
 
     def _connection(self) -> psycopg.Connection[typing.Any]:
@@ -755,7 +758,7 @@ class PostgresInbox(Inbox):
         except psycopg.Error as exc:
             if db.broken:
                 self._local.db = None
-            raise InboxUnavailable(f"PostgreSQL: {_reason(exc)}") from exc
+            raise InboxUnavailable(f"PostgreSQL: {_reason(exc, self.dsn)}") from exc
 
     def _insert(self, values: Sequence[typing.Any], announce: bool) -> bool:
         # One statement in autocommit is one round trip and still atomic: the row and its
@@ -811,10 +814,11 @@ class _Placeholders:
         return self.db.execute(sql.replace("?", "%s"), params)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: Exception, dsn: str) -> str:
     # psycopg's messages can run to several lines (a DETAIL, a HINT): the first says it.
+    # A DSN it cannot parse is echoed in part, password included: scrubbed.
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return redact.scrub(text[0], dsn) if text else type(exc).__name__
 
 
 def from_url(url: str | Inbox, *, create: bool = True, **options: typing.Any) -> Inbox:
