@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from incident_webhooks.inbox import Failure, InboxMissing, SQLiteInbox, from_url, sqlite_path
+from incident_webhooks.inbox import (
+    Failure,
+    InboxMissing,
+    SQLiteInbox,
+    from_url,
+    sqlite_path,
+)
 from incident_webhooks.receiver import WebhookReceiver
 from servers import PostgresServer
 from test_inbox import SECRET, Recording, inbox_cli, new_inbox, signed
@@ -168,3 +174,59 @@ def test_the_worker_still_creates_the_inbox_on_its_first_start(tmp_path: Path) -
     inbox = from_url(f"sqlite:///{tmp_path}/new.db")
     assert inbox.status().counts["pending"] == 0
     assert json.loads(inbox_cli("inbox", "status", "--json", "--inbox", f"sqlite:///{tmp_path}/new.db").stdout)
+
+
+# -- row 10: what the commands print cannot drive the operator's terminal --------------------
+
+CONTROLS = ["\x1b[2J", "\x1b]0;owned\x07", "\x9b31m", "\r", "\x08", "\x7f", "\u202e", "\u2028", "\x00", "\x85"]
+
+
+def hostile_rows(url: str) -> str:
+    """A failed row and a dead one whose event type, error, traceback and body carry every
+    control in CONTROLS; returns the text they carry."""
+    inbox = from_url(url)
+    text = "evil" + "".join(CONTROLS) + "end"
+    for n, retry in enumerate([4e9, None]):
+        body = json.dumps({"event_type": text, text: {"note": text}}, ensure_ascii=False).encode()
+        inbox.store("/webhooks", f"msg_{n}", text, body, {"webhook-id": f"msg_{n}"})
+    for n, row in enumerate(inbox.claim("w", 30, limit=2)):
+        inbox.fail(row.id, "w", Failure("Boom" + text, text, f"Traceback:\n  {text}\nBoom: {text}"), [4e9, None][n])
+    return text
+
+
+def assert_printable(output: str) -> None:
+    for line in output.split("\n"):
+        assert line.isprintable(), f"a raw control character reached the terminal: {line!r}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("status",), ("list",), ("list", "--state", "dead"), ("show", "msg_0"), ("show", "msg_1"),
+     ("replay", "--state", "dead"), ("replay", "--id", "msg_0"), ("show", "no\x1b[2Jsuch")],
+    ids=["status", "list", "list-dead", "show-failed", "show-dead", "replay-state", "replay-id", "show-missing"],
+)  # fmt: skip
+def test_human_readable_output_escapes_every_control_character(command: tuple[str, ...], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/inbox.db"
+    hostile_rows(url)
+    done = inbox_cli("inbox", *command, "--inbox", url)
+    assert done.returncode in (0, 1), done
+    assert_printable(done.stdout)
+    assert_printable(done.stderr)
+    if command[0] != "show" or "such" not in command[1]:
+        assert "\\x1b" in done.stdout + done.stderr, "escaped, not dropped"
+
+
+def test_json_output_stays_exact(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/inbox.db"
+    text = hostile_rows(url)
+    (shown,) = json.loads(inbox_cli("inbox", "show", "msg_1", "--json", "--inbox", url).stdout)
+    assert shown["event_type"] == text and shown["last_error_message"] == text
+    assert json.loads(shown["body"])[text] == {"note": text}
+    status = json.loads(inbox_cli("inbox", "status", "--json", "--inbox", url).stdout)
+    assert status["last_errors"][text]["message"] == text
+
+
+def test_an_error_naming_a_hostile_argument_is_escaped(tmp_path: Path) -> None:
+    done = inbox_cli("inbox", "list", "--since", "\x1b[2J\x9b", "--inbox", f"sqlite:///{tmp_path}/x.db")
+    assert done.returncode == 2
+    assert_printable(done.stderr)

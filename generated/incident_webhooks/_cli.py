@@ -37,8 +37,23 @@ PROG = f"python -m {__package__}"
 
 
 def _fail(message: str) -> typing.NoReturn:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {shown(message)}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def shown(text: object) -> str:
+    """``text`` safe to print on a terminal: every character that is not printable (ESC and
+    the other C0 controls, DEL, C1 controls such as U+009B, bidirectional overrides, line
+    separators) escaped as Python would write it. Error messages, tracebacks, event types
+    and bodies come from handlers and senders, and a raw ESC rewrites an operator's screen.
+    ``--json`` output is left exact (JSON escapes controls itself)."""
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in value
+    )
 
 
 def _open_inbox(url: str, *, create: bool = True) -> typing.Any:
@@ -275,8 +290,10 @@ def _status(inbox: Inbox, args: argparse.Namespace) -> int:
     print("oldest pending: " + ("none" if oldest is None else f"{oldest:.0f}s ago"))
     for event_type, error in sorted(status.last_errors.items()):
         print(
-            f"last error of {event_type or '(no event type)'}: {error['state']} "
-            f"{error['webhook_id']} at {iso(error['at'])}: {error['type']}: {error['message']}"
+            shown(
+                f"last error of {event_type or '(no event type)'}: {error['state']} "
+                f"{error['webhook_id']} at {iso(error['at'])}: {error['type']}: {error['message']}"
+            )
         )
     return 0
 
@@ -287,7 +304,7 @@ def _line(row: Row) -> str:
         if row.last_error_type
         else ""
     )
-    return (
+    return shown(
         f"{row.webhook_id}  {row.state:<10} {row.event_type or '-'}  endpoint={row.endpoint}"
         f"  attempts={row.attempts}  received={iso(row.received_at)}{error}"
     )
@@ -329,20 +346,21 @@ def _show(inbox: Inbox, args: argparse.Namespace) -> int:
         print(f"no delivery with webhook-id {args.webhook_id!r}", file=sys.stderr)
         return 1
     if args.json:
-        shown = []
+        listed = []
         for row in rows:
             fields = _summary(row)
             fields["last_error_traceback"] = row.last_error_traceback
             fields["body"] = row.body.decode("utf-8", "replace")
-            shown.append(fields)
-        print(json.dumps(shown, indent=2))
+            listed.append(fields)
+        print(json.dumps(listed, indent=2))
         return 0
     for row in rows:
         print(_line(row))
         print(f"  headers: {json.dumps(row.headers)}")
         if row.last_error_traceback:
-            print("  " + row.last_error_traceback.rstrip().replace("\n", "\n  "))
-        print(f"  body: {row.body.decode('utf-8', 'replace')}")
+            for line in row.last_error_traceback.rstrip().split("\n"):
+                print("  " + shown(line))
+        print("  body: " + shown(row.body.decode("utf-8", "replace")))
     return 0
 
 
@@ -357,7 +375,10 @@ def _replay(inbox: Inbox, args: argparse.Namespace) -> int:
         return 0
     for row in moved:
         print(
-            f"replayed {row.webhook_id} ({row.event_type or '-'}, was {row.state}, endpoint={row.endpoint})"
+            shown(
+                f"replayed {row.webhook_id} ({row.event_type or '-'}, was {row.state}, "
+                f"endpoint={row.endpoint})"
+            )
         )
     print(f"{len(moved)} rows back to pending")
     return 0
