@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import typing
 
 from . import redact
@@ -86,6 +87,12 @@ def add_commands(commands: typing.Any) -> None:
     )
     worker.add_argument(
         "--shutdown", type=float, default=30.0, help="seconds to finish at SIGTERM"
+    )
+    worker.add_argument(
+        "--handler-timeout",
+        type=float,
+        default=600.0,
+        help="seconds a handler may run before its row fails, to be retried (default 600)",
     )
     worker.add_argument(
         "--retention",
@@ -222,6 +229,8 @@ def run_worker(args: argparse.Namespace) -> int:
         _fail("--concurrency and --max-attempts must be 1 or more")
     if not (args.lease >= 1 and args.retry_base > 0 and args.shutdown >= 0):
         _fail("--lease must be 1 or more, --retry-base above 0, --shutdown 0 or more")
+    if not args.handler_timeout > 0:
+        _fail("--handler-timeout must be above 0 seconds")
     retention = duration(args.retention, "--retention")
     handlers = load_handlers(args.handlers)
     inbox = _inbox(args)
@@ -245,6 +254,7 @@ def run_worker(args: argparse.Namespace) -> int:
         retry_base=args.retry_base,
         shutdown_seconds=args.shutdown,
         retention_seconds=retention or None,
+        handler_timeout=args.handler_timeout,
     )
 
     async def main() -> None:
@@ -254,12 +264,35 @@ def run_worker(args: argparse.Namespace) -> int:
         await worker.run()
 
     asyncio.run(main())
-    if any(t.name.startswith("inbox-handler") for t in threading.enumerate()):
-        # A synchronous handler outlived the shutdown deadline; its row was released.
-        # A thread cannot be stopped, so the process ends without waiting for it.
-        logging.shutdown()
-        os._exit(0)
+    _end_past_the_deadline(worker)
     return 0
+
+
+def _end_past_the_deadline(worker: typing.Any) -> None:
+    """Every outcome is recorded by now. A thread a handler started and left running (not
+    a daemon) would keep the process alive after "stopped", for ever: it gets what is left
+    of the shutdown deadline, then the process ends without it."""
+    deadline = (worker.stopped_at or time.monotonic()) + worker.shutdown_seconds
+
+    def leftovers() -> list[threading.Thread]:
+        return [
+            t
+            for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()
+        ]
+
+    for thread in leftovers():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = leftovers()
+    if left:
+        logging.getLogger(__name__).warning(
+            "worker: exiting past the shutdown deadline with %d threads still running: %s",
+            len(left), ", ".join(sorted(t.name for t in left)),
+        )  # fmt: skip
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def run_inbox(args: argparse.Namespace) -> int:

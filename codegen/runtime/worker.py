@@ -6,11 +6,17 @@ that raises is retried with exponential backoff and jitter; the defaults (16 att
 doubling to at most 6 h, each delay 80-100 % of that) spread the attempts over 31 to 39
 hours, past Svix's own day of retries. Exhausted, the row is ``dead`` (``inbox replay``).
 
-Synchronous handlers run in threads (``concurrency`` of them), asyncio handlers on the loop.
+Synchronous handlers run in threads (one each, ``concurrency`` at once), asyncio handlers
+on the loop. Whatever a handler raises, ``BaseException`` included (``SystemExit``,
+``KeyboardInterrupt``, an ``asyncio.CancelledError`` of its own), fails its row with that
+type and is retried; the worker goes on. A handler that runs past ``handler_timeout``
+fails its row the same way (``HandlerTimeout``) and frees its slot: an asyncio handler is
+cancelled; a thread cannot be stopped, so a synchronous one runs on unobserved (its
+result ignored, its lease no longer renewed) while the row waits for its retry.
+
 On shutdown (SIGTERM, SIGINT) the worker stops claiming and gives in-flight handlers
 ``shutdown_seconds`` to finish; rows still running then are released (pending again, the
-attempt not counted). A thread cannot be stopped: its handler may still finish after the
-release, and is recorded done if it does.
+attempt not counted).
 
 An outcome the inbox does not take (a lock held too long, a connection gone) is tried again
 until it is recorded, while the heartbeat keeps the lease: a worker that gave up would let
@@ -21,13 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import logging
+import math
 import os
 import random
 import secrets
 import socket
+import threading
 import time
 import traceback
 import typing
@@ -48,6 +57,9 @@ DEFAULT_MAX_ATTEMPTS = 16
 DEFAULT_RETRY_BASE_SECONDS = 30.0
 RETRY_CAP_SECONDS = 6 * 3600.0
 DEFAULT_SHUTDOWN_SECONDS = 30.0
+# Far above any handler that should run in a webhook worker, well below "for ever": a hung
+# call (a socket with no timeout) must not hold a slot and renew its lease indefinitely.
+DEFAULT_HANDLER_TIMEOUT_SECONDS = 600.0
 DEFAULT_RETENTION_SECONDS = 30 * 86400.0
 PRUNE_EVERY_SECONDS = 600.0
 # The first retention pass waits for the start-up's claims.
@@ -59,6 +71,10 @@ IDLE_SECONDS = 1.0
 RECORD_RETRY_FIRST_SECONDS = 0.05
 RECORD_RETRY_MAX_SECONDS = 1.0
 T = typing.TypeVar("T")
+
+
+class HandlerTimeout(Exception):
+    """A handler ran past the worker's ``handler_timeout``: its row failed, to be retried."""
 
 
 def retry_delay(
@@ -87,6 +103,7 @@ class Worker:
         retry_base: float = DEFAULT_RETRY_BASE_SECONDS,
         shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS,
         retention_seconds: float | None = DEFAULT_RETENTION_SECONDS,
+        handler_timeout: float = DEFAULT_HANDLER_TIMEOUT_SECONDS,
     ) -> None:
         if not isinstance(handlers, WebhookHandlers | AsyncWebhookHandlers):
             raise TypeError(
@@ -98,6 +115,8 @@ class Worker:
             raise ValueError(
                 "lease_seconds must be 1 or more, retry_base above 0, shutdown_seconds 0 or more"
             )
+        if not handler_timeout > 0:
+            raise ValueError("handler_timeout must be above 0 seconds (inf: no limit)")
         self.inbox = from_url(inbox)
         self.handlers = handlers
         self.concurrency = concurrency
@@ -106,13 +125,13 @@ class Worker:
         self.retry_base = retry_base
         self.shutdown_seconds = shutdown_seconds
         self.retention_seconds = retention_seconds
+        self.handler_timeout = handler_timeout
         # Who holds a lease, in the database: the host and process, and this worker. Named
         # again by run(): an app built before its server forks runs the worker in a child.
         self.owner = _owner()
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._handler_threads = concurrent.futures.ThreadPoolExecutor(
-            concurrency, thread_name_prefix="inbox-handler"
-        )
+        # When stop() was called (monotonic): the shutdown's deadline counts from it.
+        self.stopped_at: float | None = None
         # The database calls, apart from handlers that may block for minutes; one more for
         # the idle wait.
         self._db_threads = concurrent.futures.ThreadPoolExecutor(
@@ -131,6 +150,8 @@ class Worker:
 
     def stop(self) -> None:
         """Stop claiming and shut down (from the worker's own event loop)."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
         self.stopping.set()
 
     async def run(self) -> None:
@@ -199,7 +220,6 @@ class Worker:
                 pruning.cancel()
             self._db_threads.shutdown(wait=False)
             self._wait_thread.shutdown(wait=False)
-            self._handler_threads.shutdown(wait=False)
             logger.info("worker %s: stopped", self.owner)
 
     def _finished(self, row_id: int, task: asyncio.Task[None]) -> None:
@@ -285,11 +305,18 @@ class Worker:
             ):
                 await self._run_handler(event)
             result = "ok"
-        except asyncio.CancelledError:
-            await asyncio.shield(self._release(row))
-            raise
-        # A handler's failure of any kind is recorded and retried.
-        except Exception as exc:  # noqa: BLE001
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # The worker's own shutdown: give the row back unfinished.
+                await asyncio.shield(self._release(row))
+                raise
+            await self._failed(row, exc)  # raised by the handler itself
+            return
+        # Whatever a handler raises, SystemExit and KeyboardInterrupt included, is its
+        # row's failure, recorded and retried: it must not end the worker (or the server
+        # that runs it) and leave the row to lapse.
+        except BaseException as exc:  # noqa: BLE001
             await self._failed(row, exc)
             return
         finally:
@@ -348,17 +375,28 @@ class Worker:
     async def _run_handler(self, event: typing.Any) -> None:
         handlers = self.handlers
         if isinstance(handlers, AsyncWebhookHandlers):
-            if isinstance(event, UnknownEventType):
-                await handlers.on_unknown(event.event_type, event.payload)
-            else:
-                await handlers.dispatch(event)
-            return
-        call = functools.partial(_call_sync, handlers, event)
-        await asyncio.get_running_loop().run_in_executor(
-            self._handler_threads, contextvars.copy_context().run, call
-        )
+            running: typing.Awaitable[None] = (
+                handlers.on_unknown(event.event_type, event.payload)
+                if isinstance(event, UnknownEventType)
+                else handlers.dispatch(event)
+            )
+        else:
+            running = _in_thread(functools.partial(_call_sync, handlers, event))
+        try:
+            seconds = self.handler_timeout
+            async with asyncio.timeout(
+                seconds if math.isfinite(seconds) else None
+            ) as limit:
+                await running
+        except TimeoutError:
+            if limit.expired():
+                raise HandlerTimeout(
+                    f"the handler ran past the worker's handler timeout "
+                    f"({self.handler_timeout:g}s)"
+                ) from None
+            raise  # the handler's own TimeoutError
 
-    async def _failed(self, row: Row, exc: Exception) -> None:
+    async def _failed(self, row: Row, exc: BaseException) -> None:
         failure = Failure(
             type(exc).__qualname__,
             str(exc)[:2000],
@@ -396,6 +434,36 @@ class Worker:
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _in_thread(call: typing.Callable[[], None]) -> asyncio.Future[None]:
+    """``call`` in a thread of its own (a daemon: a handler that never returns must not
+    keep the process alive), with this context; the future has its outcome, whatever it
+    raised. A thread each, not a pool: a pool's thread held by a hung handler would be a
+    slot lost for good, while this one is only left to finish on its own."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(error: BaseException | None) -> None:
+        if future.done():
+            return  # timed out or cancelled meanwhile: nobody waits for it
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            context.run(call)
+        except BaseException as exc:  # noqa: BLE001 - handed to the row's task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="inbox-handler", daemon=True).start()
+    return future
 
 
 def _call_sync(handlers: WebhookHandlers, event: typing.Any) -> None:

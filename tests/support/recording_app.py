@@ -11,13 +11,18 @@ With INCIDENT_WEBHOOK_INBOX the app stores deliveries in that inbox and, unless
 INCIDENT_WEBHOOK_WORKER=0, runs a worker (RETRY_BASE seconds between attempts). The same
 handlers serve ``python -m incident_webhooks worker --handlers recording_app:RecordingHandlers``.
 FAIL_FIRST_PERCENT makes that share of webhook-ids (chosen by their hash) fail their first
-call, SLEEP_SECONDS makes every call that long.
+call, SLEEP_SECONDS makes every call that long. RAISE_FIRST names a BaseException
+(SystemExit, KeyboardInterrupt, CancelledError, GeneratorExit) that every webhook-id's first
+call raises; LEAVE_THREAD=1 makes every call start a thread that is not a daemon and never
+ends, as a careless handler does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
+import threading
 import time
 from typing import Any
 
@@ -35,9 +40,29 @@ def _record(line: str) -> None:
         os.close(fd)
 
 
+RAISES: dict[str, type[BaseException]] = {
+    "SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt,
+    "CancelledError": asyncio.CancelledError, "GeneratorExit": GeneratorExit,
+}  # fmt: skip
+
+
+def _first_call(webhook_id: str, what: str) -> bool:
+    try:
+        os.close(os.open(os.environ["RECORD"] + f".{what}-{webhook_id}", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
+
+
 class RecordingHandlers(WebhookHandlers):
     def dispatch(self, event: WebhookEvent) -> None:
         webhook_id = current_webhook_id.get()
+        if os.environ.get("LEAVE_THREAD") == "1":
+            threading.Thread(target=time.sleep, args=(3600,), name="left-by-a-handler", daemon=False).start()
+        raising = os.environ.get("RAISE_FIRST")
+        if raising and _first_call(webhook_id, "raised"):
+            _record(f"raised {os.getpid()} {webhook_id}")
+            raise RAISES[raising]()
         blocked = os.environ.get("BLOCK_ID")
         if webhook_id == blocked:
             flag = os.environ["RECORD"] + ".blocked"
