@@ -118,6 +118,46 @@ def test_one_row_per_endpoint_and_webhook_id(inbox_url: str) -> None:
     assert inbox.status().counts["pending"] == 2
 
 
+@pytest.mark.parametrize(
+    "change",
+    ["same", "whitespace", "field", "event-type", "extra-property"],
+)
+def test_a_redelivery_with_another_body_keeps_the_first_and_warns_with_both_digests(
+    inbox_url: str, change: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hashlib
+    import logging
+
+    inbox = from_url(inbox_url)
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
+    first, headers = signed("msg_1")
+    assert receiver.handle(first, headers).status == 200
+    document = json.loads(first)
+    if change == "whitespace":
+        second = json.dumps(document, indent=1).encode()
+    elif change == "field":
+        document[GRANTED]["id"] = "another"
+        second = json.dumps(document).encode()
+    elif change == "event-type":
+        second = signed("msg_1", "private_incident.membership_revoked_v1")[0]
+    elif change == "extra-property":
+        second = json.dumps({**document, "note": "later"}).encode()
+    else:
+        second = first
+    with caplog.at_level(logging.INFO, logger="incident_webhooks"):
+        answer = receiver.handle(second, testing.sign(second, SECRET, msg_id="msg_1"))
+    assert answer.status == 200 and json.loads(answer.body)["status"] == "duplicate"
+    assert [row.body for row in inbox.get("msg_1")] == [first], "the first body is kept"
+    warnings = [r for r in caplog.records if getattr(r, "outcome", "") == "duplicate_differs"]
+    if change == "same":
+        assert warnings == []
+        return
+    (warning,) = warnings
+    assert warning.levelno == logging.WARNING
+    assert hashlib.sha256(first).hexdigest() in warning.getMessage()
+    assert hashlib.sha256(second).hexdigest() in warning.getMessage()
+
+
 def test_a_lease_is_exclusive_until_it_lapses_and_done_is_recorded_once(inbox_url: str) -> None:
     inbox = from_url(inbox_url)
     inbox.store("e", "msg_1", GRANTED, b"{}", {})

@@ -311,6 +311,15 @@ class Inbox(abc.ABC):
     def _announce(self, db: typing.Any) -> None:
         """Tell other processes' idle workers, inside the storing transaction."""
 
+    def body_of(self, endpoint: str, webhook_id: str) -> bytes | None:
+        """The body stored for (``endpoint``, ``webhook_id``), if any."""
+        with self.transaction() as db:
+            found = db.execute(
+                f"SELECT body FROM {TABLE} WHERE endpoint = ? AND webhook_id = ?",
+                (endpoint, webhook_id),
+            ).fetchone()
+        return None if found is None else bytes(found[0])
+
     # -- processing ------------------------------------------------------------------------
 
     def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:

@@ -26,6 +26,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import hashlib
 import inspect
 import json
 import logging
@@ -232,16 +233,17 @@ class WebhookReceiver:
         if isinstance(event, InvalidPayload):
             invalid = Failure("InvalidPayload", str(event))
         event_type = event.event_type or ""
+        endpoint = self.endpoint if endpoint is None else endpoint
         try:
             stored = self.inbox.store(
-                self.endpoint if endpoint is None else endpoint,
-                webhook_id, event_type, body, headers, invalid=invalid,
+                endpoint, webhook_id, event_type, body, headers, invalid=invalid,
                 traceparent=tracing.traceparent(),
             )  # fmt: skip
         # Whatever the inbox raises, nothing was stored: a 503 and incident.io retries.
         except Exception as exc:  # noqa: BLE001
             return self._refused(webhook_id, _unavailable(exc), event_type)
         if not stored:
+            self._compare_bodies(endpoint, webhook_id, body, event_type)
             return self._refused(webhook_id, "done", event_type)
         if invalid is not None:
             logger.error(
@@ -323,6 +325,27 @@ class WebhookReceiver:
             )  # fmt: skip
             return _json(400, error=str(event))
         return webhook_id, event
+
+    def _compare_bodies(
+        self, endpoint: str, webhook_id: str, body: bytes, event_type: str
+    ) -> None:
+        """A redelivery is acknowledged whatever its body (the first one stored wins), but
+        a validly signed body that differs from the stored one is not a plain retry: said
+        loudly, with both digests, so that it can be found."""
+        assert self.inbox is not None
+        try:
+            first = self.inbox.body_of(endpoint, webhook_id)
+        # The answer stands whatever this read does; only the comparison is lost.
+        except Exception:  # noqa: BLE001
+            return
+        if first is None or first == body:
+            return
+        logger.warning(
+            "webhook-id %s: redelivered with a different body (sha256 %s; stored: sha256 %s);"
+            " the stored body is kept",
+            webhook_id, hashlib.sha256(body).hexdigest(), hashlib.sha256(first).hexdigest(),
+            extra=answered(webhook_id, "duplicate_differs", event_type),
+        )  # fmt: skip
 
     def _final(self, answer: Response) -> Response:
         """An answer no retry can change: with ``abort_retries``, it tells Svix to stop."""
@@ -507,7 +530,8 @@ def not_ready(receiver: WebhookReceiver, problem: str) -> dict[str, str]:
 def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
     """What every log record about a delivery carries in ``extra``, for JSON formatters and
     filters: ``webhook_id`` (escaped when not verified yet), ``event_type`` (empty when not
-    known yet) and ``outcome``: handled, stored, unknown_type, duplicate, busy, too_large,
+    known yet) and ``outcome``: handled, stored, unknown_type, duplicate (duplicate_differs:
+    the redelivery's body is not the stored one), busy, too_large,
     bad_signature, stale, not_json, invalid, store_unavailable, handler_error, dead,
     interrupted, settle_retry (inbox: retried until recorded), settle_failed."""
     return {"webhook_id": webhook_id, "event_type": event_type, "outcome": outcome}
