@@ -40,6 +40,8 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 
+from . import _sqlite
+
 if typing.TYPE_CHECKING:
     import redis
     import redis.asyncio
@@ -190,40 +192,6 @@ class InMemoryDedupeStore:
             self._done.popitem(last=False)
 
 
-def sqlite_connection(
-    path: str, timeout: float, synchronous: str
-) -> sqlite3.Connection:
-    """A connection to ``path`` in WAL mode, in autocommit (transactions are explicit).
-
-    Every statement waits up to ``timeout`` seconds for a lock, except the switch to WAL:
-    SQLite answers it "database is locked" at once while another connection opens the same
-    new file, as several processes starting together do. That switch is tried again until
-    ``timeout`` instead of failing the process's first request.
-    """
-    db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-    try:
-        deadline = time.monotonic() + timeout
-        pause = 0.005
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                busy = (exc.sqlite_errorcode & 0xFF) in (
-                    sqlite3.SQLITE_BUSY,
-                    sqlite3.SQLITE_LOCKED,
-                )
-                if not busy or time.monotonic() + pause > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.1)
-        db.execute(f"PRAGMA synchronous={synchronous}")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
 class SQLiteDedupeStore:
     """A store in one SQLite file, shared by every worker process on a host.
 
@@ -232,6 +200,12 @@ class SQLiteDedupeStore:
     A lock held past ``timeout`` seconds, or any other SQLite error, raises
     :class:`StoreUnavailable`.
     """
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS deliveries ("
+        " webhook_id TEXT PRIMARY KEY, done INTEGER NOT NULL,"
+        " expires REAL NOT NULL, token TEXT NOT NULL)"
+    )
 
     def __init__(
         self,
@@ -249,22 +223,22 @@ class SQLiteDedupeStore:
         self._claims = 0
         _STORES.add(self)
         with self._transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS deliveries ("
-                " webhook_id TEXT PRIMARY KEY, done INTEGER NOT NULL,"
-                " expires REAL NOT NULL, token TEXT NOT NULL)"
-            )
+            db.execute(self.SCHEMA)
 
     def _after_fork(self) -> None:
         # The parent's connections are the parent's: the child opens its own.
         self._local = threading.local()
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> _sqlite.Connection:
         # One connection per thread: the receiver claims on the event loop's thread and
         # completes on the handler's.
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        previous = getattr(self._local, "db", None)
+        db = _sqlite.reusable(previous)
         if db is None:
-            db = sqlite_connection(self.path, self.timeout, "NORMAL")
+            self._local.db = None
+            db = _sqlite.connect(self.path, self.timeout, "NORMAL")
+            if previous is not None:
+                db.execute(self.SCHEMA)  # opened again: the file may be a new one
             self._local.db = db
         return db
 
@@ -322,6 +296,8 @@ class _Transaction:
     lock, no file, a full disk, a read-only file) turned into :class:`StoreUnavailable`.
     """
 
+    db: _sqlite.Connection
+
     def __init__(self, store: SQLiteDedupeStore) -> None:
         self.store = store
 
@@ -329,13 +305,15 @@ class _Transaction:
         try:
             self.db = self.store._connection()
             self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite store {self.store.path}: {exc}") from exc
         return self.db
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         try:
             self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+            if kind is None:
+                _sqlite.check_committed(self.db)
         except sqlite3.Error as exc:
             if kind is None:
                 raise StoreUnavailable(

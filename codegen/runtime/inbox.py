@@ -39,8 +39,8 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from . import redact
-from .dedupe import StoreUnavailable, sqlite_connection
+from . import _sqlite, redact
+from .dedupe import StoreUnavailable
 
 if typing.TYPE_CHECKING:
     import psycopg
@@ -225,46 +225,48 @@ class Inbox(abc.ABC):
 
     def _create_schema(self) -> None:
         with self.transaction() as db:
-            self._lock_schema(db)
-            db.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLE}_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            self._schema(db)
+
+    def _schema(self, db: typing.Any) -> None:
+        """Create or check the tables, inside a write transaction."""
+        self._lock_schema(db)
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE}_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        found = db.execute(
+            f"SELECT value FROM {TABLE}_meta WHERE name = 'schema_version'"
+        ).fetchone()
+        if found is not None and int(found[0]) > SCHEMA_VERSION:
+            raise InboxUnavailable(
+                f"the inbox's schema is version {found[0]}, newer than this package's "
+                f"({SCHEMA_VERSION}): upgrade the package, or use another database"
             )
-            found = db.execute(
-                f"SELECT value FROM {TABLE}_meta WHERE name = 'schema_version'"
-            ).fetchone()
-            if found is not None and int(found[0]) > SCHEMA_VERSION:
-                raise InboxUnavailable(
-                    f"the inbox's schema is version {found[0]}, newer than this package's "
-                    f"({SCHEMA_VERSION}): upgrade the package, or use another database"
-                )
-            if found is not None:
-                return  # version 1 is the first; later versions migrate here
-            db.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-                f" id {self.ID_TYPE}, endpoint TEXT NOT NULL, webhook_id TEXT NOT NULL,"
-                f" event_type TEXT NOT NULL, body {self.BLOB_TYPE} NOT NULL,"
-                f" headers TEXT NOT NULL, received_at {self.REAL_TYPE} NOT NULL,"
-                f" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-                f" next_attempt_at {self.REAL_TYPE} NOT NULL, lease_owner TEXT,"
-                f" lease_expires_at {self.REAL_TYPE}, last_error_type TEXT,"
-                f" last_error_message TEXT, last_error_traceback TEXT,"
-                f" completed_at {self.REAL_TYPE}, updated_at {self.REAL_TYPE} NOT NULL,"
-                f" UNIQUE (endpoint, webhook_id))"
-            )
-            db.execute(
-                f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (next_attempt_at)"
-                " WHERE state IN ('pending', 'failed', 'processing')"
-            )
-            db.execute(
-                f"CREATE INDEX IF NOT EXISTS {TABLE}_by_state ON {TABLE} (state, updated_at)"
-            )
-            db.execute(
-                f"CREATE INDEX IF NOT EXISTS {TABLE}_by_id ON {TABLE} (webhook_id)"
-            )
-            db.execute(
-                f"INSERT INTO {TABLE}_meta (name, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+        if found is not None:
+            return  # version 1 is the first; later versions migrate here
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+            f" id {self.ID_TYPE}, endpoint TEXT NOT NULL, webhook_id TEXT NOT NULL,"
+            f" event_type TEXT NOT NULL, body {self.BLOB_TYPE} NOT NULL,"
+            f" headers TEXT NOT NULL, received_at {self.REAL_TYPE} NOT NULL,"
+            f" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+            f" next_attempt_at {self.REAL_TYPE} NOT NULL, lease_owner TEXT,"
+            f" lease_expires_at {self.REAL_TYPE}, last_error_type TEXT,"
+            f" last_error_message TEXT, last_error_traceback TEXT,"
+            f" completed_at {self.REAL_TYPE}, updated_at {self.REAL_TYPE} NOT NULL,"
+            f" UNIQUE (endpoint, webhook_id))"
+        )
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (next_attempt_at)"
+            " WHERE state IN ('pending', 'failed', 'processing')"
+        )
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_state ON {TABLE} (state, updated_at)"
+        )
+        db.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_by_id ON {TABLE} (webhook_id)")
+        db.execute(
+            f"INSERT INTO {TABLE}_meta (name, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -631,13 +633,26 @@ class SQLiteInbox(Inbox):
             raise InboxMissing(f"there is no inbox at {self.path}: {exc}") from exc
         return bool(found)
 
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+    def _connection(self) -> _sqlite.Connection:
+        # A file removed or replaced under this process is opened again at its path.
+        previous = getattr(self._local, "db", None)
+        db = _sqlite.reusable(previous)
         if db is None:
+            self._local.db = None
             try:
                 # Every commit is on disk before it returns: a 2xx survives a power cut.
-                db = sqlite_connection(self.path, self.timeout, "FULL")
-            except sqlite3.Error as exc:
+                db = _sqlite.connect(self.path, self.timeout, "FULL")
+                if previous is not None:
+                    # Opened again (the file was replaced): it may be a new, empty file.
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        self._schema(db)
+                        db.execute("COMMIT")
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        db.close()
+                        raise
+            except (sqlite3.Error, OSError) as exc:
                 raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
             self._local.db = db
         return db
@@ -652,6 +667,9 @@ class SQLiteInbox(Inbox):
         try:
             yield db
             db.execute("COMMIT")
+            # A write into a file no longer at the path is a write nobody will read: not
+            # stored (the receiver answers 503; the next transaction opens the path again).
+            _sqlite.check_committed(db)
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
@@ -670,14 +688,15 @@ class SQLiteInbox(Inbox):
                 time.sleep(self.POLL_SECONDS)
                 if self._data_version() != seen:
                     break
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
+            self._local.watch = None
             time.sleep(max(0.0, deadline - time.monotonic()))
         self._stored.clear()
 
     def _data_version(self) -> int:
-        db: sqlite3.Connection | None = getattr(self._local, "watch", None)
+        db = _sqlite.reusable(getattr(self._local, "watch", None))
         if db is None:
-            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            db = _sqlite.connect(self.path, self.timeout, "FULL")
             self._local.watch = db
         return int(db.execute("PRAGMA data_version").fetchone()[0])
 

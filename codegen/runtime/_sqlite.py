@@ -1,0 +1,112 @@
+"""The SQLite file under the inbox and the dedupe store: opened in WAL mode, and known to be
+the file at its path.
+
+A file deleted or replaced under a running process (a clean-up job, a redeploy, a restore)
+stays open: SQLite goes on writing into the unlinked inode, which nobody will read again. And
+SQLite keeps its write-ahead log beside the *name* it opened, so a file reached under two
+names (a hard link) is two databases that do not see each other's writes. Each transaction
+therefore checks, with one ``stat`` before it begins and one after it commits, that the
+connection's file is still the one at the path and has no other name; the stores reopen
+before and refuse (503) after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+
+logger = logging.getLogger(__name__.rpartition(".")[0] + ".store")
+
+
+class Connection(sqlite3.Connection):
+    """A connection that remembers which file (device and inode) it opened."""
+
+    path: str
+    identity: tuple[int, int]
+
+
+def connect(path: str, timeout: float, synchronous: str) -> Connection:
+    """A connection to ``path`` in WAL mode, in autocommit (transactions are explicit).
+
+    Every statement waits up to ``timeout`` seconds for a lock, except the switch to WAL:
+    SQLite answers it "database is locked" at once while another connection opens the same
+    new file, as several processes starting together do. That switch is tried again until
+    ``timeout`` instead of failing the process's first request. A file with more than one
+    name (hard link) is refused.
+    """
+    db = sqlite3.connect(
+        path, timeout=timeout, isolation_level=None, factory=Connection
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                busy = (exc.sqlite_errorcode & 0xFF) in (
+                    sqlite3.SQLITE_BUSY,
+                    sqlite3.SQLITE_LOCKED,
+                )
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.path = path
+        db.identity = identity(path)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def identity(path: str) -> tuple[int, int]:
+    """The device and inode of the file at ``path``; sqlite3.OperationalError for a file
+    with several names, which SQLite cannot share safely."""
+    found = os.stat(path)
+    if found.st_nlink > 1:
+        raise sqlite3.OperationalError(
+            f"{path} has {found.st_nlink} hard links: SQLite keeps its write-ahead log "
+            "beside each name, so processes using different names would not see each "
+            "other's writes; give every process one name (a symbolic link is fine)"
+        )
+    return found.st_dev, found.st_ino
+
+
+def at_path(db: Connection) -> bool:
+    """Whether ``db``'s file is still the only file at its path."""
+    try:
+        return identity(db.path) == db.identity
+    except (OSError, sqlite3.OperationalError):
+        return False
+
+
+def reusable(db: Connection | None) -> Connection | None:
+    """``db`` while its file is the one at its path; otherwise None (``db`` closed), so
+    that the caller opens the path again: a restored or re-created file is used from the
+    next transaction on, in every process."""
+    if db is None or at_path(db):
+        return db
+    logger.warning(
+        "%s was removed, replaced or linked under another name: opening it again",
+        db.path,
+    )
+    with contextlib.suppress(sqlite3.Error):
+        db.close()
+    return None
+
+
+def check_committed(db: Connection) -> None:
+    """After a commit: sqlite3.OperationalError if the file it went to is no longer the
+    one at the path (deleted, replaced, or given a second name meanwhile)."""
+    if not at_path(db):
+        raise sqlite3.OperationalError(
+            f"{db.path} was removed, replaced or linked under another name while this "
+            "write committed: it went to a file that is no longer there; nothing counts "
+            "as stored"
+        )

@@ -1,0 +1,169 @@
+"""The SQLite file under the inbox and the dedupe store (runtime ``_sqlite.py``): a write
+counts only when it is in the file at the configured path, whatever happens to that file
+under a running process; a file with two names is refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from incident_webhooks.dedupe import Lease, SQLiteDedupeStore, StoreUnavailable
+from incident_webhooks.inbox import InboxUnavailable, SQLiteInbox
+from servers import HTTP, AppServer
+from test_inbox import GRANTED, SECRET, cli, signed
+
+
+def remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def renamed_away(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            os.replace(f"{path}{suffix}", f"{path}.moved{suffix}")
+
+
+def replaced_by_a_copy(path: Path) -> None:
+    """A restore: a copy of the file made now, moved over it (a new inode)."""
+    backup = path.with_name("backup.db")
+    with sqlite3.connect(path) as source, sqlite3.connect(backup) as target:
+        source.backup(target)
+    remove(path)
+    os.replace(backup, path)
+
+
+def replaced_by_another_inbox(path: Path) -> None:
+    other = path.with_name("other.db")
+    SQLiteInbox(other).store("/webhooks", "msg_other", GRANTED, b"{}", {})
+    remove(path)
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{other}{suffix}").exists():
+            os.replace(f"{other}{suffix}", f"{path}{suffix}")
+
+
+def replaced_by_an_empty_file(path: Path) -> None:
+    remove(path)
+    path.write_bytes(b"")
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "deleted": remove,
+    "renamed-away": renamed_away,
+    "replaced-by-a-copy": replaced_by_a_copy,
+    "replaced-by-another-inbox": replaced_by_another_inbox,
+    "replaced-by-an-empty-file": replaced_by_an_empty_file,
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_the_inbox_never_counts_a_write_into_a_file_no_longer_at_its_path(change: str, tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path)
+    assert inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
+    CHANGES[change](path)
+    for n in range(1, 4):
+        try:
+            stored = inbox.store("/webhooks", f"msg_{n}", GRANTED, b"{}", {})
+        except InboxUnavailable:
+            continue  # a 503: Svix retries
+        assert stored
+        assert [r.webhook_id for r in SQLiteInbox(path).get(f"msg_{n}")] == [f"msg_{n}"], (
+            "a write that counted is in the file at the path"
+        )
+    assert inbox.claim("w", 30, limit=10), "the worker's side sees the file at the path too"
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_the_dedupe_store_follows_the_file_at_its_path(change: str, tmp_path: Path) -> None:
+    path = tmp_path / "dedupe.db"
+    store = SQLiteDedupeStore(path)
+    lease = store.claim("/webhooks:msg_0")
+    assert isinstance(lease, Lease)
+    store.complete(lease)
+    CHANGES[change](path)
+    claimed = store.claim("/webhooks:msg_1")
+    assert isinstance(claimed, Lease)
+    store.complete(claimed)
+    assert SQLiteDedupeStore(path).claim("/webhooks:msg_1") == "done", "recorded in the file at the path"
+
+
+def test_a_commit_into_a_file_replaced_meanwhile_is_not_stored(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path)
+    inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
+    with pytest.raises(InboxUnavailable, match="removed, replaced or linked"):
+        with inbox.transaction() as db:
+            db.execute(
+                "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body, headers,"
+                " received_at, state, next_attempt_at, updated_at)"
+                " VALUES ('/webhooks', 'msg_1', 't', x'7b7d', '{}', 0, 'pending', 0, 0)"
+            )
+            replaced_by_a_copy(path)  # after the check before BEGIN, before COMMIT
+    assert SQLiteInbox(path).get("msg_1") == []
+    assert inbox.store("/webhooks", "msg_1", GRANTED, b"{}", {}), "the retry is stored"
+    assert [r.webhook_id for r in SQLiteInbox(path).get("msg_1")] == ["msg_1"]
+
+
+@pytest.mark.parametrize("when", ["before-open", "after-open"])
+@pytest.mark.parametrize("store", ["inbox", "dedupe"])
+def test_a_file_with_a_second_name_is_refused(when: str, store: str, tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    opened: SQLiteInbox | SQLiteDedupeStore = SQLiteInbox(path) if store == "inbox" else SQLiteDedupeStore(path)
+    if when == "before-open":
+        del opened
+        os.link(path, tmp_path / "alias.db")
+        with pytest.raises((InboxUnavailable, StoreUnavailable), match="2 hard links"):
+            SQLiteInbox(path) if store == "inbox" else SQLiteDedupeStore(path)
+        return
+    os.link(path, tmp_path / "alias.db")
+    with pytest.raises((InboxUnavailable, StoreUnavailable), match="hard links"):
+        if isinstance(opened, SQLiteInbox):
+            opened.store("/webhooks", "msg_1", GRANTED, b"{}", {})
+        else:
+            opened.claim("/webhooks:msg_1")
+    (tmp_path / "alias.db").unlink()
+    if isinstance(opened, SQLiteInbox):
+        assert opened.store("/webhooks", "msg_1", GRANTED, b"{}", {}), "one name again: writes go on"
+
+
+def test_a_symbolic_link_is_one_file_and_fine(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    SQLiteInbox(path).store("/webhooks", "msg_0", GRANTED, b"{}", {})
+    (tmp_path / "link.db").symlink_to(path)
+    via_link = SQLiteInbox(tmp_path / "link.db")
+    assert via_link.store("/webhooks", "msg_1", GRANTED, b"{}", {})
+    assert [r.webhook_id for r in SQLiteInbox(path).rows()] == ["msg_1", "msg_0"]
+
+
+def test_serve_refuses_an_inbox_with_a_second_name_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    SQLiteInbox(path)
+    os.link(path, tmp_path / "alias.db")
+    done = cli("serve", "--inbox", f"sqlite:///{path}", "--secret", SECRET)
+    assert done.returncode == 2 and "hard links" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_running_server_never_answers_2xx_for_a_row_not_in_the_file_at_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    url = f"sqlite:///{path}"
+    record = tmp_path / "record"
+    with AppServer(record, "memory", secret=SECRET, INCIDENT_WEBHOOK_INBOX=url, INCIDENT_WEBHOOK_WORKER="0") as server:
+        for round_, change in enumerate([remove, replaced_by_a_copy, renamed_away]):
+            body, headers = signed(f"msg_{round_}_first")
+            assert HTTP.post(server.url + "/webhooks", content=body, headers=headers).status_code == 200
+            change(path)
+            for n in range(5):
+                webhook_id = f"msg_{round_}_{n}"
+                body, headers = signed(webhook_id)
+                answer = HTTP.post(server.url + "/webhooks", content=body, headers=headers)
+                assert answer.status_code in (200, 503), answer.text
+                if answer.status_code == 200:
+                    assert [r.webhook_id for r in SQLiteInbox(path).get(webhook_id)] == [webhook_id]
+            assert HTTP.get(server.url + "/readyz").status_code == 200
+    shutil.rmtree(tmp_path, ignore_errors=True)
