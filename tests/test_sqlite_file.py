@@ -96,14 +96,13 @@ def test_a_commit_into_a_file_replaced_meanwhile_is_not_stored(tmp_path: Path) -
     path = tmp_path / "inbox.db"
     inbox = SQLiteInbox(path)
     inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
-    with pytest.raises(InboxUnavailable, match="removed, replaced or linked"):
-        with inbox.transaction() as db:
-            db.execute(
-                "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body, headers,"
-                " received_at, state, next_attempt_at, updated_at)"
-                " VALUES ('/webhooks', 'msg_1', 't', x'7b7d', '{}', 0, 'pending', 0, 0)"
-            )
-            replaced_by_a_copy(path)  # after the check before BEGIN, before COMMIT
+    with pytest.raises(InboxUnavailable, match="removed, replaced or linked"), inbox.transaction() as db:
+        db.execute(
+            "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body, headers,"
+            " received_at, state, next_attempt_at, updated_at)"
+            " VALUES ('/webhooks', 'msg_1', 't', x'7b7d', '{}', 0, 'pending', 0, 0)"
+        )
+        replaced_by_a_copy(path)  # after the check before BEGIN, before COMMIT
     assert SQLiteInbox(path).get("msg_1") == []
     assert inbox.store("/webhooks", "msg_1", GRANTED, b"{}", {}), "the retry is stored"
     assert [r.webhook_id for r in SQLiteInbox(path).get("msg_1")] == ["msg_1"]
