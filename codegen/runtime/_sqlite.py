@@ -21,6 +21,12 @@ import time
 logger = logging.getLogger(__name__.rpartition(".")[0] + ".store")
 
 
+# Readiness: below this much free space on the file's disk, a write is about to fail (a few
+# deliveries of the largest body the receiver accepts, with the write-ahead log's growth). A
+# probe write alone cannot tell: SQLite reuses the log's pages, so it succeeds on a full disk.
+READY_MIN_FREE_BYTES = 4 * 1024 * 1024
+
+
 class Connection(sqlite3.Connection):
     """A connection that remembers which file (device and inode) it opened."""
 
@@ -84,6 +90,22 @@ def at_path(db: Connection) -> bool:
         return identity(db.path) == db.identity
     except (OSError, sqlite3.OperationalError):
         return False
+
+
+def check_writable(db: Connection) -> None:
+    """For readiness, inside a write transaction: sqlite3.OperationalError when the disk
+    holding the file is (nearly) full, or a write cannot be made (a read-only file or
+    mount). The probe write commits with the caller's transaction."""
+    folder = os.path.dirname(os.path.abspath(db.path))
+    found = os.statvfs(folder)
+    free = found.f_bavail * found.f_frsize
+    if free < READY_MIN_FREE_BYTES:
+        raise sqlite3.OperationalError(
+            f"the disk holding {db.path} has {free} bytes free (under {READY_MIN_FREE_BYTES})"
+        )
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    # A real change of the header page, so the commit writes (and syncs) the file.
+    db.execute(f"PRAGMA user_version = {1 - version % 2}")
 
 
 def reusable(db: Connection | None) -> Connection | None:

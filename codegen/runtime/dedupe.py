@@ -50,6 +50,8 @@ if typing.TYPE_CHECKING:
 Taken = typing.Literal["done", "busy"]
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_TTL_SECONDS = 36 * 3600.0
+# How long readiness's probe key lives in Redis: it only has to be written.
+READY_PROBE_MS = 60_000
 
 
 class StoreUnavailable(Exception):
@@ -280,8 +282,10 @@ class SQLiteDedupeStore:
             )
 
     def ping(self) -> None:
+        # Readiness means a claim could be written now: a committed probe write, and the
+        # disk's free space (a probe alone succeeds on a full disk).
         with self._transaction() as db:
-            db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchall()
+            _sqlite.check_writable(db)
 
     def prune(self) -> int:
         """Delete expired rows now; returns how many."""
@@ -301,7 +305,7 @@ class _Transaction:
     def __init__(self, store: SQLiteDedupeStore) -> None:
         self.store = store
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> _sqlite.Connection:
         try:
             self.db = self.store._connection()
             self.db.execute("BEGIN IMMEDIATE")
@@ -355,6 +359,8 @@ def check_redis_url(url: str) -> str:
 class _RedisKeys:
     def __init__(self, prefix: str, lease_seconds: float, ttl_seconds: float) -> None:
         self.prefix = prefix
+        # Readiness's probe write; no delivery's key ("endpoint:webhook-id") lacks a colon.
+        self.probe = prefix + "ready-probe"
         self.lease_ms = max(1, int(lease_seconds * 1000))
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
 
@@ -430,8 +436,10 @@ class RedisDedupeStore:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
     def ping(self) -> None:
+        # A write, not PING: Redis answers PING while it refuses writes (a failed save with
+        # stop-writes-on-bgsave-error, maxmemory with noeviction, a read-only replica).
         try:
-            self.client.ping()
+            self.client.set(self._keys.probe, "1", px=READY_PROBE_MS)
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 
@@ -532,7 +540,7 @@ class AsyncRedisDedupeStore:
 
     async def ping(self) -> None:
         try:
-            await self.client.ping()
+            await self.client.set(self._keys.probe, "1", px=READY_PROBE_MS)
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
 

@@ -395,7 +395,7 @@ class WebhookReceiver:
         probe)."""
         if self.inbox is not None:
             try:
-                self.inbox.ping()
+                self.inbox.ready()
             except Exception as exc:  # noqa: BLE001
                 return str(_unavailable(exc))
             return None

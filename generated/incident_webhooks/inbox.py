@@ -570,6 +570,21 @@ class Inbox(abc.ABC):
         with self.transaction() as db:
             db.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchall()
 
+    def ready(self) -> None:
+        """Return when a delivery could be stored now; InboxUnavailable (with the reason)
+        otherwise: a committed probe write, so a read-only or revoked database, a file that
+        cannot be written or (SQLite) a full disk is not ready."""
+        with self.transaction() as db:
+            self._check_writable(db)
+            db.execute(
+                f"INSERT INTO {TABLE}_meta (name, value) VALUES ('ready_probe', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (repr(time.time()),),
+            )
+
+    def _check_writable(self, db: typing.Any) -> None:
+        """What a probe write cannot see (SQLite: the free space)."""
+
     @staticmethod
     def _filters(
         webhook_ids: Sequence[str],
@@ -681,6 +696,9 @@ class SQLiteInbox(Inbox):
 
     def _lock_schema(self, db: typing.Any) -> None:
         pass  # BEGIN IMMEDIATE already holds the file's write lock
+
+    def _check_writable(self, db: typing.Any) -> None:
+        _sqlite.check_writable(db)
 
     def wait_for_work(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
