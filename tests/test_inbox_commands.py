@@ -7,6 +7,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from incident_webhooks.inbox import (
@@ -230,3 +231,60 @@ def test_an_error_naming_a_hostile_argument_is_escaped(tmp_path: Path) -> None:
     done = inbox_cli("inbox", "list", "--since", "\x1b[2J\x9b", "--inbox", f"sqlite:///{tmp_path}/x.db")
     assert done.returncode == 2
     assert_printable(done.stderr)
+
+
+# -- row 15: the demo server runs a newcomer's handlers, so a failed row can be made and replayed
+
+
+def test_serve_runs_your_handlers_and_a_failed_row_can_be_replayed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from servers import HTTP, free_port, wait_until
+
+    (tmp_path / "failing.py").write_text(
+        "from incident_webhooks import WebhookHandlers\n\n\n"
+        "class Failing(WebhookHandlers):\n"
+        "    def dispatch(self, event):\n"
+        "        raise RuntimeError('downstream is down')\n"
+    )
+    url = f"sqlite:///{tmp_path}/inbox.db"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "INCIDENT_WEBHOOK_SECRET": SECRET}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "incident_webhooks", "serve", "--port", str(port), "--inbox", url,
+         "--handlers", "failing:Failing"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _answers(HTTP, f"http://127.0.0.1:{port}/healthz"), "serve")
+        body, headers = signed("msg_newcomer")
+        assert HTTP.post(f"http://127.0.0.1:{port}/webhooks", content=body, headers=headers).status_code == 200
+        wait_until(lambda: from_url(url).get("msg_newcomer")[0].state == "failed", "the failed row", timeout=20)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    (row,) = from_url(url).get("msg_newcomer")
+    assert row.last_error_type == "RuntimeError" and row.last_error_message == "downstream is down"
+    replayed = inbox_cli("inbox", "replay", "--id", "msg_newcomer", "--inbox", url)
+    assert replayed.returncode == 0 and from_url(url).get("msg_newcomer")[0].state == "pending"
+
+
+def _answers(http: Any, url: str) -> bool:
+    import httpx
+
+    try:
+        return bool(http.get(url, timeout=1).status_code == 200)
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.parametrize(("spec", "says"), [("nothing_here:x", "cannot import"), ("json", "module:attribute"),
+                                            ("json:decoder", "not a WebhookHandlers")])  # fmt: skip
+def test_serve_refuses_handlers_it_cannot_use_in_one_line(spec: str, says: str, tmp_path: Path) -> None:
+    from test_inbox import cli
+
+    done = cli("serve", "--inbox", f"sqlite:///{tmp_path}/inbox.db", "--secret", SECRET, "--handlers", spec)
+    assert done.returncode == 2 and says in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

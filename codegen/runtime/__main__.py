@@ -1,6 +1,7 @@
 """``python -m`` this package: a demo receiver, and a sender of signed example deliveries.
 
-* ``serve``: receives webhooks and logs each one (needs the ``server`` extra). The secret
+* ``serve``: receives webhooks and logs each one, or runs ``--handlers module:attr`` (needs
+  the ``server`` extra). The secret
   comes from ``INCIDENT_WEBHOOK_SECRET``, the ``whsec_...`` value incident.io shows for the
   endpoint.
 * ``send URL``: posts the spec's examples (or a body of yours) to URL, signed as incident.io
@@ -28,7 +29,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 from . import redact
-from ._cli import PROG, _fail, _open_inbox, add_commands
+from ._cli import PROG, _fail, _open_inbox, add_commands, load_handlers
 from .events import EVENT_MODELS
 from .handlers import WebhookHandlers
 
@@ -122,14 +123,14 @@ def demo_app() -> typing.Any:
         level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s"
     )
     path = os.environ.get("INCIDENT_WEBHOOK_PATH", "/webhooks")
+    spec = os.environ.get("INCIDENT_WEBHOOK_HANDLERS")
+    handlers = load_handlers(spec) if spec else LoggingHandlers()
     inbox = os.environ.get("INCIDENT_WEBHOOK_INBOX")
     if inbox:
         worker = os.environ.get("INCIDENT_WEBHOOK_WORKER", "1") == "1"
-        return create_app(
-            LoggingHandlers(), _secret(None), path, inbox=inbox, worker=worker
-        )
+        return create_app(handlers, _secret(None), path, inbox=inbox, worker=worker)
     store = dedupe.from_url(os.environ.get("INCIDENT_WEBHOOK_DEDUPE", "memory"))
-    return create_app(LoggingHandlers(), _secret(None), path, dedupe=store)
+    return create_app(handlers, _secret(None), path, dedupe=store)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -157,6 +158,9 @@ def serve(args: argparse.Namespace) -> int:
             "--dedupe redis://HOST:PORT/DB): each worker's memory would handle redeliveries again"
         )
     _check_store(store)
+    if args.handlers:
+        load_handlers(args.handlers)  # refused here, in one line, not in every worker
+        os.environ["INCIDENT_WEBHOOK_HANDLERS"] = args.handlers
     os.environ["INCIDENT_WEBHOOK_DEDUPE"] = store
     os.environ["INCIDENT_WEBHOOK_PATH"] = args.path
     import uvicorn
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server = commands.add_parser(
-        "serve", help="run a demo receiver that logs every event"
+        "serve", help="run a receiver that logs every event (or runs --handlers)"
     )
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8000)
@@ -266,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         "--inbox",
         help="store every delivery first (sqlite:///PATH.db or postgresql://...), then "
         "process it in a worker",
+    )
+    server.add_argument(
+        "--handlers",
+        help="module:attribute of your handlers (as for `worker`) instead of the demo's, "
+        "which log each event",
     )
     server.add_argument(
         "--no-worker",

@@ -307,7 +307,7 @@ class _Transaction:
     def __init__(self, store: SQLiteDedupeStore) -> None:
         self.store = store
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> _sqlite.Connection:
         try:
             self.db = self.store._connection()
             self.db.execute("BEGIN IMMEDIATE")
