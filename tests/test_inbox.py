@@ -839,10 +839,10 @@ def test_a_row_claimed_again_while_its_outcome_waits_is_not_run_twice(tmp_path: 
         def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
             raise InboxUnavailable("renewals refused")
 
-        def complete(self, row_id: int) -> bool:
+        def complete(self, row_id: int, **options: Any) -> bool:
             if not Refusing.reclaimed:
                 raise InboxUnavailable("refused until the row is claimed again")
-            return super().complete(row_id)
+            return super().complete(row_id, **options)
 
     inbox = Refusing(tmp_path / "inbox.db")
     assert WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_0")).status == 200

@@ -288,3 +288,40 @@ def test_serve_refuses_handlers_it_cannot_use_in_one_line(spec: str, says: str, 
     done = cli("serve", "--inbox", f"sqlite:///{tmp_path}/inbox.db", "--secret", SECRET, "--handlers", spec)
     assert done.returncode == 2 and says in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# -- row 14: which code ran each attempt is on record -----------------------------------------
+
+
+def test_inbox_show_says_which_handlers_ran_each_attempt(tmp_path: Path) -> None:
+    import asyncio
+
+    from test_inbox import work
+
+    url = f"sqlite:///{tmp_path}/inbox.db"
+    inbox = from_url(url)
+    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
+    failing = Recording(fail=1)
+    asyncio.run(work(inbox, failing, lambda: inbox.get("msg_1")[0].state == "failed",
+                     handlers_name="app_one.webhooks:Handlers", retry_base=0.01))  # fmt: skip
+    asyncio.run(work(inbox, Recording(), lambda: inbox.get("msg_1")[0].state == "done",
+                     handlers_name="app_two.webhooks:Handlers"))  # fmt: skip
+    shown = inbox_cli("inbox", "show", "msg_1", "--inbox", url).stdout
+    assert "attempt 1: failed (RuntimeError), run by app_one.webhooks:Handlers in " in shown
+    assert "attempt 2: done, run by app_two.webhooks:Handlers in " in shown
+    (as_json,) = json.loads(inbox_cli("inbox", "show", "msg_1", "--json", "--inbox", url).stdout)
+    assert [(a["attempt"], a["handlers"], a["outcome"]) for a in as_json["attempts_log"]] == [
+        (1, "app_one.webhooks:Handlers", "failed"), (2, "app_two.webhooks:Handlers", "done"),
+    ]  # fmt: skip
+
+
+def test_the_worker_command_records_its_handlers_argument(tmp_path: Path) -> None:
+    from servers import WorkerProcess, wait_until
+
+    url = f"sqlite:///{tmp_path}/inbox.db"
+    inbox = from_url(url)
+    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
+    with WorkerProcess(tmp_path / "record", url):
+        wait_until(lambda: inbox.get("msg_1")[0].state == "done", "handled")
+    (row,) = inbox.get("msg_1")
+    assert [a["handlers"] for a in inbox.attempts_of(row.id)] == ["recording_app:RecordingHandlers"]

@@ -255,6 +255,7 @@ def run_worker(args: argparse.Namespace) -> int:
         shutdown_seconds=args.shutdown,
         retention_seconds=retention or None,
         handler_timeout=args.handler_timeout,
+        handlers_name=args.handlers,
     )
 
     async def main() -> None:
@@ -382,12 +383,24 @@ def _show(inbox: Inbox, args: argparse.Namespace) -> int:
             fields = _summary(row)
             fields["last_error_traceback"] = row.last_error_traceback
             fields["body"] = row.body.decode("utf-8", "replace")
+            fields["attempts_log"] = [
+                {**attempt, "finished_at": iso(attempt["finished_at"])}
+                for attempt in inbox.attempts_of(row.id)
+            ]
             listed.append(fields)
         print(json.dumps(listed, indent=2))
         return 0
     for row in rows:
         print(_line(row))
         print(f"  headers: {json.dumps(row.headers)}")
+        for attempt in inbox.attempts_of(row.id):
+            error = f" ({attempt['error_type']})" if attempt["error_type"] else ""
+            print(
+                shown(
+                    f"  attempt {attempt['attempt']}: {attempt['outcome']}{error}, run by "
+                    f"{attempt['handlers']} in {attempt['owner']} at {iso(attempt['finished_at'])}"
+                )
+            )
         if row.last_error_traceback:
             for line in row.last_error_traceback.rstrip().split("\n"):
                 print("  " + shown(line))

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -54,7 +55,9 @@ REPLAYABLE: tuple[State, ...] = ("failed", "dead", "invalid", "done")
 # States whose rows hold an event no handler has finished: deleting them loses it, so prune
 # deletes them only when told to by name (``force``).
 UNHANDLED: tuple[State, ...] = ("pending", "failed", "invalid", "dead")
-SCHEMA_VERSION = 1
+# The schema's versions, each a migration from the one before (MIGRATIONS): a new database
+# and one written by any earlier release take the same path to the current version.
+SCHEMA_VERSION = 2
 TABLE = "webhook_inbox"
 # The NOTIFY channel of the PostgreSQL inbox.
 CHANNEL = "webhook_inbox"
@@ -68,7 +71,9 @@ __all__ = [
     "Inbox",
     "InboxMissing",
     "InboxUnavailable",
+    "LeaseLost",
     "PostgresInbox",
+    "Ran",
     "Row",
     "SQLiteInbox",
     "State",
@@ -107,6 +112,9 @@ class Row:
     last_error_traceback: str | None
     completed_at: float | None
     updated_at: float
+    # A new random value at every claim: what fences a handler's own writes to its lease
+    # (schema version 2; None in rows no worker has claimed since).
+    lease_token: str | None = None
 
     def summary(self) -> dict[str, typing.Any]:
         """Everything but the body and the traceback, for listings and JSON."""
@@ -125,6 +133,20 @@ class Status:
 
 
 @dataclasses.dataclass(frozen=True)
+class Ran:
+    """An attempt as recorded with its outcome: its number, the handlers that ran it
+    (``module:attr``) and the worker (host:pid:id)."""
+
+    attempt: int
+    handlers: str
+    owner: str
+
+
+class LeaseLost(Exception):
+    """A handler's fenced transaction found its lease gone: nothing it wrote committed."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Failure:
     type: str
     message: str
@@ -134,7 +156,7 @@ class Failure:
 COLUMNS = (
     "id, endpoint, webhook_id, event_type, body, headers, received_at, state, attempts, "
     "next_attempt_at, lease_owner, lease_expires_at, last_error_type, last_error_message, "
-    "last_error_traceback, completed_at, updated_at"
+    "last_error_traceback, completed_at, updated_at, lease_token"
 )
 # Rows a worker may claim: due for a (first or next) attempt, or leased by a worker that
 # stopped renewing its lease. While a row is processing, next_attempt_at is its lease expiry.
@@ -145,6 +167,60 @@ INSERT = (
     " state, next_attempt_at, last_error_type, last_error_message, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, webhook_id) DO NOTHING"
 )
+
+
+def _version_1(id_type: str, blob: str, real: str) -> tuple[str, ...]:
+    """The first release's tables, as it created them."""
+    return (
+        (
+            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+            f" id {id_type}, endpoint TEXT NOT NULL, webhook_id TEXT NOT NULL,"
+            f" event_type TEXT NOT NULL, body {blob} NOT NULL,"
+            f" headers TEXT NOT NULL, received_at {real} NOT NULL,"
+            f" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+            f" next_attempt_at {real} NOT NULL, lease_owner TEXT,"
+            f" lease_expires_at {real}, last_error_type TEXT,"
+            f" last_error_message TEXT, last_error_traceback TEXT,"
+            f" completed_at {real}, updated_at {real} NOT NULL,"
+            f" UNIQUE (endpoint, webhook_id))"
+        ),
+        (
+            f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (next_attempt_at)"
+            " WHERE state IN ('pending', 'failed', 'processing')"
+        ),
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_state ON {TABLE} (state, updated_at)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_id ON {TABLE} (webhook_id)",
+    )
+
+
+def _version_2(id_type: str, real: str) -> tuple[str, ...]:
+    """A fencing token per claim, and a record of every attempt: who ran it (the worker and
+    its handlers, module:attr) and how it ended."""
+    return (
+        f"ALTER TABLE {TABLE} ADD COLUMN lease_token TEXT",
+        (
+            f"CREATE TABLE {TABLE}_attempts (id {id_type}, row_id BIGINT NOT NULL,"
+            f" attempt INTEGER NOT NULL, handlers TEXT NOT NULL, owner TEXT NOT NULL,"
+            f" outcome TEXT NOT NULL, error_type TEXT, finished_at {real} NOT NULL)"
+        ),
+        f"CREATE INDEX {TABLE}_attempts_by_row ON {TABLE}_attempts (row_id)",
+    )
+
+
+_SQLITE_ID = "INTEGER PRIMARY KEY AUTOINCREMENT"
+_POSTGRES_ID = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+# version -> dialect -> statements. Append a version here (and bump SCHEMA_VERSION); never
+# change one that a release has shipped: databases in the field are at every version.
+MIGRATIONS: dict[int, dict[str, tuple[str, ...]]] = {
+    1: {
+        "sqlite": _version_1(_SQLITE_ID, "BLOB", "REAL"),
+        "postgres": _version_1(_POSTGRES_ID, "BYTEA", "DOUBLE PRECISION"),
+    },
+    2: {
+        "sqlite": _version_2(_SQLITE_ID, "REAL"),
+        "postgres": _version_2(_POSTGRES_ID, "DOUBLE PRECISION"),
+    },
+}
 
 
 def _row(values: Sequence[typing.Any]) -> Row:
@@ -179,10 +255,8 @@ if hasattr(os, "register_at_fork"):
 class Inbox(abc.ABC):
     """The SQL both databases share; a subclass supplies connections and transactions."""
 
-    # SQL types that differ between the two databases.
-    ID_TYPE = "INTEGER PRIMARY KEY AUTOINCREMENT"
-    BLOB_TYPE = "BLOB"
-    REAL_TYPE = "REAL"
+    # Which migrations' SQL (MIGRATIONS[version][DIALECT]) this database takes.
+    DIALECT = "sqlite"
     CLAIM_LOCK = ""
     TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 
@@ -230,7 +304,8 @@ class Inbox(abc.ABC):
             self._schema(db)
 
     def _schema(self, db: typing.Any) -> None:
-        """Create or check the tables, inside a write transaction."""
+        """Create the tables, or bring them to SCHEMA_VERSION, inside a write transaction
+        (the schema lock held: processes starting together migrate once)."""
         self._lock_schema(db)
         db.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE}_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -238,37 +313,26 @@ class Inbox(abc.ABC):
         found = db.execute(
             f"SELECT value FROM {TABLE}_meta WHERE name = 'schema_version'"
         ).fetchone()
-        if found is not None and int(found[0]) > SCHEMA_VERSION:
+        version = 0 if found is None else int(found[0])
+        if version > SCHEMA_VERSION:
             raise InboxUnavailable(
-                f"the inbox's schema is version {found[0]}, newer than this package's "
+                f"the inbox's schema is version {version}, newer than this package's "
                 f"({SCHEMA_VERSION}): upgrade the package, or use another database"
             )
-        if found is not None:
-            return  # version 1 is the first; later versions migrate here
-        db.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-            f" id {self.ID_TYPE}, endpoint TEXT NOT NULL, webhook_id TEXT NOT NULL,"
-            f" event_type TEXT NOT NULL, body {self.BLOB_TYPE} NOT NULL,"
-            f" headers TEXT NOT NULL, received_at {self.REAL_TYPE} NOT NULL,"
-            f" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-            f" next_attempt_at {self.REAL_TYPE} NOT NULL, lease_owner TEXT,"
-            f" lease_expires_at {self.REAL_TYPE}, last_error_type TEXT,"
-            f" last_error_message TEXT, last_error_traceback TEXT,"
-            f" completed_at {self.REAL_TYPE}, updated_at {self.REAL_TYPE} NOT NULL,"
-            f" UNIQUE (endpoint, webhook_id))"
-        )
-        db.execute(
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (next_attempt_at)"
-            " WHERE state IN ('pending', 'failed', 'processing')"
-        )
-        db.execute(
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_by_state ON {TABLE} (state, updated_at)"
-        )
-        db.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_by_id ON {TABLE} (webhook_id)")
-        db.execute(
-            f"INSERT INTO {TABLE}_meta (name, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target][self.DIALECT]:
+                db.execute(statement)
+            db.execute(
+                f"INSERT INTO {TABLE}_meta (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (f"migrated_to_{target}", repr(time.time())),
+            )
+        if version < SCHEMA_VERSION:
+            db.execute(
+                f"INSERT INTO {TABLE}_meta (name, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -330,13 +394,23 @@ class Inbox(abc.ABC):
         """Lease up to ``limit`` due rows to ``owner``, oldest first; each claim counts as an
         attempt."""
         now = time.time()
+        # The rows of one claim share a token; every claim makes a new one.
+        token = secrets.token_hex(16)
         with self.transaction() as db:
             rows = db.execute(
-                f"UPDATE {TABLE} SET state = 'processing', lease_owner = ?,"
+                f"UPDATE {TABLE} SET state = 'processing', lease_owner = ?, lease_token = ?,"
                 " lease_expires_at = ?, next_attempt_at = ?, attempts = attempts + 1,"
                 f" updated_at = ? WHERE id IN (SELECT id FROM {TABLE} WHERE {DUE}"
                 f" ORDER BY next_attempt_at LIMIT ?{self.CLAIM_LOCK}) RETURNING {COLUMNS}",
-                (owner, now + lease_seconds, now + lease_seconds, now, now, limit),
+                (
+                    owner,
+                    token,
+                    now + lease_seconds,
+                    now + lease_seconds,
+                    now,
+                    now,
+                    limit,
+                ),
             ).fetchall()
         return sorted((_row(r) for r in rows), key=lambda row: row.id)
 
@@ -355,13 +429,13 @@ class Inbox(abc.ABC):
             ).fetchall()
         return {int(r[0]) for r in held}
 
-    def complete(self, row_id: int) -> bool:
+    def complete(self, row_id: int, *, ran: Ran | None = None) -> bool:
         """The handler succeeded: mark the row done, whoever holds its lease now (its
         handler ran). False when it was done already: the handler ran a second time, after
-        a lease lapsed."""
+        a lease lapsed. ``ran``: the attempt, recorded with the outcome."""
         now = time.time()
         with self.transaction() as db:
-            return bool(
+            done = bool(
                 db.execute(
                     f"UPDATE {TABLE} SET state = 'done', completed_at = ?, {FINISHED_ROW},"
                     " next_attempt_at = ? WHERE id = ?"
@@ -369,9 +443,41 @@ class Inbox(abc.ABC):
                     (now, now, now, row_id),
                 ).rowcount
             )
+            self._record(db, row_id, ran, "done" if done else "done_again", None, now)
+        return done
+
+    @contextlib.contextmanager
+    def fenced(
+        self, row_id: int, lease_token: str, *, ran: Ran | None = None
+    ) -> Iterator[typing.Any]:
+        """A transaction on the inbox's own database for a handler's writes, which marks
+        the row done and commits only while ``lease_token`` (the claim's) still holds the
+        row: a holder whose lease lapsed (a pause, a freeze) gets :class:`LeaseLost` at the
+        end and its writes roll back, so they commit once. Gives the driver's connection
+        (``sqlite3`` with ``?`` placeholders, psycopg with ``%s``)."""
+        now = time.time()
+        with self.transaction() as db:
+            yield getattr(db, "db", db)
+            held = db.execute(
+                f"UPDATE {TABLE} SET state = 'done', completed_at = ?, {FINISHED_ROW},"
+                " next_attempt_at = ? WHERE id = ? AND state = 'processing' AND lease_token = ?",
+                (now, now, now, row_id, lease_token),
+            ).rowcount
+            if not held:
+                raise LeaseLost(
+                    f"row {row_id} is no longer held by this attempt's lease (it lapsed and "
+                    "another worker took it, or it was finished): its writes are rolled back"
+                )
+            self._record(db, row_id, ran, "done", None, now)
 
     def fail(
-        self, row_id: int, owner: str, failure: Failure, retry_at: float | None
+        self,
+        row_id: int,
+        owner: str,
+        failure: Failure,
+        retry_at: float | None,
+        *,
+        ran: Ran | None = None,
     ) -> bool:
         """The handler raised: ``failed`` until ``retry_at``, or ``dead`` when None. Only
         the lease holder may; False when another worker holds the row now."""
@@ -381,11 +487,14 @@ class Inbox(abc.ABC):
             "failed" if retry_at is not None else "dead",
             failure,
             retry_at,
+            ran,
         )
 
-    def mark_invalid(self, row_id: int, owner: str, failure: Failure) -> bool:
+    def mark_invalid(
+        self, row_id: int, owner: str, failure: Failure, *, ran: Ran | None = None
+    ) -> bool:
         """The body does not validate against this package's models: kept for replay."""
-        return self._finish(row_id, owner, "invalid", failure, None)
+        return self._finish(row_id, owner, "invalid", failure, None, ran)
 
     def _finish(
         self,
@@ -394,10 +503,11 @@ class Inbox(abc.ABC):
         state: State,
         failure: Failure,
         retry_at: float | None,
+        ran: Ran | None = None,
     ) -> bool:
         now = time.time()
         with self.transaction() as db:
-            return bool(
+            finished = bool(
                 db.execute(
                     f"UPDATE {TABLE} SET state = ?, next_attempt_at = ?, last_error_type = ?,"
                     f" last_error_message = ?, last_error_traceback = ?, {FINISHED_ROW}"
@@ -408,6 +518,38 @@ class Inbox(abc.ABC):
                     ),
                 ).rowcount
             )  # fmt: skip
+            outcome = state if finished else f"{state}_not_recorded"
+            self._record(db, row_id, ran, outcome, failure.type, now)
+        return finished
+
+    @staticmethod
+    def _record(
+        db: typing.Any,
+        row_id: int,
+        ran: Ran | None,
+        outcome: str,
+        error_type: str | None,
+        now: float,
+    ) -> None:
+        """One line of the row's attempts: who ran it and how it ended."""
+        if ran is None:
+            return
+        db.execute(
+            f"INSERT INTO {TABLE}_attempts (row_id, attempt, handlers, owner, outcome,"
+            " error_type, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (row_id, ran.attempt, ran.handlers, ran.owner, outcome, error_type, now),
+        )
+
+    def attempts_of(self, row_id: int) -> list[dict[str, typing.Any]]:
+        """The recorded attempts of a row, oldest first."""
+        with self.transaction() as db:
+            found = db.execute(
+                "SELECT attempt, handlers, owner, outcome, error_type, finished_at"
+                f" FROM {TABLE}_attempts WHERE row_id = ? ORDER BY id",
+                (row_id,),
+            ).fetchall()
+        names = ("attempt", "handlers", "owner", "outcome", "error_type", "finished_at")
+        return [dict(zip(names, values, strict=True)) for values in found]
 
     def release(self, row_id: int, owner: str) -> bool:
         """Give a row back unprocessed (a shutdown): pending again, the attempt not counted."""
@@ -500,13 +642,21 @@ class Inbox(abc.ABC):
         removed = 0
         while True:
             with self.transaction() as db:
-                count: int = db.execute(
-                    f"DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE}"
-                    " WHERE state = ? AND updated_at < ? LIMIT ?)",
-                    (state, cutoff, batch),
-                ).rowcount
-            removed += count
-            if count < batch:
+                ids = [
+                    int(found[0])
+                    for found in db.execute(
+                        f"SELECT id FROM {TABLE} WHERE state = ? AND updated_at < ? LIMIT ?",
+                        (state, cutoff, batch),
+                    ).fetchall()
+                ]
+                if ids:
+                    marks = ", ".join("?" * len(ids))
+                    db.execute(
+                        f"DELETE FROM {TABLE}_attempts WHERE row_id IN ({marks})", ids
+                    )
+                    db.execute(f"DELETE FROM {TABLE} WHERE id IN ({marks})", ids)
+            removed += len(ids)
+            if len(ids) < batch:
                 return removed
 
     def status(self) -> Status:
@@ -734,9 +884,7 @@ class PostgresInbox(Inbox):
     any psycopg error raises :class:`InboxUnavailable`; a broken connection is opened again
     on the next call."""
 
-    ID_TYPE = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-    BLOB_TYPE = "BYTEA"
-    REAL_TYPE = "DOUBLE PRECISION"
+    DIALECT = "postgres"
     CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
     TABLE_EXISTS = "SELECT 1 WHERE to_regclass(?) IS NOT NULL"
 

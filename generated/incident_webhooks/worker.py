@@ -31,6 +31,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import math
@@ -42,13 +43,14 @@ import threading
 import time
 import traceback
 import typing
+from collections.abc import Iterator
 
 from . import observe, tracing
 from .dedupe import StoreUnavailable
 from .errors import InvalidPayload, UnknownEventType
 from .events import parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .inbox import Failure, Inbox, Row, from_url
+from .inbox import Failure, Inbox, LeaseLost, Ran, Row, from_url
 from .receiver import current_webhook_id, fields
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,53 @@ def retry_delay(
     return exact * (rng or random).uniform(0.8, 1.0)
 
 
+@dataclasses.dataclass
+class Delivery:
+    """The row a handler is running for (:func:`current_delivery`): its id, type and
+    attempt, and :meth:`transaction` for writes that must happen exactly once."""
+
+    webhook_id: str
+    event_type: str
+    attempt: int
+    row_id: int
+    lease_token: str | None
+    inbox: Inbox
+    ran: Ran
+    committed: bool = False
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[typing.Any]:
+        """A transaction on the inbox's own database (the driver's connection: sqlite3
+        with ``?`` placeholders, psycopg with ``%s``) that also marks this row done. It
+        commits only while this attempt's lease holds the row: an attempt that outlived its
+        lease (a pause, a freeze) gets :class:`~.inbox.LeaseLost` at the end of the block
+        and its writes roll back, so what the block writes commits exactly once. Once per
+        attempt, and short: SQLite holds its write lock for the whole block."""
+        if self.lease_token is None:
+            raise LeaseLost("this row was claimed without a lease token")
+        if self.committed:
+            raise RuntimeError("this attempt's transaction committed already")
+        with self.inbox.fenced(self.row_id, self.lease_token, ran=self.ran) as db:
+            yield db
+        self.committed = True
+
+
+_current_delivery: contextvars.ContextVar[Delivery] = contextvars.ContextVar(
+    "incident_webhooks_delivery"
+)
+
+
+def current_delivery() -> Delivery:
+    """The delivery the calling handler runs for, when a :class:`Worker` runs it (in the
+    handler's thread or task); LookupError elsewhere (the receiver without an inbox)."""
+    try:
+        return _current_delivery.get()
+    except LookupError:
+        raise LookupError(
+            "no delivery: current_delivery() is for handlers run by an inbox's worker"
+        ) from None
+
+
 class Worker:
     """Processes an inbox's rows with ``handlers`` until stopped; see the module docstring."""
 
@@ -106,6 +155,7 @@ class Worker:
         shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS,
         retention_seconds: float | None = DEFAULT_RETENTION_SECONDS,
         handler_timeout: float = DEFAULT_HANDLER_TIMEOUT_SECONDS,
+        handlers_name: str | None = None,
     ) -> None:
         if not isinstance(handlers, WebhookHandlers | AsyncWebhookHandlers):
             raise TypeError(
@@ -121,6 +171,10 @@ class Worker:
             raise ValueError("handler_timeout must be above 0 seconds (inf: no limit)")
         self.inbox = from_url(inbox)
         self.handlers = handlers
+        # Recorded with every attempt (``inbox show``): which code ran it.
+        self.handlers_name = handlers_name or (
+            f"{type(handlers).__module__}:{type(handlers).__qualname__}"
+        )
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
@@ -275,10 +329,17 @@ class Worker:
     async def _process(self, row: Row) -> None:
         current_webhook_id.set(row.webhook_id)
         extra = functools.partial(fields, row.webhook_id, event_type=row.event_type)
+        ran = Ran(row.attempts, self.handlers_name, self.owner)
+        fail = functools.partial(self.inbox.fail, ran=ran)
+        delivery = Delivery(
+            row.webhook_id, row.event_type, row.attempts, row.id, row.lease_token,
+            self.inbox, ran,
+        )  # fmt: skip
+        _current_delivery.set(delivery)
         if row.attempts > self.max_attempts:
             # Claimed again after a lapsed lease each time: its worker died or hung.
             failure = Failure("LeaseLapsed", "the lease lapsed on the last attempt")
-            await self._record(row, self.inbox.fail, row.id, self.owner, failure, None)
+            await self._record(row, fail, row.id, self.owner, failure, None)
             logger.error(
                 "webhook-id %s: dead after %d attempts whose leases lapsed",
                 row.webhook_id, self.max_attempts, extra=extra("dead"),
@@ -291,7 +352,11 @@ class Worker:
         except InvalidPayload as exc:
             failure = Failure("InvalidPayload", str(exc))
             await self._record(
-                row, self.inbox.mark_invalid, row.id, self.owner, failure
+                row,
+                functools.partial(self.inbox.mark_invalid, ran=ran),
+                row.id,
+                self.owner,
+                failure,
             )
             observe.attempt(row.event_type, "invalid")
             logger.error(
@@ -313,13 +378,13 @@ class Worker:
                 # The worker's own shutdown: give the row back unfinished.
                 await asyncio.shield(self._release(row))
                 raise
-            await self._failed(row, exc)  # raised by the handler itself
+            await self._failed(row, exc, fail)  # raised by the handler itself
             return
         # Whatever a handler raises, SystemExit and KeyboardInterrupt included, is its
         # row's failure, recorded and retried: it must not end the worker (or the server
         # that runs it) and leave the row to lapse.
         except BaseException as exc:  # noqa: BLE001
-            await self._failed(row, exc)
+            await self._failed(row, exc, fail)
             return
         finally:
             observe.handler(
@@ -327,7 +392,11 @@ class Worker:
                 time.time() - (time.monotonic() - started) - row.received_at,
             )  # fmt: skip
         observe.attempt(row.event_type, "done")
-        if not await self._record(row, self.inbox.complete, row.id):
+        if delivery.committed:
+            pass  # its own transaction marked the row done, with its writes
+        elif not await self._record(
+            row, functools.partial(self.inbox.complete, ran=ran), row.id
+        ):
             logger.warning(
                 "webhook-id %s: the %s handler ran again after its lease lapsed; done once",
                 row.webhook_id, row.event_type, extra=extra("duplicate"),
@@ -398,7 +467,9 @@ class Worker:
                 ) from None
             raise  # the handler's own TimeoutError
 
-    async def _failed(self, row: Row, exc: BaseException) -> None:
+    async def _failed(
+        self, row: Row, exc: BaseException, fail: typing.Callable[..., bool]
+    ) -> None:
         failure = Failure(
             type(exc).__qualname__,
             str(exc)[:2000],
@@ -408,7 +479,15 @@ class Worker:
         retry_at = (
             None if last else time.time() + retry_delay(row.attempts, self.retry_base)
         )
-        await self._record(row, self.inbox.fail, row.id, self.owner, failure, retry_at)
+        await self._record(row, fail, row.id, self.owner, failure, retry_at)
+        if isinstance(exc, LeaseLost):
+            logger.warning(
+                "webhook-id %s: the %s handler's transaction lost its lease (attempt %d): "
+                "its writes were rolled back",
+                row.webhook_id, row.event_type, row.attempts,
+                extra=fields(row.webhook_id, "lease_lost", row.event_type),
+            )  # fmt: skip
+            return
         observe.attempt(row.event_type, "dead" if last else "failed")
         if last:
             logger.error(
