@@ -15,21 +15,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any, TypeGuard
 
 from .ir import Schema
 
-COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
+COUNTS = (
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+)
 BOUNDS = ("minimum", "maximum")
 EXCLUSIVE = ("exclusiveMinimum", "exclusiveMaximum")
 PAIRS = (
     ("minLength", "maxLength"), ("minItems", "maxItems"), ("minProperties", "maxProperties"),
-    ("minimum", "maximum"),
 )  # fmt: skip
 
 
 def _number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def problems(schema: Schema) -> Iterator[tuple[str, str]]:
@@ -56,6 +67,9 @@ def problems(schema: Schema) -> Iterator[tuple[str, str]]:
         floor, ceiling = schema.get(low), schema.get(high)
         if _number(floor) and _number(ceiling) and floor > ceiling:
             yield f"{low} {floor!r} is above {high} {ceiling!r}: no value can match", low
+    empty = _empty_range(schema)
+    if empty is not None:
+        yield empty
     pattern = schema.get("pattern")
     if isinstance(pattern, str):
         problem = linear_pattern_problem(pattern)
@@ -65,13 +79,88 @@ def problems(schema: Schema) -> Iterator[tuple[str, str]]:
         yield f"pattern must be a string, not {pattern!r}", "pattern"
 
 
+def _exact(value: float) -> Fraction:
+    """The number as the spec wrote it (0.1 is one tenth, not the nearest binary float):
+    the models' own multipleOf check allows for that rounding."""
+    return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
+
+
+def _bound(schema: Schema, side: str) -> tuple[Fraction, bool, str] | None:
+    """The tighter of the inclusive and exclusive bounds on one side ("minimum" or
+    "maximum"), in every spelling: 3.1's numeric ``exclusiveMinimum``, 3.0's boolean one
+    beside ``minimum``. (value, exclusive, the keywords that say it), or None."""
+    exclusive_key = "exclusive" + side[0].upper() + side[1:]
+    inclusive, exclusive = schema.get(side), schema.get(exclusive_key)
+    found: list[tuple[Fraction, bool, str]] = []
+    if _number(inclusive):
+        if exclusive is True:  # OpenAPI 3.0
+            found.append(
+                (
+                    _exact(inclusive),
+                    True,
+                    f"{side} {inclusive!r} with {exclusive_key}: true",
+                )
+            )
+        else:
+            found.append((_exact(inclusive), False, f"{side} {inclusive!r}"))
+    if _number(exclusive):
+        found.append((_exact(exclusive), True, f"{exclusive_key} {exclusive!r}"))
+    if not found:
+        return None
+    # The tighter: the larger lower bound, the smaller upper one; exclusive wins a tie.
+    lower = side == "minimum"
+    return max(found, key=lambda b: (b[0] if lower else -b[0], b[1]))
+
+
+def _empty_range(schema: Schema) -> tuple[str, str] | None:
+    """(message, key) when the numeric bounds leave no value: above each other in any
+    spelling, equal with one exclusive, no whole number between them for an integer, or
+    no multiple of ``multipleOf`` between them."""
+    low, high = _bound(schema, "minimum"), _bound(schema, "maximum")
+    if low is None or high is None:
+        return None
+    (floor, open_floor, says_floor), (ceiling, open_ceiling, says_ceiling) = low, high
+    key = says_floor.split()[0]
+    said = f"{says_floor} and {says_ceiling}"
+    if floor > ceiling or (floor == ceiling and (open_floor or open_ceiling)):
+        return f"{said}: no value can match", key
+    types = schema.get("type")
+    if types == "integer" or (
+        isinstance(types, list) and "integer" in types and "number" not in types
+    ):
+        step: Fraction | None = Fraction(1)
+    else:
+        step = None
+    multiple = schema.get("multipleOf")
+    if _number(multiple) and multiple > 0:
+        step = _exact(multiple) if step is None else _lcm(step, _exact(multiple))
+    if step is not None:
+        first = math.ceil(floor / step) * step
+        if open_floor and first == floor:
+            first += step
+        if first > ceiling or (open_ceiling and first == ceiling):
+            what = "whole number" if multiple is None else f"multiple of {multiple!r}"
+            if multiple is not None and step != _exact(multiple):
+                what = f"whole multiple of {multiple!r}"
+            return f"{said}: no {what} lies between them, so no value can match", key
+    return None
+
+
+def _lcm(a: Fraction, b: Fraction) -> Fraction:
+    """The least common multiple of two positive rationals."""
+    numerator = math.lcm(a.numerator * b.denominator, b.numerator * a.denominator)
+    return Fraction(numerator, a.denominator * b.denominator)
+
+
 def linear_pattern_problem(pattern: str) -> str | None:
     """Why the linear-time engine that enforces patterns cannot run ``pattern``, or None.
     Asked of that engine itself (pydantic-core's, as the models will use it)."""
     from pydantic_core import SchemaError, SchemaValidator, core_schema
 
     try:
-        SchemaValidator(core_schema.str_schema(pattern=pattern, regex_engine="rust-regex"))
+        SchemaValidator(
+            core_schema.str_schema(pattern=pattern, regex_engine="rust-regex")
+        )
     except SchemaError as exc:
         reason = str(exc).strip().splitlines()[-1].removeprefix("error: ")
         return (

@@ -340,3 +340,69 @@ def test_a_discriminated_union_whose_tag_is_nullable_still_generates_a_working_p
         {"event_type": "shape_v1", "shape_v1": {"shape": {"kind": "circle", "r": 1.5}}},
         {"event_type": "shape_v1", "shape_v1": {"shape": {"kind": "square", "side": 2}}},
     ])  # fmt: skip
+
+
+# -- issue 16's class, round 4: an impossible range in every spelling of its bounds ------------
+
+IMPOSSIBLE_RANGES = {
+    "min-above-max": ({"type": "number", "minimum": 5, "maximum": 1}, "minimum 5 and maximum 1"),
+    "exclusive-both-equal": ({"type": "number", "exclusiveMinimum": 5, "exclusiveMaximum": 5}, "exclusiveMinimum 5"),
+    "exclusive-min-equals-max": ({"type": "number", "exclusiveMinimum": 5, "maximum": 5}, "exclusiveMinimum 5 and maximum 5"),
+    "min-equals-exclusive-max": ({"type": "number", "minimum": 5, "exclusiveMaximum": 5}, "minimum 5 and exclusiveMaximum 5"),
+    "exclusive-min-above-max": ({"type": "number", "exclusiveMinimum": 6, "maximum": 5}, "no value can match"),
+    "exclusive-max-below-min": ({"type": "integer", "minimum": 6, "exclusiveMaximum": 2}, "no value can match"),
+    "openapi-3.0-exclusive-min": ({"type": "number", "minimum": 5, "maximum": 5, "exclusiveMinimum": True},
+                                  "minimum 5 with exclusiveMinimum: true"),
+    "openapi-3.0-exclusive-max": ({"type": "number", "minimum": 5, "maximum": 5, "exclusiveMaximum": True},
+                                  "maximum 5 with exclusiveMaximum: true"),
+    "tighter-exclusive-wins": ({"type": "number", "minimum": 3, "exclusiveMinimum": 7, "maximum": 6}, "exclusiveMinimum 7"),
+    "no-whole-number": ({"type": "integer", "minimum": 1.2, "maximum": 1.8}, "no whole number"),
+    "no-whole-number-exclusive": ({"type": "integer", "exclusiveMinimum": 1, "exclusiveMaximum": 2}, "no whole number"),
+    "no-multiple": ({"type": "number", "multipleOf": 5, "minimum": 1, "maximum": 4}, "no multiple of 5"),
+    "no-multiple-exclusive": ({"type": "number", "multipleOf": 0.1, "exclusiveMinimum": 0.3, "exclusiveMaximum": 0.4},
+                              "no multiple of 0.1"),
+    "no-integer-multiple": ({"type": "integer", "multipleOf": 3, "minimum": 4, "maximum": 5}, "multiple of 3"),
+    "nullable-integer": ({"type": ["integer", "null"], "minimum": 1.5, "maximum": 1.6}, "no whole number"),
+}  # fmt: skip
+
+POSSIBLE_RANGES = {
+    "equal-bounds": ({"type": "number", "minimum": 5, "maximum": 5}, 5),
+    "exclusive-min-below-max": ({"type": "number", "exclusiveMinimum": 4, "maximum": 5}, 5),
+    "whole-number-at-the-top": ({"type": "integer", "minimum": 1.2, "maximum": 2}, 2),
+    "decimal-multiple": ({"type": "number", "multipleOf": 0.1, "minimum": 0.3, "maximum": 0.3}, 0.3),
+    "openapi-3.0-exclusive-with-room": ({"type": "number", "minimum": 4, "maximum": 5, "exclusiveMinimum": True}, 5),
+    "multiple-at-the-bound": ({"type": "integer", "multipleOf": 3, "minimum": 3, "maximum": 3}, 3),
+}  # fmt: skip
+
+
+def _generate_with(constraint: dict[str, Any], tmp_path: Path) -> tuple[int, str]:
+    payload = {"type": "object", "properties": {"good": {"type": "string"}, "bad": constraint}}
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec({"a_v1": payload})))
+    return run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "pkg"),
+                   "--package", "pkg", "--constraints")  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(IMPOSSIBLE_RANGES))
+def test_an_impossible_enforced_range_is_refused_in_every_spelling(tmp_path: Path, case: str) -> None:
+    constraint, says = IMPOSSIBLE_RANGES[case]
+    code, output = _generate_with(constraint, tmp_path)
+    assert code == 2, output
+    assert "/properties/a_v1/properties/bad/" in output and says in output, output
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_a_possible_range_in_every_spelling_generates_and_its_value_parses(tmp_path: Path) -> None:
+    from codegen import constraints
+
+    for case, (constraint, value) in sorted(POSSIBLE_RANGES.items()):
+        assert list(constraints.problems(constraint)) == [], case
+    payload = {"type": "object", "properties": {name.replace("-", "_").replace(".", "_"): c
+                                                 for name, (c, _) in POSSIBLE_RANGES.items()}}  # fmt: skip
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec({"a_v1": payload})))
+    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "pkg"),
+                           "--package", "pkg", "--constraints")  # fmt: skip
+    assert code == 0, output
+    body = {name.replace("-", "_").replace(".", "_"): v for name, (_, v) in POSSIBLE_RANGES.items()}
+    parses(tmp_path / "pkg", "pkg", [{"event_type": "a_v1", "a_v1": body}])
