@@ -635,6 +635,32 @@ def test_every_bad_send_argument_is_one_line_naming_it(argv: list[str], says: st
     assert "INCIDENT_WEBHOOK_SECRET" not in result.stderr
 
 
+# Every malformed URL form: refused in one line before anything is sent (nothing here is
+# looked up in DNS: each is refused first, or names 127.0.0.1 where nothing listens).
+MALFORMED_URLS = [
+    "http://[::1", "http://[/", "http://]/", "http://[zz]/", "http://[::1]:99999/x", "http://127.0.0.1:abc/x",
+    "http://127.0.0.1:-1/", "http://127.0.0.1:1:2/", "https://[::1]:8443:1/", "http://127.0.0.1:65536/",
+    "http://127.0.0.1:0/x", "http://:80/", "http://user@/x", "http://@/", "http:///x", "http://?", "http://#",
+    "http://a..b/", "http://" + "a" * 64 + ".example/", "http://exa\x00mple/", "http://exa\x1bmple/", "mailto:x@y",
+    "//127.0.0.1/x", "127.0.0.1:8000/webhooks", "",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("url", MALFORMED_URLS)
+def test_a_malformed_send_url_is_one_line_never_a_traceback(url: str) -> None:
+    result = send(url, "--event", GRANTED, "--secret", SECRET)
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "is not an http:// or https:// URL" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path", ["/%", "/%zz", "/\u00e9", "/a?b=%", "/#frag"])
+def test_an_odd_path_on_a_good_host_is_sent_and_reported_not_a_traceback(path: str) -> None:
+    result = send(f"http://127.0.0.1:9{path}", "--event", GRANTED, "--secret", SECRET, "--timeout", "2")
+    assert result.returncode == 1, result
+    assert f"{GRANTED}\tfailed (" in result.stdout and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [

@@ -186,13 +186,24 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 def _check_send_arguments(args: argparse.Namespace) -> None:
-    parts = urllib.parse.urlsplit(args.url)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.netloc
-        or any(c.isspace() or not c.isprintable() for c in args.url)
-    ):
-        _fail(f"{args.url!r} is not an http:// or https:// URL (with no spaces)")
+    what = f"{args.url!r} is not an http:// or https:// URL (with no spaces)"
+    if any(c.isspace() or not c.isprintable() for c in args.url):
+        _fail(what)
+    # Everything urllib would trip on later, as one line now: a bracketed host that is not
+    # an address, a port that is not one, a host name IDNA cannot encode (an empty or
+    # over-long label).
+    try:
+        parts = urllib.parse.urlsplit(args.url)
+        port = parts.port
+        host = parts.hostname
+        if host and not host.startswith(("[", ":")) and ":" not in host:
+            host.encode("idna")
+    except ValueError as exc:  # UnicodeError included
+        _fail(f"{what}: {exc}")
+    if parts.scheme not in ("http", "https") or not host:
+        _fail(what)
+    if port == 0:
+        _fail(f"{what}: port 0 is not a port to send to")
     if not (math.isfinite(args.timeout) and 0 < args.timeout <= 3600):
         _fail(
             f"--timeout {args.timeout} must be a number of seconds above 0 and at most 3600"
@@ -229,7 +240,8 @@ def send(args: argparse.Namespace) -> int:
                 status = str(answer.status)
         except urllib.error.HTTPError as exc:
             status = str(exc.code)
-        except (urllib.error.URLError, OSError) as exc:
+        # ValueError: what urllib and http.client still refuse of a URL checked above.
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             status = f"failed ({getattr(exc, 'reason', exc)})"
         took = (time.perf_counter() - started) * 1000
         ok = status.isdigit() and 200 <= int(status) < 300
