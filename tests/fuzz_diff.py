@@ -263,6 +263,47 @@ def m_ref_to_one_of(rng: random.Random, doc: dict[str, Any]) -> str:
     return "ref -> oneOf"
 
 
+def m_ref_to_composition(rng: random.Random, doc: dict[str, Any]) -> str:
+    """A ``$ref`` becomes a composition holding it (issue 16's class: every keyword, with
+    another named schema, an inline one, or alone)."""
+    refs = [n for n in _all(doc) if isinstance(n.get("$ref"), str) and len(n) == 1]
+    if not refs:
+        return "no ref"
+    target = rng.choice(refs)
+    keyword = rng.choice(["oneOf", "anyOf", "allOf"])
+    other = rng.choice([
+        {"$ref": REF + rng.choice(sorted(doc["components"]["schemas"]))},
+        _any_schema(rng),
+        {"type": "object", "properties": {"extra": _any_schema(rng)}, "required": ["extra"] if rng.random() < 0.5 else []},
+        None,
+    ])  # fmt: skip
+    target[keyword] = [{"$ref": target.pop("$ref")}] + ([other] if other is not None else [])
+    return f"ref -> {keyword}"
+
+
+def m_composition_to_ref(rng: random.Random, doc: dict[str, Any]) -> str:
+    """A composition (oneOf, anyOf, allOf) becomes one of its members: a ``$ref`` or the
+    member inline."""
+    found = [(n, k) for n in _all(doc) for k in ("oneOf", "anyOf", "allOf") if isinstance(n.get(k), list) and n[k]]
+    if not found:
+        return "no composition"
+    node, keyword = rng.choice(found)
+    member = copy.deepcopy(rng.choice(node.pop(keyword)))
+    if isinstance(member, dict):
+        for key, value in member.items():
+            node.setdefault(key, value)
+    return f"{keyword} -> member"
+
+
+def m_inline_to_ref(rng: random.Random, doc: dict[str, Any]) -> str:
+    """An inline property schema moves to a named schema of its own (nothing changes)."""
+    owner, name = _pick_property(rng, doc)
+    schema_name = f"Moved{rng.randrange(1000)}"
+    doc["components"]["schemas"][schema_name] = owner["properties"][name]
+    owner["properties"][name] = {"$ref": REF + schema_name}
+    return f"inline -> ref {schema_name}"
+
+
 def m_format(rng: random.Random, doc: dict[str, Any]) -> str:
     strings = [n for n in _all(doc) if n.get("type") == "string" and "enum" not in n]
     if not strings:
@@ -305,7 +346,8 @@ def _all(doc: dict[str, Any]) -> list[dict[str, Any]]:
 MUTATIONS: list[Callable[[random.Random, dict[str, Any]], str]] = [
     m_remove_property, m_retype, m_drop_type, m_optional, m_required, m_add_property,
     m_enum_add, m_enum_remove, m_under_all_of, m_wrap_one_of, m_variant_type, m_nullable,
-    m_not_nullable, m_alias, m_ref_to_one_of, m_format, m_payload_key,
+    m_not_nullable, m_alias, m_ref_to_one_of, m_format, m_payload_key, m_ref_to_composition,
+    m_composition_to_ref, m_inline_to_ref,
 ]  # fmt: skip
 
 

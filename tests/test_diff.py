@@ -208,3 +208,84 @@ def test_text_output_names_severity_kind_place_and_webhooks(tmp_path: Path, caps
     assert lines[0].endswith(": 0 breaking, 0 source, 1 compatible, 0 informational")
     assert lines[1].split() == ["COMPATIBLE", "property", "added:", "WebhookIncidentUserV2.team", "(optional)"]
     assert lines[2].split() == ["webhooks:", GRANTED + ",", REVOKED]
+
+
+# -- issue 16's class: a property whose schema moves between $ref and a composition ----------
+
+_R = "#/components/schemas/"
+_A = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}, "n": {"type": "integer"}}}
+_COMPOSITION_SCHEMAS = {
+    "A": _A,
+    "B": {"type": "object", "required": ["code"], "properties": {"code": {"type": "integer"}}},
+    "S": {"type": "string"},
+    "N": {"type": ["string", "null"]},
+    "NA": {"anyOf": [{"$ref": _R + "A"}, {"type": "null"}]},
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _R + name}
+
+
+NULL: dict[str, Any] = {"type": "null"}
+# (old, new, the most severe class the diff must report): every keyword on both sides, with
+# a named schema, an inline one, a nullable named one; None: nothing to report.
+COMPOSITION_MOVES: dict[str, tuple[dict[str, Any], dict[str, Any], str | None]] = {
+    "ref-to-allOf-of-it": (_ref("A"), {"allOf": [_ref("A")]}, None),
+    "ref-to-oneOf-of-it": (_ref("A"), {"oneOf": [_ref("A")]}, None),
+    "ref-to-anyOf-of-it": (_ref("A"), {"anyOf": [_ref("A")]}, None),
+    "allOf-to-ref": ({"allOf": [_ref("A")]}, _ref("A"), None),
+    "oneOf-to-one-of-its-refs": ({"oneOf": [_ref("A"), _ref("B")]}, _ref("A"), None),
+    "anyOf-to-ref-of-one-type": ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, _ref("S"), None),
+    "inline-to-ref": (copy.deepcopy(_A), _ref("A"), None),
+    "ref-to-inline": (_ref("A"), copy.deepcopy(_A), None),
+    "ref-to-oneOf-of-inline-copy": (_ref("A"), {"oneOf": [copy.deepcopy(_A)]}, None),
+    "nullable-ref-to-anyOf-it-or-null": (_ref("N"), {"anyOf": [_ref("N"), NULL]}, None),
+    "anyOf-ref-or-null-to-nullable-ref": ({"anyOf": [_ref("S"), NULL]}, _ref("N"), None),
+    "nullable-alias-to-anyOf": (_ref("NA"), {"anyOf": [_ref("A"), NULL]}, None),
+    "anyOf-to-nullable-alias": ({"anyOf": [_ref("A"), NULL]}, _ref("NA"), None),
+    "oneOf-or-null-to-allOf-nullable": ({"oneOf": [_ref("S"), NULL]}, {"allOf": [_ref("N")]}, None),
+    "ref-to-allOf-adding-required": (_ref("A"), {"allOf": [_ref("A"), {"type": "object", "required": ["y"],
+                                                             "properties": {"y": {"type": "string"}}}]}, "compatible"),
+    "oneOf-to-allOf-of-both": ({"oneOf": [_ref("A"), _ref("B")]}, {"allOf": [_ref("A"), _ref("B")]}, "compatible"),
+    "allOf-nullable-to-plain-ref": ({"allOf": [_ref("N")]}, _ref("S"), "compatible"),
+    "ref-to-anyOf-or-null": (_ref("A"), {"anyOf": [_ref("A"), NULL]}, "breaking"),
+    "ref-to-oneOf-adding-a-variant": (_ref("A"), {"oneOf": [_ref("A"), _ref("B")]}, "breaking"),
+    "ref-to-anyOf-adding-a-type": (_ref("S"), {"anyOf": [_ref("S"), {"type": "integer"}]}, "breaking"),
+    "ref-to-allOf-of-another": (_ref("A"), {"allOf": [_ref("B")]}, "breaking"),
+    "ref-to-anyOf-of-another": (_ref("A"), {"anyOf": [_ref("B")]}, "breaking"),
+    "ref-to-oneOf-of-another-type": (_ref("S"), {"oneOf": [{"type": "integer"}]}, "breaking"),
+    "oneOf-to-allOf-of-another-type": ({"oneOf": [_ref("S")]}, {"allOf": [{"type": "integer"}]}, "breaking"),
+    "allOf-to-oneOf-adding-a-type": ({"allOf": [_ref("S")]}, {"oneOf": [_ref("S"), {"type": "integer"}]}, "breaking"),
+    "allOf-of-both-to-oneOf": ({"allOf": [_ref("A"), _ref("B")]}, {"oneOf": [_ref("A"), _ref("B")]}, "breaking"),
+    "ref-to-allOf-of-nullable": (_ref("S"), {"allOf": [_ref("N")]}, "breaking"),
+    "ref-to-oneOf-of-nullable": (_ref("S"), {"oneOf": [_ref("N")]}, "breaking"),
+    "ref-to-nullable-alias": (_ref("A"), _ref("NA"), "breaking"),
+    "nullable-alias-to-ref": (_ref("NA"), _ref("A"), "compatible"),
+    "nullable-ref-to-oneOf-adding-a-type": (_ref("N"), {"oneOf": [_ref("N"), {"type": "integer"}]}, "breaking"),
+}  # fmt: skip
+
+
+def _composition_spec(prop: dict[str, Any]) -> dict[str, Any]:
+    envelope = {"type": "object", "required": ["event_type", "a_v1"],
+                "properties": {"event_type": {"type": "string", "const": "a_v1"},
+                               "a_v1": {"type": "object", "properties": {"x": prop}}}}  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "webhooks": {"a_v1": {"post": {"requestBody": {"content": {"application/json": {"schema": envelope}}},
+                                       "responses": {"200": {"description": "ok"}}}}},
+        "components": {"schemas": copy.deepcopy(_COMPOSITION_SCHEMAS)},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("move", sorted(COMPOSITION_MOVES))
+def test_a_move_between_ref_and_composition_is_classed_by_what_the_old_models_accept(move: str) -> None:
+    from codegen import diff, parser
+
+    old, new, expected = COMPOSITION_MOVES[move]
+    report = diff.compare(parser.parse(_composition_spec(old), "old"), parser.parse(_composition_spec(new), "new"),
+                          source=False)  # fmt: skip
+    found = [(c.severity, c.kind, c.location) for c in report.changes]
+    worst = next((s for s in ("breaking", "compatible") if report.count(s)), None)  # type: ignore[arg-type]
+    assert worst == expected, found
