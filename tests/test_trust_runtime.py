@@ -372,6 +372,9 @@ def _hold(lock: Any) -> tuple[threading.Event, threading.Event]:
 
 def test_a_child_forked_while_a_thread_builds_a_model_parses_every_event_type() -> None:
     _, let_go = _hold(events._PARSER.building)
+    # The fork waits for a build in progress (tests/test_fork_safety.py has every entry):
+    # the other thread finishes its build a moment later.
+    threading.Timer(0.3, let_go.set).start()
     try:
         status = _in_a_forked_child(
             lambda: [events.parse_event(testing.example_body(t)) for t in testing.event_types()]

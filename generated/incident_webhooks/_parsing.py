@@ -22,8 +22,11 @@ import importlib
 import itertools
 import os
 import re
+import sys
 import threading
+import types
 import typing
+import weakref
 
 import pydantic_core
 
@@ -43,6 +46,18 @@ Body: typing.TypeAlias = (
 )
 
 
+# Held while a model's module is imported through the package (its attributes, ``models``,
+# EVENT_MODELS, the parser). A fork waits for it (see _before_fork): a module half run by
+# another thread at the fork would leave its import lock held for ever in the child.
+_LOADING = threading.RLock()
+
+
+def load_module(name: str) -> types.ModuleType:
+    """``importlib.import_module``, safe across a fork (the package's lazy names use it)."""
+    with _LOADING:
+        return importlib.import_module(name)
+
+
 class EventModels(collections.abc.Mapping[str, "type[_base.WebhookModel]"]):
     """Event type -> model class, loading each class (with only the models it reaches) on
     first lookup. ``where``: event type -> (module, class) in ``package``'s models."""
@@ -56,7 +71,7 @@ class EventModels(collections.abc.Mapping[str, "type[_base.WebhookModel]"]):
     def __getitem__(self, event_type: str) -> type[_base.WebhookModel]:
         module, name = self._where[event_type]
         model: type[_base.WebhookModel] = getattr(
-            importlib.import_module(f"{self._package}.models.{module}"), name
+            load_module(f"{self._package}.models.{module}"), name
         )
         return model
 
@@ -90,14 +105,7 @@ class Parser:
         # once build it once, and never see it half built.
         self.building = threading.RLock()
         self.count = itertools.count(1).__next__
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
-
-    def _after_fork_in_child(self) -> None:
-        # A lock another thread held at the fork would stay held forever in the child (a
-        # pre-fork server, multiprocessing with fork): the child starts with a free one.
-        # What was built before the fork is whole (it is published only after it is built).
-        self.building = threading.RLock()
+        _PARSERS.add(self)
 
     def union_type(self) -> typing.Any:
         import pydantic
@@ -259,6 +267,41 @@ class Parser:
             exc,
             event_type=event_type if isinstance(event_type, str) else "",
         )
+
+
+# A lock another thread holds at a fork stays held for ever in the child (a pre-fork server,
+# multiprocessing with fork), and what it guards stays half done. So the forking thread
+# takes every lock under which a model is loaded or built, in the order the builders take
+# them (a parser's, then the import's, then pydantic's global lock for deferred models),
+# forks, and lets go in both processes: the child starts with nothing half built.
+_PARSERS: weakref.WeakSet[Parser] = weakref.WeakSet()
+_HELD: list[typing.Any] = []
+
+
+def _before_fork() -> None:
+    held = [parser.building for parser in list(_PARSERS)]
+    held.append(_LOADING)
+    # pydantic's own: held while a model with defer_build is built, from any entry
+    # (``model_validate`` included); a private name, so only if it is there.
+    pydantic_main = sys.modules.get("pydantic.main")
+    rebuilding = getattr(pydantic_main, "_rebuild_lock", None)
+    if rebuilding is not None and hasattr(rebuilding, "acquire"):
+        held.append(rebuilding)
+    for lock in held:
+        lock.acquire()
+    _HELD[:] = held
+
+
+def _after_fork() -> None:
+    for lock in reversed(_HELD):
+        lock.release()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
 
 
 def _unreadable(exc: Exception) -> errors.InvalidPayload:

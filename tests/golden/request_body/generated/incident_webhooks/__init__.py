@@ -61,9 +61,9 @@ if not typing.TYPE_CHECKING:
         where = _LAZY.get(name)
         if where is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from importlib import import_module
+        from ._parsing import load_module
 
-        value = getattr(import_module(f"{__name__}.{where[0]}"), where[1])
+        value = getattr(load_module(f"{__name__}.{where[0]}"), where[1])
         globals()[name] = value
         return value
 

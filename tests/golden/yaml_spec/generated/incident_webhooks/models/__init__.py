@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from .._parsing import load_module as _load_module
 
 if typing.TYPE_CHECKING:
     from .private_incident_membership_granted_v1 import (
@@ -32,7 +33,7 @@ if not typing.TYPE_CHECKING:
         module = _MODULES.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        value = getattr(_load_module(f"{__name__}.{module}"), name)
         globals()[name] = value
         return value
 
