@@ -122,7 +122,9 @@ def _empty_range(schema: Schema) -> tuple[str, str] | None:
     (floor, open_floor, says_floor), (ceiling, open_ceiling, says_ceiling) = low, high
     key = says_floor.split()[0]
     said = f"{says_floor} and {says_ceiling}"
-    if floor > ceiling or (floor == ceiling and (open_floor or open_ceiling)):
+    if floor > ceiling:
+        return f"{says_floor} is above {says_ceiling}: no value can match", key
+    if floor == ceiling and (open_floor or open_ceiling):
         return f"{said}: no value can match", key
     types = schema.get("type")
     if types == "integer" or (

@@ -67,9 +67,11 @@ def _allowed_module_statement(node: ast.stmt, module: str) -> bool:
         if test == "not typing.TYPE_CHECKING":  # the lazy modules' __getattr__, hidden from mypy
             return all(isinstance(inner, ast.FunctionDef) for inner in node.body)
         if test == "hasattr(os, 'register_at_fork')" and module in FORK_SAFE_MODULES:
-            return [ast.unparse(inner) for inner in node.body] == [
-                "os.register_at_fork(after_in_child=_after_fork_in_child)"
-            ]
+            return [ast.unparse(inner) for inner in node.body] in (
+                ["os.register_at_fork(after_in_child=_after_fork_in_child)"],
+                # _parsing.py: the model-loading locks taken around the fork
+                ["os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)"],
+            )
         return module == "__main__.py" and test == "__name__ == '__main__'"
     return False
 

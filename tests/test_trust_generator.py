@@ -345,7 +345,7 @@ def test_a_discriminated_union_whose_tag_is_nullable_still_generates_a_working_p
 # -- issue 16's class, round 4: an impossible range in every spelling of its bounds ------------
 
 IMPOSSIBLE_RANGES = {
-    "min-above-max": ({"type": "number", "minimum": 5, "maximum": 1}, "minimum 5 and maximum 1"),
+    "min-above-max": ({"type": "number", "minimum": 5, "maximum": 1}, "minimum 5 is above maximum 1"),
     "exclusive-both-equal": ({"type": "number", "exclusiveMinimum": 5, "exclusiveMaximum": 5}, "exclusiveMinimum 5"),
     "exclusive-min-equals-max": ({"type": "number", "exclusiveMinimum": 5, "maximum": 5}, "exclusiveMinimum 5 and maximum 5"),
     "min-equals-exclusive-max": ({"type": "number", "minimum": 5, "exclusiveMaximum": 5}, "minimum 5 and exclusiveMaximum 5"),
