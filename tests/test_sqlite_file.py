@@ -4,6 +4,7 @@ under a running process; a file with two names is refused."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -31,7 +32,7 @@ def renamed_away(path: Path) -> None:
 def replaced_by_a_copy(path: Path) -> None:
     """A restore: a copy of the file made now, moved over it (a new inode)."""
     backup = path.with_name("backup.db")
-    with sqlite3.connect(path) as source, sqlite3.connect(backup) as target:
+    with contextlib.closing(sqlite3.connect(path)) as source, contextlib.closing(sqlite3.connect(backup)) as target:
         source.backup(target)
     remove(path)
     os.replace(backup, path)
@@ -51,7 +52,20 @@ def replaced_by_an_empty_file(path: Path) -> None:
     path.write_bytes(b"")
 
 
+def truncated(path: Path) -> None:
+    """Cut to nothing in place (``> inbox.db``): the same file, no longer the database."""
+    os.truncate(path, 0)
+
+
+def checkpointed_then_truncated(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    os.truncate(path, 0)
+
+
 CHANGES: dict[str, Callable[[Path], None]] = {
+    "truncated": truncated,
+    "checkpointed-then-truncated": checkpointed_then_truncated,
     "deleted": remove,
     "renamed-away": renamed_away,
     "replaced-by-a-copy": replaced_by_a_copy,
@@ -96,7 +110,7 @@ def test_a_commit_into_a_file_replaced_meanwhile_is_not_stored(tmp_path: Path) -
     path = tmp_path / "inbox.db"
     inbox = SQLiteInbox(path)
     inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
-    with pytest.raises(InboxUnavailable, match="removed, replaced or linked"), inbox.transaction() as db:
+    with pytest.raises(InboxUnavailable, match="removed, replaced, truncated or linked"), inbox.transaction() as db:
         db.execute(
             "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body, headers,"
             " received_at, state, next_attempt_at, updated_at)"

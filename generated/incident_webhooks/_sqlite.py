@@ -34,6 +34,8 @@ class Connection(sqlite3.Connection):
 
     path: str
     identity: tuple[int, int]
+    # The file is never shorter than this once open (its first page holds the header).
+    page_size: int
 
 
 def connect(path: str, timeout: float, synchronous: str) -> Connection:
@@ -66,17 +68,24 @@ def connect(path: str, timeout: float, synchronous: str) -> Connection:
                 pause = min(pause * 2, 0.1)
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.path = path
-        db.identity = identity(path)
+        db.page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+        db.identity = identity(path, db.page_size)
     except BaseException:
         db.close()
         raise
     return db
 
 
-def identity(path: str) -> tuple[int, int]:
+def identity(path: str, min_size: int = 0) -> tuple[int, int]:
     """The device and inode of the file at ``path``; sqlite3.OperationalError for a file
-    with several names, which SQLite cannot share safely."""
+    with several names, which SQLite cannot share safely, or one cut shorter than
+    ``min_size`` (truncated in place: the same file, but not the database it was)."""
     found = os.stat(path)
+    if found.st_size < min_size:
+        raise sqlite3.OperationalError(
+            f"{path} is {found.st_size} bytes, shorter than its first page: it was truncated; "
+            "nothing is stored in it until it is restored or removed"
+        )
     if found.st_nlink > 1:
         raise sqlite3.OperationalError(
             f"{path} has {found.st_nlink} hard links: SQLite keeps its write-ahead log "
@@ -89,7 +98,7 @@ def identity(path: str) -> tuple[int, int]:
 def at_path(db: Connection) -> bool:
     """Whether ``db``'s file is still the only file at its path."""
     try:
-        return identity(db.path) == db.identity
+        return identity(db.path, db.page_size) == db.identity
     except (OSError, sqlite3.OperationalError):
         return False
 
@@ -117,7 +126,7 @@ def reusable(db: Connection | None) -> Connection | None:
     if db is None or at_path(db):
         return db
     logger.warning(
-        "%s was removed, replaced or linked under another name: opening it again",
+        "%s was removed, replaced, truncated or linked under another name: opening it again",
         db.path,
     )
     with contextlib.suppress(sqlite3.Error):
@@ -130,7 +139,7 @@ def check_committed(db: Connection) -> None:
     one at the path (deleted, replaced, or given a second name meanwhile)."""
     if not at_path(db):
         raise sqlite3.OperationalError(
-            f"{db.path} was removed, replaced or linked under another name while this "
-            "write committed: it went to a file that is no longer there; nothing counts "
-            "as stored"
+            f"{db.path} was removed, replaced, truncated or linked under another name while "
+            "this write committed: it went to a file that is no longer there whole; nothing "
+            "counts as stored"
         )
