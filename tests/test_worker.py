@@ -55,6 +55,14 @@ class AsyncRaising(AsyncWebhookHandlers):
         self.sync.dispatch(event)
 
 
+def run_until(tmp_path: Path, handlers: Any, state: str, **options: Any) -> SQLiteInbox:
+    """One stored delivery, msg_1, run by a worker until its row is in ``state``."""
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    stored(inbox, "msg_1")
+    asyncio.run(work(inbox, handlers, lambda: inbox.get("msg_1")[0].state == state, **options))
+    return inbox
+
+
 def stored(inbox: Inbox, *ids: str) -> None:
     receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
     for webhook_id in ids:
@@ -94,18 +102,8 @@ def test_whatever_a_handler_raises_fails_its_row_and_the_worker_goes_on(
 def test_a_handler_that_always_raises_a_base_exception_ends_dead_not_in_a_loop(
     error: str, tmp_path: Path
 ) -> None:
-    inbox = SQLiteInbox(tmp_path / "inbox.db")
-    stored(inbox, "msg_1")
     handlers = Raising(BASE_EXCEPTIONS[error], times=10**6)
-    asyncio.run(
-        work(
-            inbox,
-            handlers,
-            lambda: inbox.get("msg_1")[0].state == "dead",
-            retry_base=0.01,
-            max_attempts=3,
-        )
-    )
+    inbox = run_until(tmp_path, handlers, "dead", retry_base=0.01, max_attempts=3)
     assert handlers.calls == ["msg_1"] * 3
     assert (
         inbox.get("msg_1")[0].last_error_type
@@ -231,17 +229,8 @@ def test_a_handler_past_its_timeout_fails_its_row_and_frees_its_slot(
 
 
 def test_a_handlers_own_timeout_error_is_its_own_failure(tmp_path: Path) -> None:
-    inbox = SQLiteInbox(tmp_path / "inbox.db")
-    stored(inbox, "msg_1")
     handlers = Raising(lambda: TimeoutError("the downstream timed out"), times=10**6)
-    asyncio.run(
-        work(
-            inbox,
-            handlers,
-            lambda: inbox.get("msg_1")[0].state == "failed",
-            retry_base=3600,
-        )
-    )
+    inbox = run_until(tmp_path, handlers, "failed", retry_base=3600)
     assert inbox.get("msg_1")[0].last_error_type == "TimeoutError"
 
 
@@ -279,3 +268,40 @@ def test_the_worker_exits_at_its_deadline_though_a_handler_left_a_thread(
     assert "threads still running: left-by-a-handler" in worker.log.read_text()
     assert inbox.get("msg_1")[0].state == "done"
 
+
+
+# -- found by the suite: a row due again while its last attempt's task is still finishing ------
+
+
+def test_a_row_due_again_before_its_failed_attempt_has_finished_is_run_not_orphaned(tmp_path: Path) -> None:
+    """The failure is committed, the retry is due at once, and the worker's next claim comes
+    while the failed attempt's task is still on its way out: the row was claimed and then
+    left 'processing' for a whole lease, run by nobody."""
+
+    class SlowToReturn(SQLiteInbox):
+        def fail(self, *args: Any, **kwargs: Any) -> bool:
+            recorded = super().fail(*args, **kwargs)
+            time.sleep(0.4)  # committed; the task hears of it a moment later
+            return recorded
+
+    class Handlers(WebhookHandlers):
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def dispatch(self, event: Any) -> None:
+            webhook_id = current_webhook_id.get()
+            self.calls.append(webhook_id)
+            if webhook_id == "msg_2" and self.calls.count("msg_2") == 1:
+                raise RuntimeError("first attempt fails")
+            if webhook_id == "msg_1":
+                time.sleep(0.15)  # ends after msg_2's failure is committed: the next claim
+
+    inbox = SlowToReturn(tmp_path / "inbox.db")
+    stored(inbox, "msg_1", "msg_2")
+    handlers = Handlers()
+    started = time.monotonic()
+    asyncio.run(work(inbox, handlers, lambda: inbox.get("msg_2")[0].state == "done", retry_base=0.001,
+                     lease_seconds=30))  # fmt: skip
+    assert inbox.get("msg_2")[0].state == "done", "msg_2 was left processing, run by nobody"
+    assert time.monotonic() - started < 8
+    assert sorted(handlers.calls) == ["msg_1", "msg_2", "msg_2"]

@@ -244,11 +244,12 @@ class Worker:
                         logger.info("worker %s: the inbox answers again", self.owner)
                         unavailable_since = None
                 for row in rows:
-                    if row.id in self._inflight:
-                        # Its lease lapsed while the inbox refused this worker's renewals
-                        # and its outcome; the task still running it records the outcome.
-                        continue
-                    task = asyncio.create_task(self._process(row))
+                    previous = self._inflight.get(row.id)
+                    task = asyncio.create_task(
+                        self._process(row)
+                        if previous is None
+                        else self._process_after(previous, row)
+                    )
                     self._inflight[row.id] = task
                     task.add_done_callback(functools.partial(self._finished, row.id))
                 if self.retention_seconds is not None and time.monotonic() > next_prune:
@@ -279,7 +280,25 @@ class Worker:
             logger.info("worker %s: stopped", self.owner)
 
     def _finished(self, row_id: int, task: asyncio.Task[None]) -> None:
-        self._inflight.pop(row_id, None)
+        if self._inflight.get(row_id) is task:
+            del self._inflight[row_id]
+
+    async def _process_after(self, previous: asyncio.Task[None], row: Row) -> None:
+        """A row this worker claimed again while its last attempt's task is still in
+        flight: that task recorded its outcome and is finishing (the row came due again at
+        once), or it still waits to record it (the lease lapsed while the inbox refused).
+        Run the new attempt only if, once that task is done, this claim still holds the
+        row; a row that task finished is not run twice, and one it failed waits for its
+        retry."""
+        await asyncio.wait({previous})
+        try:
+            held = await self._db(
+                self.inbox.renew, self.owner, [row.id], self.lease_seconds
+            )
+        except StoreUnavailable:
+            return  # the lease lapses and the row is claimed again
+        if row.id in held:
+            await self._process(row)
 
     async def _shutdown(self) -> None:
         if not self._inflight:
