@@ -228,7 +228,7 @@ def test_prune_deletes_old_rows_of_a_state_in_batches(inbox_url: str) -> None:
 def test_the_schema_is_versioned_and_a_newer_one_is_refused(inbox_url: str) -> None:
     inbox = from_url(inbox_url)
     with inbox.transaction() as db:
-        db.execute("UPDATE webhook_inbox_meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+        db.execute(inbox.SQL.meta_put, {"name": "schema_version", "value": str(SCHEMA_VERSION + 1)})
     with pytest.raises(InboxUnavailable, match=f"schema is version {SCHEMA_VERSION + 1}, newer"):
         from_url(inbox_url)
 

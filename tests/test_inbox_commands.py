@@ -303,7 +303,7 @@ def test_inbox_show_says_which_handlers_ran_each_attempt(tmp_path: Path) -> None
     WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
     failing = Recording(fail=1)
     asyncio.run(work(inbox, failing, lambda: inbox.get("msg_1")[0].state == "failed",
-                     handlers_name="app_one.webhooks:Handlers", retry_base=0.01))  # fmt: skip
+                     handlers_name="app_one.webhooks:Handlers", retry_base=1))  # fmt: skip
     asyncio.run(work(inbox, Recording(), lambda: inbox.get("msg_1")[0].state == "done",
                      handlers_name="app_two.webhooks:Handlers"))  # fmt: skip
     shown = inbox_cli("inbox", "show", "msg_1", "--inbox", url).stdout

@@ -11,6 +11,6 @@ names (from ``codegen/templates``) provide it.
 
 # The modules copied into every package, by file name.
 MODULES = (
-    "__main__.py", "_base.py", "_cli.py", "_parsing.py", "_root.py", "_sqlite.py", "app.py", "dedupe.py", "django.py", "errors.py", "flask.py", "inbox.py", "metrics.py", "observe.py",
+    "__main__.py", "_base.py", "_cli.py", "_inbox_sql.py", "_parsing.py", "_root.py", "_sqlite.py", "app.py", "dedupe.py", "django.py", "errors.py", "flask.py", "inbox.py", "metrics.py", "observe.py",
     "receiver.py", "redact.py", "signature.py", "testing.py", "tracing.py", "worker.py",
 )  # fmt: skip

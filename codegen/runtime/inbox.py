@@ -40,7 +40,8 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from . import _sqlite, redact
+from . import _inbox_sql, _sqlite, redact
+from ._inbox_sql import CHANNEL, MIGRATIONS, SCHEMA_VERSION, TABLE
 from .dedupe import StoreUnavailable
 
 if typing.TYPE_CHECKING:
@@ -53,12 +54,6 @@ REPLAYABLE: tuple[State, ...] = ("failed", "dead", "invalid", "done")
 # States whose rows hold an event no handler has finished: deleting them loses it, so prune
 # deletes them only when told to by name (``force``).
 UNHANDLED: tuple[State, ...] = ("pending", "failed", "invalid", "dead")
-# The schema's versions, each a migration from the one before (MIGRATIONS): a new database
-# and one written by any earlier release take the same path to the current version.
-SCHEMA_VERSION = 2
-TABLE = "webhook_inbox"
-# The NOTIFY channel of the PostgreSQL inbox.
-CHANNEL = "webhook_inbox"
 # The headers kept with a row: enough to verify the body again later; nothing secret.
 KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type")
 PRUNE_BATCH = 500
@@ -151,87 +146,16 @@ class Failure:
     traceback: str = ""
 
 
-COLUMNS = (
-    "id, endpoint, webhook_id, event_type, body, headers, received_at, state, attempts, "
-    "next_attempt_at, lease_owner, lease_expires_at, last_error_type, last_error_message, "
-    "last_error_traceback, completed_at, updated_at, lease_token"
-)
-# Rows a worker may claim: due for a (first or next) attempt, or leased by a worker that
-# stopped renewing its lease. While a row is processing, next_attempt_at is its lease expiry.
-DUE = "state IN ('pending', 'failed', 'processing') AND next_attempt_at <= ?"
-FINISHED_ROW = "lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
-INSERT = (
-    f"INSERT INTO {TABLE} (endpoint, webhook_id, event_type, body, headers, received_at,"
-    " state, next_attempt_at, last_error_type, last_error_message, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, webhook_id) DO NOTHING"
-)
-
-
-def _version_1(id_type: str, blob: str, real: str) -> tuple[str, ...]:
-    """The first release's tables, as it created them."""
-    return (
-        (
-            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-            f" id {id_type}, endpoint TEXT NOT NULL, webhook_id TEXT NOT NULL,"
-            f" event_type TEXT NOT NULL, body {blob} NOT NULL,"
-            f" headers TEXT NOT NULL, received_at {real} NOT NULL,"
-            f" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-            f" next_attempt_at {real} NOT NULL, lease_owner TEXT,"
-            f" lease_expires_at {real}, last_error_type TEXT,"
-            f" last_error_message TEXT, last_error_traceback TEXT,"
-            f" completed_at {real}, updated_at {real} NOT NULL,"
-            f" UNIQUE (endpoint, webhook_id))"
-        ),
-        (
-            f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (next_attempt_at)"
-            " WHERE state IN ('pending', 'failed', 'processing')"
-        ),
-        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_state ON {TABLE} (state, updated_at)",
-        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_id ON {TABLE} (webhook_id)",
-    )
-
-
-def _version_2(id_type: str, real: str) -> tuple[str, ...]:
-    """A fencing token per claim, and a record of every attempt: who ran it (the worker and
-    its handlers, module:attr) and how it ended."""
-    return (
-        f"ALTER TABLE {TABLE} ADD COLUMN lease_token TEXT",
-        (
-            f"CREATE TABLE {TABLE}_attempts (id {id_type}, row_id BIGINT NOT NULL,"
-            f" attempt INTEGER NOT NULL, handlers TEXT NOT NULL, owner TEXT NOT NULL,"
-            f" outcome TEXT NOT NULL, error_type TEXT, finished_at {real} NOT NULL)"
-        ),
-        f"CREATE INDEX {TABLE}_attempts_by_row ON {TABLE}_attempts (row_id)",
-    )
-
-
-_SQLITE_ID = "INTEGER PRIMARY KEY AUTOINCREMENT"
-_POSTGRES_ID = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-# version -> dialect -> statements. Append a version here (and bump SCHEMA_VERSION); never
-# change one that a release has shipped: databases in the field are at every version.
-MIGRATIONS: dict[int, dict[str, tuple[str, ...]]] = {
-    1: {
-        "sqlite": _version_1(_SQLITE_ID, "BLOB", "REAL"),
-        "postgres": _version_1(_POSTGRES_ID, "BYTEA", "DOUBLE PRECISION"),
-    },
-    2: {
-        "sqlite": _version_2(_SQLITE_ID, "REAL"),
-        "postgres": _version_2(_POSTGRES_ID, "DOUBLE PRECISION"),
-    },
-}
+# Each column once: Row's fields, in order; rows are read back by name.
+COLUMNS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(Row))
 
 
 def _row(values: Sequence[typing.Any]) -> Row:
-    id_, endpoint, webhook_id, event_type, body, headers, *rest = values
-    return Row(
-        int(id_),
-        endpoint,
-        webhook_id,
-        event_type,
-        bytes(body),
-        json.loads(headers),
-        *rest,
-    )
+    found = dict(zip(COLUMNS, values, strict=True))
+    found["id"] = int(found["id"])
+    found["body"] = bytes(found["body"])
+    found["headers"] = json.loads(found["headers"])
+    return Row(**found)
 
 
 # Every inbox object, so that a forked child opens its own connections: two processes
@@ -251,12 +175,16 @@ if hasattr(os, "register_at_fork"):
 
 
 class Inbox(abc.ABC):
-    """The SQL both databases share; a subclass supplies connections and transactions."""
+    """What an inbox does, on either database: a subclass supplies its dialect (and with it
+    every statement, ``SQL``), connections and transactions."""
 
-    # Which migrations' SQL (MIGRATIONS[version][DIALECT]) this database takes.
-    DIALECT = "sqlite"
-    CLAIM_LOCK = ""
-    TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    DIALECT: typing.ClassVar[_inbox_sql.Dialect]
+    SQL: typing.ClassVar[_inbox_sql.Statements]
+
+    def __init_subclass__(cls, **kwargs: typing.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "DIALECT" in cls.__dict__:
+            cls.SQL = _inbox_sql.statements(cls.DIALECT, COLUMNS)
 
     def __init__(self, *, create: bool = True) -> None:
         self._local = threading.local()
@@ -269,7 +197,10 @@ class Inbox(abc.ABC):
 
     def _exists(self) -> bool:
         with self.transaction() as db:
-            return bool(db.execute(self.TABLE_EXISTS, (f"{TABLE}_meta",)).fetchall())
+            found = db.execute(
+                self.SQL.table_exists, {"name": f"{TABLE}_meta"}
+            ).fetchall()
+        return bool(found)
 
     def _after_fork(self) -> None:
         _LEFT_BEHIND.append(self._local)
@@ -280,9 +211,9 @@ class Inbox(abc.ABC):
 
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[typing.Any]:
-        """A context manager giving an object with ``execute(sql, params)``; commits on
-        success, rolls back on an exception, raises InboxUnavailable for a database error.
-        SQL is written with ``?`` placeholders."""
+        """A context manager giving the driver's connection (statements from ``SQL``, with
+        named parameters); commits on success, rolls back on an exception, raises
+        InboxUnavailable for a database error."""
 
     @abc.abstractmethod
     def wait_for_work(self, timeout: float) -> None:
@@ -295,6 +226,11 @@ class Inbox(abc.ABC):
     def close(self) -> None:
         """Close this thread's connection (others close with their threads)."""
 
+    def _one_statement(self) -> contextlib.AbstractContextManager[typing.Any]:
+        """Where a single statement runs: a transaction, unless the database makes one
+        statement atomic by itself (PostgreSQL, in one round trip instead of three)."""
+        return self.transaction()
+
     # -- schema ----------------------------------------------------------------------------
 
     def _create_schema(self) -> None:
@@ -305,12 +241,8 @@ class Inbox(abc.ABC):
         """Create the tables, or bring them to SCHEMA_VERSION, inside a write transaction
         (the schema lock held: processes starting together migrate once)."""
         self._lock_schema(db)
-        db.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE}_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
-        found = db.execute(
-            f"SELECT value FROM {TABLE}_meta WHERE name = 'schema_version'"
-        ).fetchone()
+        db.execute(self.SQL.meta_table)
+        found = db.execute(self.SQL.meta_get, {"name": "schema_version"}).fetchone()
         version = 0 if found is None else int(found[0])
         if version > SCHEMA_VERSION:
             raise InboxUnavailable(
@@ -318,18 +250,16 @@ class Inbox(abc.ABC):
                 f"({SCHEMA_VERSION}): upgrade the package, or use another database"
             )
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[target][self.DIALECT]:
+            for statement in MIGRATIONS[target][self.DIALECT.name]:
                 db.execute(statement)
             db.execute(
-                f"INSERT INTO {TABLE}_meta (name, value) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (f"migrated_to_{target}", repr(time.time())),
+                self.SQL.meta_put,
+                {"name": f"migrated_to_{target}", "value": repr(time.time())},
             )
         if version < SCHEMA_VERSION:
             db.execute(
-                f"INSERT INTO {TABLE}_meta (name, value) VALUES ('schema_version', ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
+                self.SQL.meta_put,
+                {"name": "schema_version", "value": str(SCHEMA_VERSION)},
             )
 
     # -- receiving -------------------------------------------------------------------------
@@ -354,35 +284,32 @@ class Inbox(abc.ABC):
         if traceparent is not None:
             kept["traceparent"] = traceparent
         state = "pending" if invalid is None else "invalid"
-        stored = self._insert(
-            (
-                endpoint, webhook_id, event_type, body, json.dumps(kept), now, state,
-                now, None if invalid is None else invalid.type,
-                None if invalid is None else invalid.message, now,
-            ),
-            announce=invalid is None,
-        )  # fmt: skip
+        row = {
+            "endpoint": endpoint, "webhook_id": webhook_id, "event_type": event_type,
+            "body": body, "headers": json.dumps(kept), "received_at": now, "state": state,
+            "next_attempt_at": now, "updated_at": now,
+            "last_error_type": None if invalid is None else invalid.type,
+            "last_error_message": None if invalid is None else invalid.message,
+        }  # fmt: skip
+        # A pending row wakes other processes' idle workers (PostgreSQL: NOTIFY, sent with
+        # the commit); an invalid one waits for a replay.
+        statement = self.SQL.store_and_notify if invalid is None else self.SQL.store
+        with self._one_statement() as db:
+            stored = bool(db.execute(statement, row).fetchall())
         if stored:
             self._stored.set()
         return stored
 
-    def _insert(self, values: Sequence[typing.Any], announce: bool) -> bool:
-        """The row, unless its (endpoint, webhook-id) is there; True when inserted."""
-        with self.transaction() as db:
-            stored: bool = db.execute(INSERT, values).rowcount == 1
-            if stored and announce:
-                self._announce(db)
-        return stored
-
     def _announce(self, db: typing.Any) -> None:
-        """Tell other processes' idle workers, inside the storing transaction."""
+        """Tell other processes' idle workers, inside the transaction (PostgreSQL)."""
+        if self.SQL.notify:
+            db.execute(self.SQL.notify)
 
     def body_of(self, endpoint: str, webhook_id: str) -> bytes | None:
         """The body stored for (``endpoint``, ``webhook_id``), if any."""
         with self.transaction() as db:
             found = db.execute(
-                f"SELECT body FROM {TABLE} WHERE endpoint = ? AND webhook_id = ?",
-                (endpoint, webhook_id),
+                self.SQL.body_of, {"endpoint": endpoint, "webhook_id": webhook_id}
             ).fetchone()
         return None if found is None else bytes(found[0])
 
@@ -390,41 +317,27 @@ class Inbox(abc.ABC):
 
     def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:
         """Lease up to ``limit`` due rows to ``owner``, oldest first; each claim counts as an
-        attempt."""
+        attempt. The rows of one claim share a new lease token."""
         now = time.time()
-        # The rows of one claim share a token; every claim makes a new one.
-        token = secrets.token_hex(16)
+        params = {
+            "owner": owner, "token": secrets.token_hex(16), "expires": now + lease_seconds,
+            "now": now, "limit": limit,
+        }  # fmt: skip
         with self.transaction() as db:
-            rows = db.execute(
-                f"UPDATE {TABLE} SET state = 'processing', lease_owner = ?, lease_token = ?,"
-                " lease_expires_at = ?, next_attempt_at = ?, attempts = attempts + 1,"
-                f" updated_at = ? WHERE id IN (SELECT id FROM {TABLE} WHERE {DUE}"
-                f" ORDER BY next_attempt_at LIMIT ?{self.CLAIM_LOCK}) RETURNING {COLUMNS}",
-                (
-                    owner,
-                    token,
-                    now + lease_seconds,
-                    now + lease_seconds,
-                    now,
-                    now,
-                    limit,
-                ),
-            ).fetchall()
+            rows = db.execute(self.SQL.claim, params).fetchall()
         return sorted((_row(r) for r in rows), key=lambda row: row.id)
 
     def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
         """Extend ``owner``'s leases on ``ids``; returns the ids it still holds."""
         if not ids:
             return set()
-        expires = time.time() + lease_seconds
-        marks = ", ".join("?" * len(ids))
+        params = {
+            "expires": time.time() + lease_seconds,
+            "ids": self.DIALECT.values(list(ids)),
+            "owner": owner,
+        }
         with self.transaction() as db:
-            held = db.execute(
-                f"UPDATE {TABLE} SET lease_expires_at = ?, next_attempt_at = ?"
-                f" WHERE id IN ({marks}) AND state = 'processing' AND lease_owner = ?"
-                " RETURNING id",
-                (expires, expires, *ids, owner),
-            ).fetchall()
+            held = db.execute(self.SQL.renew, params).fetchall()
         return {int(r[0]) for r in held}
 
     def complete(self, row_id: int, *, ran: Ran | None = None) -> bool:
@@ -434,12 +347,7 @@ class Inbox(abc.ABC):
         now = time.time()
         with self.transaction() as db:
             done = bool(
-                db.execute(
-                    f"UPDATE {TABLE} SET state = 'done', completed_at = ?, {FINISHED_ROW},"
-                    " next_attempt_at = ? WHERE id = ?"
-                    " AND state IN ('processing', 'pending', 'failed')",
-                    (now, now, now, row_id),
-                ).rowcount
+                db.execute(self.SQL.complete, {"now": now, "id": row_id}).rowcount
             )
             self._record(db, row_id, ran, "done" if done else "done_again", None, now)
         return done
@@ -455,11 +363,10 @@ class Inbox(abc.ABC):
         (``sqlite3`` with ``?`` placeholders, psycopg with ``%s``)."""
         now = time.time()
         with self.transaction() as db:
-            yield getattr(db, "db", db)
+            yield db
             held = db.execute(
-                f"UPDATE {TABLE} SET state = 'done', completed_at = ?, {FINISHED_ROW},"
-                " next_attempt_at = ? WHERE id = ? AND state = 'processing' AND lease_token = ?",
-                (now, now, now, row_id, lease_token),
+                self.SQL.complete_fenced,
+                {"now": now, "id": row_id, "token": lease_token},
             ).rowcount
             if not held:
                 raise LeaseLost(
@@ -504,24 +411,19 @@ class Inbox(abc.ABC):
         ran: Ran | None = None,
     ) -> bool:
         now = time.time()
+        params = {
+            "state": state, "retry_at": retry_at if retry_at is not None else now,
+            "error_type": failure.type, "error_message": failure.message,
+            "error_traceback": failure.traceback, "now": now, "id": row_id, "owner": owner,
+        }  # fmt: skip
         with self.transaction() as db:
-            finished = bool(
-                db.execute(
-                    f"UPDATE {TABLE} SET state = ?, next_attempt_at = ?, last_error_type = ?,"
-                    f" last_error_message = ?, last_error_traceback = ?, {FINISHED_ROW}"
-                    " WHERE id = ? AND state = 'processing' AND lease_owner = ?",
-                    (
-                        state, retry_at if retry_at is not None else now, failure.type,
-                        failure.message, failure.traceback, now, row_id, owner,
-                    ),
-                ).rowcount
-            )  # fmt: skip
+            finished = bool(db.execute(self.SQL.finish, params).rowcount)
             outcome = state if finished else f"{state}_not_recorded"
             self._record(db, row_id, ran, outcome, failure.type, now)
         return finished
 
-    @staticmethod
     def _record(
+        self,
         db: typing.Any,
         row_id: int,
         ran: Ran | None,
@@ -533,34 +435,25 @@ class Inbox(abc.ABC):
         if ran is None:
             return
         db.execute(
-            f"INSERT INTO {TABLE}_attempts (row_id, attempt, handlers, owner, outcome,"
-            " error_type, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (row_id, ran.attempt, ran.handlers, ran.owner, outcome, error_type, now),
-        )
+            self.SQL.record_attempt,
+            {
+                "id": row_id, "attempt": ran.attempt, "handlers": ran.handlers,
+                "owner": ran.owner, "outcome": outcome, "error_type": error_type, "now": now,
+            },
+        )  # fmt: skip
 
     def attempts_of(self, row_id: int) -> list[dict[str, typing.Any]]:
         """The recorded attempts of a row, oldest first."""
         with self.transaction() as db:
-            found = db.execute(
-                "SELECT attempt, handlers, owner, outcome, error_type, finished_at"
-                f" FROM {TABLE}_attempts WHERE row_id = ? ORDER BY id",
-                (row_id,),
-            ).fetchall()
+            found = db.execute(self.SQL.attempts_of, {"id": row_id}).fetchall()
         names = ("attempt", "handlers", "owner", "outcome", "error_type", "finished_at")
         return [dict(zip(names, values, strict=True)) for values in found]
 
     def release(self, row_id: int, owner: str) -> bool:
         """Give a row back unprocessed (a shutdown): pending again, the attempt not counted."""
-        now = time.time()
+        params = {"now": time.time(), "id": row_id, "owner": owner}
         with self.transaction() as db:
-            return bool(
-                db.execute(
-                    f"UPDATE {TABLE} SET state = 'pending', next_attempt_at = ?,"
-                    f" attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,"
-                    f" {FINISHED_ROW} WHERE id = ? AND state = 'processing' AND lease_owner = ?",
-                    (now, now, row_id, owner),
-                ).rowcount
-            )
+            return bool(db.execute(self.SQL.release, params).rowcount)
 
     # -- operating -------------------------------------------------------------------------
 
@@ -578,26 +471,17 @@ class Inbox(abc.ABC):
             raise ValueError("replay needs ids, a state or an event type")
         if state is not None and state not in REPLAYABLE:
             raise ValueError(f"only {', '.join(REPLAYABLE)} rows can be replayed")
-        where, params = self._filters(webhook_ids, state, event_type, since)
-        if state is None:
-            where.append(f"state IN ({', '.join(repr(s) for s in REPLAYABLE)})")
+        matching = self._filters(
+            webhook_ids=webhook_ids, state=state, event_type=event_type, since=since,
+            states=REPLAYABLE if state is None else (),
+        )  # fmt: skip
         now = time.time()
         with self.transaction() as db:
-            before = [
-                _row(r)
-                for r in db.execute(
-                    f"SELECT {COLUMNS} FROM {TABLE} WHERE {' AND '.join(where)}"
-                    f" ORDER BY id{self.CLAIM_LOCK}",
-                    params,
-                ).fetchall()
-            ]
+            before = [_row(r) for r in db.execute(self.SQL.select_matching, matching)]
             for start in range(0, len(before), PRUNE_BATCH):
                 ids = [row.id for row in before[start : start + PRUNE_BATCH]]
                 db.execute(
-                    f"UPDATE {TABLE} SET state = 'pending', attempts = 0,"
-                    " next_attempt_at = ?, completed_at = NULL, updated_at = ?"
-                    f" WHERE id IN ({', '.join('?' * len(ids))})",
-                    (now, now, *ids),
+                    self.SQL.replay, {"now": now, "ids": self.DIALECT.values(ids)}
                 )
             if before:
                 self._announce(db)
@@ -607,13 +491,9 @@ class Inbox(abc.ABC):
 
     def prunable(self, older_than_seconds: float, state: State = "done") -> int:
         """How many rows :meth:`prune` would delete now."""
+        params = {"state": state, "cutoff": time.time() - older_than_seconds}
         with self.transaction() as db:
-            return int(
-                db.execute(
-                    f"SELECT COUNT(*) FROM {TABLE} WHERE state = ? AND updated_at < ?",
-                    (state, time.time() - older_than_seconds),
-                ).fetchone()[0]
-            )
+            return int(db.execute(self.SQL.count_old, params).fetchone()[0])
 
     def prune(
         self,
@@ -636,23 +516,19 @@ class Inbox(abc.ABC):
                 f"{state} rows hold events no handler has finished: deleting them loses "
                 "them; pass force=True (--force) to delete them anyway"
             )
-        cutoff = time.time() - older_than_seconds
+        old = {
+            "state": state,
+            "cutoff": time.time() - older_than_seconds,
+            "limit": batch,
+        }
         removed = 0
         while True:
             with self.transaction() as db:
-                ids = [
-                    int(found[0])
-                    for found in db.execute(
-                        f"SELECT id FROM {TABLE} WHERE state = ? AND updated_at < ? LIMIT ?",
-                        (state, cutoff, batch),
-                    ).fetchall()
-                ]
+                ids = [int(found[0]) for found in db.execute(self.SQL.old_ids, old)]
                 if ids:
-                    marks = ", ".join("?" * len(ids))
-                    db.execute(
-                        f"DELETE FROM {TABLE}_attempts WHERE row_id IN ({marks})", ids
-                    )
-                    db.execute(f"DELETE FROM {TABLE} WHERE id IN ({marks})", ids)
+                    listed = {"ids": self.DIALECT.values(ids)}
+                    db.execute(self.SQL.delete_attempts, listed)
+                    db.execute(self.SQL.delete_rows, listed)
             removed += len(ids)
             if len(ids) < batch:
                 return removed
@@ -661,19 +537,10 @@ class Inbox(abc.ABC):
         now = time.time()
         with self.transaction() as db:
             counts: dict[str, int] = dict.fromkeys(STATES, 0)
-            for state, count in db.execute(
-                f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state"
-            ).fetchall():
+            for state, count in db.execute(self.SQL.count_by_state).fetchall():
                 counts[state] = int(count)
-            oldest = db.execute(
-                f"SELECT MIN(received_at) FROM {TABLE}"
-                " WHERE state IN ('pending', 'processing', 'failed')"
-            ).fetchone()[0]
-            errors = db.execute(
-                f"SELECT event_type, state, last_error_type, last_error_message, updated_at,"
-                f" webhook_id FROM {TABLE} WHERE state IN ('failed', 'dead', 'invalid')"
-                " AND last_error_type IS NOT NULL ORDER BY updated_at DESC LIMIT 10000"
-            ).fetchall()
+            oldest = db.execute(self.SQL.oldest_unfinished).fetchone()[0]
+            errors = db.execute(self.SQL.last_errors).fetchall()
         last: dict[str, dict[str, typing.Any]] = {}
         for event_type, state, kind, message, at, webhook_id in errors:
             last.setdefault(
@@ -691,32 +558,21 @@ class Inbox(abc.ABC):
         since: float | None = None,
         limit: int = 100,
     ) -> list[Row]:
-        where, params = self._filters((), state, event_type, since)
-        where.append("1 = 1")
+        params = self._filters(state=state, event_type=event_type, since=since)
         with self.transaction() as db:
             return [
-                _row(r)
-                for r in db.execute(
-                    f"SELECT {COLUMNS} FROM {TABLE} WHERE {' AND '.join(where)}"
-                    " ORDER BY id DESC LIMIT ?",
-                    (*params, limit),
-                ).fetchall()
+                _row(r) for r in db.execute(self.SQL.newest, {**params, "limit": limit})
             ]
 
     def get(self, webhook_id: str) -> list[Row]:
         """Every endpoint's row for ``webhook_id``."""
         with self.transaction() as db:
-            return [
-                _row(r)
-                for r in db.execute(
-                    f"SELECT {COLUMNS} FROM {TABLE} WHERE webhook_id = ? ORDER BY id",
-                    (webhook_id,),
-                ).fetchall()
-            ]
+            found = db.execute(self.SQL.by_webhook_id, {"webhook_id": webhook_id})
+            return [_row(r) for r in found.fetchall()]
 
     def ping(self) -> None:
         with self.transaction() as db:
-            db.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchall()
+            db.execute(self.SQL.ping).fetchall()
 
     def ready(self) -> None:
         """Return when a delivery could be stored now; InboxUnavailable (with the reason)
@@ -724,39 +580,26 @@ class Inbox(abc.ABC):
         cannot be written or (SQLite) a full disk is not ready."""
         with self.transaction() as db:
             self._check_writable(db)
-            db.execute(
-                f"INSERT INTO {TABLE}_meta (name, value) VALUES ('ready_probe', ?)"
-                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                (repr(time.time()),),
-            )
+            db.execute(self.SQL.ready_probe, {"value": repr(time.time())})
 
     def _check_writable(self, db: typing.Any) -> None:
         """What a probe write cannot see (SQLite: the free space)."""
 
-    @staticmethod
     def _filters(
-        webhook_ids: Sequence[str],
-        state: State | None,
-        event_type: str | None,
-        since: float | None,
-    ) -> tuple[list[str], list[typing.Any]]:
-        where: list[str] = []
-        params: list[typing.Any] = []
-        if webhook_ids:
-            where.append(f"webhook_id IN ({', '.join('?' * len(webhook_ids))})")
-            params.extend(webhook_ids)
-        if state is not None:
-            if state not in STATES:
-                raise ValueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
-            where.append("state = ?")
-            params.append(state)
-        if event_type is not None:
-            where.append("event_type = ?")
-            params.append(event_type)
-        if since is not None:
-            where.append("received_at >= ?")
-            params.append(since)
-        return where, params
+        self,
+        *,
+        webhook_ids: Sequence[str] = (),
+        state: State | None = None,
+        event_type: str | None = None,
+        since: float | None = None,
+        states: Sequence[str] = (),
+    ) -> dict[str, typing.Any]:
+        if state is not None and state not in STATES:
+            raise ValueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
+        return _inbox_sql.filters(
+            self.DIALECT, webhook_ids=webhook_ids, state=state, event_type=event_type,
+            since=since, states=states,
+        )  # fmt: skip
 
 
 class SQLiteInbox(Inbox):
@@ -764,6 +607,7 @@ class SQLiteInbox(Inbox):
     the same path. A lock held past ``timeout`` seconds, a full disk, a read-only file or any
     other SQLite error raises :class:`InboxUnavailable`."""
 
+    DIALECT = _inbox_sql.SQLITE
     # A worker in another process learns of a new row by this counter, which SQLite keeps in
     # shared memory and changes on every commit by another connection: a cheap read.
     POLL_SECONDS = 0.01
@@ -771,9 +615,10 @@ class SQLiteInbox(Inbox):
     def __init__(
         self, path: str | Path, *, timeout: float = 5.0, create: bool = True
     ) -> None:
-        if sqlite3.sqlite_version_info < (3, 35):
+        if sqlite3.sqlite_version_info < (3, 35) or not _json_functions():
             raise InboxUnavailable(
-                f"SQLite {sqlite3.sqlite_version} is too old for the inbox (3.35 or newer)"
+                f"SQLite {sqlite3.sqlite_version} is too old for the inbox (3.35 or newer, "
+                "with its JSON functions)"
             )
         self.path = str(path)
         self.timeout = timeout
@@ -793,7 +638,9 @@ class SQLiteInbox(Inbox):
             with contextlib.closing(
                 sqlite3.connect(uri, uri=True, timeout=self.timeout)
             ) as db:
-                found = db.execute(self.TABLE_EXISTS, (f"{TABLE}_meta",)).fetchall()
+                found = db.execute(
+                    self.SQL.table_exists, {"name": f"{TABLE}_meta"}
+                ).fetchall()
         except sqlite3.Error as exc:
             raise InboxMissing(f"there is no inbox at {self.path}: {exc}") from exc
         return bool(found)
@@ -882,9 +729,7 @@ class PostgresInbox(Inbox):
     any psycopg error raises :class:`InboxUnavailable`; a broken connection is opened again
     on the next call."""
 
-    DIALECT = "postgres"
-    CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
-    TABLE_EXISTS = "SELECT 1 WHERE to_regclass(?) IS NOT NULL"
+    DIALECT = _inbox_sql.POSTGRES
 
     def __init__(
         self,
@@ -933,8 +778,13 @@ class PostgresInbox(Inbox):
     def transaction(self) -> contextlib.AbstractContextManager[typing.Any]:
         return self._session(transaction=True)
 
+    def _one_statement(self) -> contextlib.AbstractContextManager[typing.Any]:
+        return self._session(transaction=False)
+
     @contextlib.contextmanager
-    def _session(self, *, transaction: bool) -> Iterator[_Placeholders]:
+    def _session(
+        self, *, transaction: bool
+    ) -> Iterator[psycopg.Connection[typing.Any]]:
         """This thread's connection (in a transaction, or in autocommit for a single
         statement), with every psycopg error as InboxUnavailable; a broken connection is
         dropped, to be opened again by the next call."""
@@ -944,28 +794,17 @@ class PostgresInbox(Inbox):
         try:
             if transaction:
                 with db.transaction():
-                    yield _Placeholders(db)
+                    yield db
             else:
-                yield _Placeholders(db)
+                yield db
         except psycopg.Error as exc:
             if db.broken:
                 self._local.db = None
             raise InboxUnavailable(f"PostgreSQL: {_reason(exc, self.dsn)}") from exc
 
-    def _insert(self, values: Sequence[typing.Any], announce: bool) -> bool:
-        # One statement in autocommit is one round trip and still atomic: the row and its
-        # notification are committed together (a NOTIFY is sent at commit), or neither.
-        notify = f", pg_notify('{CHANNEL}', '')" if announce else ""
-        sql = f"WITH stored AS ({INSERT} RETURNING id) SELECT id{notify} FROM stored"
-        with self._session(transaction=False) as db:
-            return bool(db.execute(sql, values).fetchall())
-
     def _lock_schema(self, db: typing.Any) -> None:
         # Two processes creating the tables at once would otherwise collide in the catalog.
-        db.execute("SELECT pg_advisory_xact_lock(?)", (0x1BC1DE47,))
-
-    def _announce(self, db: typing.Any) -> None:
-        db.execute("SELECT pg_notify(?, '')", (CHANNEL,))
+        db.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": 0x1BC1DE47})
 
     def wait_for_work(self, timeout: float) -> None:
         import psycopg
@@ -996,14 +835,14 @@ class PostgresInbox(Inbox):
                 setattr(self._local, name, None)
 
 
-class _Placeholders:
-    """A psycopg connection that takes the ``?`` placeholders the shared SQL uses."""
-
-    def __init__(self, db: psycopg.Connection[typing.Any]) -> None:
-        self.db = db
-
-    def execute(self, sql: str, params: Sequence[typing.Any] = ()) -> typing.Any:
-        return self.db.execute(sql.replace("?", "%s"), params)
+def _json_functions() -> bool:
+    """Whether this SQLite has json_each (built in from 3.38; an option before)."""
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as db:
+            db.execute("SELECT value FROM json_each('[1]')").fetchall()
+    except sqlite3.Error:
+        return False
+    return True
 
 
 def _reason(exc: Exception, dsn: str) -> str:

@@ -1,0 +1,307 @@
+"""The inbox's tables and statements, declared once for both databases.
+
+* Columns: :class:`~.inbox.Row` names each column once; ``COLUMNS`` is read from it, and rows
+  are read back by name.
+* Statements: :func:`statements` writes every statement for one :class:`Dialect`, with named
+  parameters in that database's own style (``:name`` for sqlite3, ``%(name)s`` for psycopg)
+  and its own spelling of what differs (row locks, lists, casts). Nothing rewrites SQL text
+  afterwards, so a literal ``?`` (or jsonb's ``?`` operator) means what it says.
+* Schema: ``MIGRATIONS[version][dialect]``, the statements that bring a database from the
+  version before to this one; a new database takes the same path from version 1. Append a
+  version (and raise ``SCHEMA_VERSION``); never change one a release has shipped.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import json
+import typing
+
+TABLE = "webhook_inbox"
+# The NOTIFY channel of the PostgreSQL inbox.
+CHANNEL = "webhook_inbox"
+SCHEMA_VERSION = 2
+# Rows a worker may claim: due for a (first or next) attempt, or leased by a worker that
+# stopped renewing its lease. While a row is processing, next_attempt_at is its lease expiry.
+DUE = "state IN ('pending', 'failed', 'processing')"
+# The columns a stored delivery sets; the rest take their defaults.
+STORED = (
+    "endpoint", "webhook_id", "event_type", "body", "headers", "received_at", "state",
+    "next_attempt_at", "last_error_type", "last_error_message", "updated_at",
+)  # fmt: skip
+
+
+class Dialect:
+    """What differs between the two databases, and nothing else."""
+
+    name: typing.ClassVar[str]
+    id_type: typing.ClassVar[str]
+    blob: typing.ClassVar[str]
+    real: typing.ClassVar[str]
+    # Appended to the claim's subquery: PostgreSQL's row locks let workers claim together.
+    claim_lock: typing.ClassVar[str] = ""
+
+    def p(self, name: str) -> str:
+        """The placeholder of parameter ``name``."""
+        raise NotImplementedError
+
+    def one_of(self, column: str, name: str, kind: str = "text") -> str:
+        """``column`` is one of the list parameter ``name`` (a NULL list: no filter)."""
+        raise NotImplementedError
+
+    def values(self, items: collections.abc.Sequence[typing.Any]) -> typing.Any:
+        """A list parameter as this driver takes it (None for an empty list)."""
+        raise NotImplementedError
+
+
+class _SQLite(Dialect):
+    name = "sqlite"
+    id_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    blob = "BLOB"
+    real = "REAL"
+
+    def p(self, name: str) -> str:
+        return f":{name}"
+
+    def one_of(self, column: str, name: str, kind: str = "text") -> str:
+        # A list travels as one JSON text: the statement does not change with its length.
+        return (
+            f"(:{name} IS NULL OR {column} IN (SELECT value FROM json_each(:{name})))"
+        )
+
+    def values(self, items: collections.abc.Sequence[typing.Any]) -> typing.Any:
+        return json.dumps(list(items)) if items else None
+
+
+class _Postgres(Dialect):
+    name = "postgres"
+    id_type = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    blob = "BYTEA"
+    real = "DOUBLE PRECISION"
+    claim_lock = " FOR UPDATE SKIP LOCKED"
+
+    def p(self, name: str) -> str:
+        return f"%({name})s"
+
+    def one_of(self, column: str, name: str, kind: str = "text") -> str:
+        return f"(%({name})s::{kind}[] IS NULL OR {column} = ANY(%({name})s::{kind}[]))"
+
+    def values(self, items: collections.abc.Sequence[typing.Any]) -> typing.Any:
+        return list(items) if items else None
+
+
+SQLITE = _SQLite()
+POSTGRES = _Postgres()
+
+
+def _version_1(d: Dialect) -> tuple[str, ...]:
+    """The first release's tables, as it created them."""
+    return (
+        (
+            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+            f" id {d.id_type}, endpoint TEXT NOT NULL, webhook_id TEXT NOT NULL,"
+            f" event_type TEXT NOT NULL, body {d.blob} NOT NULL,"
+            f" headers TEXT NOT NULL, received_at {d.real} NOT NULL,"
+            f" state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+            f" next_attempt_at {d.real} NOT NULL, lease_owner TEXT,"
+            f" lease_expires_at {d.real}, last_error_type TEXT,"
+            f" last_error_message TEXT, last_error_traceback TEXT,"
+            f" completed_at {d.real}, updated_at {d.real} NOT NULL,"
+            f" UNIQUE (endpoint, webhook_id))"
+        ),
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (next_attempt_at) WHERE {DUE}",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_state ON {TABLE} (state, updated_at)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_by_id ON {TABLE} (webhook_id)",
+    )
+
+
+def _version_2(d: Dialect) -> tuple[str, ...]:
+    """A fencing token per claim, and a record of every attempt: who ran it (the worker and
+    its handlers, module:attr) and how it ended."""
+    return (
+        f"ALTER TABLE {TABLE} ADD COLUMN lease_token TEXT",
+        (
+            f"CREATE TABLE {TABLE}_attempts (id {d.id_type}, row_id BIGINT NOT NULL,"
+            f" attempt INTEGER NOT NULL, handlers TEXT NOT NULL, owner TEXT NOT NULL,"
+            f" outcome TEXT NOT NULL, error_type TEXT, finished_at {d.real} NOT NULL)"
+        ),
+        f"CREATE INDEX {TABLE}_attempts_by_row ON {TABLE}_attempts (row_id)",
+    )
+
+
+# version -> dialect -> statements.
+MIGRATIONS: dict[int, dict[str, tuple[str, ...]]] = {
+    version: {d.name: make(d) for d in (SQLITE, POSTGRES)}
+    for version, make in ((1, _version_1), (2, _version_2))
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Statements:
+    """Every statement the inbox runs, by what it does; parameters by name."""
+
+    meta_table: str
+    meta_get: str
+    meta_put: str
+    table_exists: str
+    store: str
+    store_and_notify: str
+    notify: str
+    body_of: str
+    claim: str
+    renew: str
+    complete: str
+    complete_fenced: str
+    finish: str
+    record_attempt: str
+    attempts_of: str
+    release: str
+    select_matching: str
+    replay: str
+    count_old: str
+    old_ids: str
+    delete_attempts: str
+    delete_rows: str
+    count_by_state: str
+    oldest_unfinished: str
+    last_errors: str
+    newest: str
+    by_webhook_id: str
+    ping: str
+    ready_probe: str
+
+
+def statements(d: Dialect, columns: collections.abc.Sequence[str]) -> Statements:
+    """Every statement, written for ``d``; ``columns``: the row's, in Row's order."""
+    p = d.p
+    selected = ", ".join(columns)
+    finished = f"lease_owner = NULL, lease_expires_at = NULL, updated_at = {p('now')}"
+    insert = (
+        f"INSERT INTO {TABLE} ({', '.join(STORED)}) VALUES ({', '.join(p(c) for c in STORED)})"
+        " ON CONFLICT (endpoint, webhook_id) DO NOTHING RETURNING id"
+    )
+    matching = (
+        f"{d.one_of('webhook_id', 'webhook_ids')}"
+        f" AND (CAST({p('state')} AS TEXT) IS NULL OR state = {p('state')})"
+        f" AND (CAST({p('event_type')} AS TEXT) IS NULL OR event_type = {p('event_type')})"
+        f" AND (CAST({p('since')} AS {d.real}) IS NULL OR received_at >= {p('since')})"
+        f" AND {d.one_of('state', 'states')}"
+    )
+    return Statements(
+        meta_table=f"CREATE TABLE IF NOT EXISTS {TABLE}_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        meta_get=f"SELECT value FROM {TABLE}_meta WHERE name = {p('name')}",
+        meta_put=(
+            f"INSERT INTO {TABLE}_meta (name, value) VALUES ({p('name')}, {p('value')})"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ),
+        table_exists=(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
+            if d.name == "sqlite"
+            else "SELECT 1 WHERE to_regclass(%(name)s) IS NOT NULL"
+        ),
+        store=insert,
+        # One statement, one round trip, still atomic: the row and its notification are
+        # committed together (a NOTIFY is sent at commit), or neither.
+        store_and_notify=(
+            insert
+            if d.name == "sqlite"
+            else f"WITH stored AS ({insert}) SELECT id, pg_notify('{CHANNEL}', '') FROM stored"
+        ),
+        notify="" if d.name == "sqlite" else f"SELECT pg_notify('{CHANNEL}', '')",
+        body_of=f"SELECT body FROM {TABLE} WHERE endpoint = {p('endpoint')} AND webhook_id = {p('webhook_id')}",
+        claim=(
+            f"UPDATE {TABLE} SET state = 'processing', lease_owner = {p('owner')},"
+            f" lease_token = {p('token')}, lease_expires_at = {p('expires')},"
+            f" next_attempt_at = {p('expires')}, attempts = attempts + 1, updated_at = {p('now')}"
+            f" WHERE id IN (SELECT id FROM {TABLE} WHERE {DUE} AND next_attempt_at <= {p('now')}"
+            f" ORDER BY next_attempt_at LIMIT {p('limit')}{d.claim_lock}) RETURNING {selected}"
+        ),
+        renew=(
+            f"UPDATE {TABLE} SET lease_expires_at = {p('expires')}, next_attempt_at = {p('expires')}"
+            f" WHERE {d.one_of('id', 'ids', 'bigint')} AND state = 'processing' AND lease_owner = {p('owner')}"
+            " RETURNING id"
+        ),
+        complete=(
+            f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
+            f" next_attempt_at = {p('now')} WHERE id = {p('id')}"
+            " AND state IN ('processing', 'pending', 'failed')"
+        ),
+        complete_fenced=(
+            f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
+            f" next_attempt_at = {p('now')} WHERE id = {p('id')} AND state = 'processing'"
+            f" AND lease_token = {p('token')}"
+        ),
+        finish=(
+            f"UPDATE {TABLE} SET state = {p('state')}, next_attempt_at = {p('retry_at')},"
+            f" last_error_type = {p('error_type')}, last_error_message = {p('error_message')},"
+            f" last_error_traceback = {p('error_traceback')}, {finished}"
+            f" WHERE id = {p('id')} AND state = 'processing' AND lease_owner = {p('owner')}"
+        ),
+        record_attempt=(
+            f"INSERT INTO {TABLE}_attempts (row_id, attempt, handlers, owner, outcome,"
+            f" error_type, finished_at) VALUES ({p('id')}, {p('attempt')}, {p('handlers')},"
+            f" {p('owner')}, {p('outcome')}, {p('error_type')}, {p('now')})"
+        ),
+        attempts_of=(
+            "SELECT attempt, handlers, owner, outcome, error_type, finished_at"
+            f" FROM {TABLE}_attempts WHERE row_id = {p('id')} ORDER BY id"
+        ),
+        release=(
+            f"UPDATE {TABLE} SET state = 'pending', next_attempt_at = {p('now')},"
+            f" attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, {finished}"
+            f" WHERE id = {p('id')} AND state = 'processing' AND lease_owner = {p('owner')}"
+        ),
+        select_matching=(
+            f"SELECT {selected} FROM {TABLE} WHERE {matching} ORDER BY id{d.claim_lock}"
+        ),
+        replay=(
+            f"UPDATE {TABLE} SET state = 'pending', attempts = 0, next_attempt_at = {p('now')},"
+            f" completed_at = NULL, updated_at = {p('now')} WHERE {d.one_of('id', 'ids', 'bigint')}"
+        ),
+        count_old=(
+            f"SELECT COUNT(*) FROM {TABLE} WHERE state = {p('state')} AND updated_at < {p('cutoff')}"
+        ),
+        old_ids=(
+            f"SELECT id FROM {TABLE} WHERE state = {p('state')} AND updated_at < {p('cutoff')}"
+            f" LIMIT {p('limit')}"
+        ),
+        delete_attempts=f"DELETE FROM {TABLE}_attempts WHERE {d.one_of('row_id', 'ids', 'bigint')}",
+        delete_rows=f"DELETE FROM {TABLE} WHERE {d.one_of('id', 'ids', 'bigint')}",
+        count_by_state=f"SELECT state, COUNT(*) FROM {TABLE} GROUP BY state",
+        oldest_unfinished=(
+            f"SELECT MIN(received_at) FROM {TABLE}"
+            " WHERE state IN ('pending', 'processing', 'failed')"
+        ),
+        last_errors=(
+            "SELECT event_type, state, last_error_type, last_error_message, updated_at,"
+            f" webhook_id FROM {TABLE} WHERE state IN ('failed', 'dead', 'invalid')"
+            " AND last_error_type IS NOT NULL ORDER BY updated_at DESC LIMIT 10000"
+        ),
+        newest=f"SELECT {selected} FROM {TABLE} WHERE {matching} ORDER BY id DESC LIMIT {p('limit')}",
+        by_webhook_id=f"SELECT {selected} FROM {TABLE} WHERE webhook_id = {p('webhook_id')} ORDER BY id",
+        ping=f"SELECT 1 FROM {TABLE} LIMIT 1",
+        ready_probe=(
+            f"INSERT INTO {TABLE}_meta (name, value) VALUES ('ready_probe', {p('value')})"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        ),
+    )
+
+
+def filters(
+    d: Dialect,
+    *,
+    webhook_ids: collections.abc.Sequence[str] = (),
+    state: str | None = None,
+    event_type: str | None = None,
+    since: float | None = None,
+    states: collections.abc.Sequence[str] = (),
+) -> dict[str, typing.Any]:
+    """The parameters of ``select_matching`` and ``newest``: None where no filter."""
+    return {
+        "webhook_ids": d.values(webhook_ids),
+        "state": state,
+        "event_type": event_type,
+        "since": since,
+        "states": d.values(states),
+    }
