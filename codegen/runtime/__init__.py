@@ -9,8 +9,14 @@ modules the spec shapes (``events``, ``handlers``) is declared for type checkers
 names (from ``codegen/templates``) provide it.
 """
 
-# The modules copied into every package, by file name.
-MODULES = (
-    "__main__.py", "_base.py", "_cli.py", "_inbox_sql.py", "_parsing.py", "_root.py", "_sqlite.py", "app.py", "dedupe.py", "django.py", "errors.py", "flask.py", "inbox.py", "metrics.py", "observe.py",
-    "receiver.py", "redact.py", "signature.py", "testing.py", "tracing.py", "worker.py",
-)  # fmt: skip
+from pathlib import Path
+
+# The modules copied into every package, by file name: every module of this folder but this
+# one (a new runtime module is copied by being here).
+MODULES = tuple(
+    sorted(
+        path.name
+        for path in Path(__file__).parent.glob("*.py")
+        if path.name != "__init__.py"
+    )
+)

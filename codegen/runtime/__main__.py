@@ -50,7 +50,7 @@ class LoggingHandlers(WebhookHandlers):
     and handles nothing."""
 
     def dispatch(self, event: WebhookEvent) -> None:
-        from .receiver import current_webhook_id
+        from .observe import current_webhook_id
 
         own_id = getattr(event.payload, "id", None)
         suffix = f" id={own_id}" if isinstance(own_id, str) else ""

@@ -20,7 +20,8 @@ from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .inbox import Inbox
 from .inbox import from_url as inbox_from_url
-from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, answered, not_ready
+from .observe import answered
+from .receiver import DEFAULT_MAX_BODY_BYTES, WebhookReceiver, not_ready
 from .signature import loggable_id
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Every error this package raises derives from :class:`WebhookError`."""
+"""The errors this package raises: about a delivery (:class:`WebhookError`), and about a
+store (:class:`StoreUnavailable`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from pydantic import ValidationError
 
 
 class WebhookError(Exception):
-    """Base class of this package's errors."""
+    """Base class of this package's errors about a delivery."""
+
+
+class StoreUnavailable(Exception):
+    """A store (the dedupe store, the inbox) could not be reached, or refused the request;
+    nothing was dispatched or stored. Not a WebhookError: the delivery was fine."""
 
 
 class UnknownEventType(WebhookError):

@@ -23,10 +23,10 @@ from flask import Blueprint, Response, jsonify, request
 
 from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
+from .observe import answered
 from .receiver import (
     DEFAULT_MAX_BODY_BYTES,
     WebhookReceiver,
-    answered,
     logger,
     not_ready,
 )

@@ -51,7 +51,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from . import observe
-from .dedupe import StoreUnavailable
+from .errors import StoreUnavailable
 from .events import EVENT_MODELS
 
 if typing.TYPE_CHECKING:

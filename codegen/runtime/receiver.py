@@ -50,13 +50,11 @@ from .events import parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .inbox import Failure, Inbox
 from .inbox import from_url as inbox_from_url
+from .observe import answered, current_webhook_id, fields
 from .signature import DEFAULT_TOLERANCE_SECONDS, SignatureVerifier, header, loggable_id
 
 logger = logging.getLogger(__name__)
 # The ``webhook-id`` of the delivery being handled, for handlers and their logs.
-current_webhook_id: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "current_webhook_id", default=""
-)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Seconds a 503 asks the sender to wait; Svix keeps to its own schedule either way.
@@ -149,7 +147,7 @@ class WebhookReceiver:
         if isinstance(accepted, Response):
             return accepted
         webhook_id, event = accepted
-        claim = self._store(None, "claim", self._key(webhook_id, endpoint))
+        claim = self._call(None, self.dedupe.claim, self._key(webhook_id, endpoint))
         if not isinstance(claim, Lease):
             return self._refused(webhook_id, claim, event.event_type)
         return self._run(handlers, webhook_id, event, claim, None)
@@ -170,7 +168,9 @@ class WebhookReceiver:
             return accepted
         webhook_id, event = accepted
         loop = asyncio.get_running_loop()
-        lease = await self._store_async("claim", self._key(webhook_id, endpoint))
+        lease = await self._call_async(
+            self.dedupe.claim, self._key(webhook_id, endpoint)
+        )
         if not isinstance(lease, Lease):
             return self._refused(webhook_id, lease, event.event_type)
         handlers = self.handlers
@@ -202,21 +202,23 @@ class WebhookReceiver:
                 event.event_type,
                 extra=answered(webhook_id, "handler_error", event.event_type),
             )
-            await self._settle_async("release", lease)
+            await self._settle_async(self.dedupe.release, lease)
             return _json(500, error="handler failed; incident.io will retry")
         except BaseException:
             self._interrupted(webhook_id, event)
             if not self._async_store:
-                self._store(None, "release", lease)
+                self._call(None, self.dedupe.release, lease)
             else:
                 # Its own task, so that it is not cancelled with this one; if the loop is
                 # shutting down it may not run, and the lease lapses instead.
-                settle = asyncio.ensure_future(self._settle_async("release", lease))
+                settle = asyncio.ensure_future(
+                    self._settle_async(self.dedupe.release, lease)
+                )
                 settle.add_done_callback(
                     lambda task: task.cancelled() or task.exception()
                 )
             raise
-        await self._settle_async("complete", lease)
+        await self._settle_async(self.dedupe.complete, lease)
         _handled(webhook_id, event)
         return _json(200, status="ok")
 
@@ -401,7 +403,7 @@ class WebhookReceiver:
             return None
         if self._async_store:
             raise TypeError("an asyncio dedupe store needs ready_async()")
-        outcome = self._store(None, "ping", None)
+        outcome = self._call(None, self.dedupe.ping)
         return str(outcome) if isinstance(outcome, StoreUnavailable) else None
 
     async def ready_async(self) -> str | None:
@@ -411,10 +413,10 @@ class WebhookReceiver:
             asyncio.get_running_loop().run_in_executor(None, self.ready)
             if self.inbox is not None
             else (
-                self._store_async("ping", None)
+                self._call_async(self.dedupe.ping)
                 if self._async_store
                 else asyncio.get_running_loop().run_in_executor(
-                    None, self._store, None, "ping", None
+                    None, self._call, None, self.dedupe.ping
                 )
             )
         )
@@ -451,13 +453,13 @@ class WebhookReceiver:
                 event.event_type,
                 extra=answered(webhook_id, "handler_error", event.event_type),
             )
-            self._store(loop, "release", lease)
+            self._call(loop, self.dedupe.release, lease)
             return _json(500, error="handler failed; incident.io will retry")
         except BaseException:
             self._interrupted(webhook_id, event)
-            self._store(loop, "release", lease)
+            self._call(loop, self.dedupe.release, lease)
             raise
-        self._store(loop, "complete", lease)
+        self._call(loop, self.dedupe.complete, lease)
         _handled(webhook_id, event)
         return _json(200, status="ok")
 
@@ -471,15 +473,18 @@ class WebhookReceiver:
             extra=answered(webhook_id, "interrupted", event.event_type),
         )
 
-    def _store(
-        self, loop: asyncio.AbstractEventLoop | None, action: str, argument: typing.Any
+    def _call(
+        self,
+        loop: asyncio.AbstractEventLoop | None,
+        method: typing.Callable[..., typing.Any],
+        *args: typing.Any,
     ) -> typing.Any:
-        """Call the store from synchronous code; a failure of any kind is returned as
+        """Call a store method (``self.dedupe.claim``, ...) from synchronous code; an
+        asyncio store's coroutine runs on ``loop``. A failure of any kind is returned as
         StoreUnavailable, never raised: after a handler ran, the answer must not change.
         """
-        call = getattr(self.dedupe, action)
         try:
-            result = call(argument) if argument is not None else call()
+            result = method(*args)
             if inspect.isawaitable(result):
                 if loop is None:
                     raise TypeError("an asyncio dedupe store needs handle_async()")
@@ -495,24 +500,28 @@ class WebhookReceiver:
         # Whatever a store raises, the answer is decided here.
         except Exception as exc:  # noqa: BLE001
             failure = _unavailable(exc)
-            if isinstance(argument, Lease):
-                _settle_failed(action, argument, failure)
+            if args and isinstance(args[0], Lease):
+                _settle_failed(method.__name__, args[0], failure)
             return failure
         return result
 
-    async def _store_async(self, action: str, argument: typing.Any) -> typing.Any:
-        call = getattr(self.dedupe, action)
+    async def _call_async(
+        self, method: typing.Callable[..., typing.Any], *args: typing.Any
+    ) -> typing.Any:
+        """:meth:`_call` on the event loop, for a store of either kind."""
         try:
-            result = call(argument) if argument is not None else call()
+            result = method(*args)
             return await result if inspect.isawaitable(result) else result
         # Whatever a store raises, the answer is decided here.
         except Exception as exc:  # noqa: BLE001
             return _unavailable(exc)
 
-    async def _settle_async(self, action: str, lease: Lease) -> None:
-        outcome = await self._store_async(action, lease)
+    async def _settle_async(
+        self, method: typing.Callable[[Lease], typing.Any], lease: Lease
+    ) -> None:
+        outcome = await self._call_async(method, lease)
         if isinstance(outcome, StoreUnavailable):
-            _settle_failed(action, lease, outcome)
+            _settle_failed(method.__name__, lease, outcome)
 
 
 async def _awaited(value: Awaitable[typing.Any]) -> typing.Any:
@@ -527,16 +536,6 @@ def not_ready(receiver: WebhookReceiver, problem: str) -> dict[str, str]:
     return {"status": "unavailable", "reason": f"the {store} is unavailable"}
 
 
-def fields(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
-    """What every log record about a delivery carries in ``extra``, for JSON formatters and
-    filters: ``webhook_id`` (escaped when not verified yet), ``event_type`` (empty when not
-    known yet) and ``outcome``: handled, stored, unknown_type, duplicate (duplicate_differs:
-    the redelivery's body is not the stored one), busy, too_large,
-    bad_signature, stale, not_json, invalid, store_unavailable, handler_error, dead,
-    interrupted, settle_retry (inbox: retried until recorded), settle_failed."""
-    return {"webhook_id": webhook_id, "event_type": event_type, "outcome": outcome}
-
-
 @contextlib.contextmanager
 def handler_run(webhook_id: str, event_type: str) -> Iterator[None]:
     """One handler run: its ``process`` span, and its time and result for metrics."""
@@ -548,13 +547,6 @@ def handler_run(webhook_id: str, event_type: str) -> Iterator[None]:
         result = "ok"
     finally:
         observe.handler(event_type, result, time.monotonic() - started)
-
-
-def answered(webhook_id: str, outcome: str, event_type: str = "") -> dict[str, str]:
-    """:func:`fields` for the record of a delivery's answer, which is counted too (metrics
-    observe it through :mod:`.observe`): one call per delivery."""
-    observe.delivery(outcome, event_type)
-    return fields(webhook_id, outcome, event_type)
 
 
 def _handled(webhook_id: str, event: Event) -> None:

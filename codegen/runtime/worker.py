@@ -44,12 +44,11 @@ import typing
 from collections.abc import Iterator
 
 from . import observe, tracing
-from .dedupe import StoreUnavailable
-from .errors import InvalidPayload, UnknownEventType
+from .errors import InvalidPayload, StoreUnavailable, UnknownEventType
 from .events import parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .inbox import Failure, Inbox, LeaseLost, Ran, Row, from_url
-from .receiver import current_webhook_id, fields
+from .observe import current_webhook_id, fields
 
 logger = logging.getLogger(__name__)
 

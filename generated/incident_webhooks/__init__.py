@@ -11,7 +11,13 @@
 # module), so an event class can be named anything but one of the package's own names.
 import typing
 
-from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
+from .errors import (
+    InvalidPayload,
+    InvalidSignature,
+    StoreUnavailable,
+    UnknownEventType,
+    WebhookError,
+)
 from .events import EVENT_MODELS, parse_event, preload
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 
@@ -22,7 +28,6 @@ if typing.TYPE_CHECKING:
         InMemoryDedupeStore,
         RedisDedupeStore,
         SQLiteDedupeStore,
-        StoreUnavailable,
     )
     from .events import WebhookEvent
     from .models.private_alert_alert_created_v1 import (
@@ -134,7 +139,6 @@ _LAZY: dict[str, tuple[str, str]] = {
     "InMemoryDedupeStore": ("dedupe", "InMemoryDedupeStore"),
     "RedisDedupeStore": ("dedupe", "RedisDedupeStore"),
     "SQLiteDedupeStore": ("dedupe", "SQLiteDedupeStore"),
-    "StoreUnavailable": ("dedupe", "StoreUnavailable"),
     "Response": ("receiver", "Response"),
     "WebhookReceiver": ("receiver", "WebhookReceiver"),
     "SignatureVerifier": ("signature", "SignatureVerifier"),

@@ -43,6 +43,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from . import _sqlite
+from .errors import StoreUnavailable as StoreUnavailable  # noqa: PLC0414
 
 if typing.TYPE_CHECKING:
     import redis
@@ -54,10 +55,6 @@ DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_TTL_SECONDS = 36 * 3600.0
 # How long readiness's probe key lives in Redis: it only has to be written.
 READY_PROBE_MS = 60_000
-
-
-class StoreUnavailable(Exception):
-    """The dedupe store could not be reached, or refused the request; nothing was dispatched."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,11 +33,11 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .events import preload as preload_models
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
+from .observe import answered
 from .receiver import (
     DEFAULT_MAX_BODY_BYTES,
     Response,
     WebhookReceiver,
-    answered,
     logger,
     not_ready,
 )

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from . import _inbox_sql, _sqlite, redact
 from ._inbox_sql import CHANNEL, MIGRATIONS, SCHEMA_VERSION, TABLE
-from .dedupe import StoreUnavailable
+from .errors import StoreUnavailable
 
 if typing.TYPE_CHECKING:
     import psycopg
