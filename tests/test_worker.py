@@ -305,3 +305,50 @@ def test_a_row_due_again_before_its_failed_attempt_has_finished_is_run_not_orpha
     assert inbox.get("msg_2")[0].state == "done", "msg_2 was left processing, run by nobody"
     assert time.monotonic() - started < 8
     assert sorted(handlers.calls) == ["msg_1", "msg_2", "msg_2"]
+
+
+# -- the worker's side tasks are supervised ---------------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["lease renewal", "retention", "wake-up"])
+def test_a_side_task_that_fails_stops_the_worker_loudly_and_releases_its_rows(
+    side: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from incident_webhooks import worker as worker_module
+    from incident_webhooks.worker import SideTaskFailed, Worker
+
+    class Broken(SQLiteInbox):
+        def renew(self, *args: Any, **kwargs: Any) -> set[int]:
+            if side == "lease renewal":
+                raise RuntimeError("a bug in renewal")
+            return super().renew(*args, **kwargs)
+
+        def prune(self, *args: Any, **kwargs: Any) -> int:
+            if side == "retention":
+                raise RuntimeError("a bug in retention")
+            return super().prune(*args, **kwargs)
+
+        def wait_for_work(self, timeout: float) -> None:
+            if side == "wake-up" and started.is_set():
+                raise RuntimeError("a bug in the wake-up")
+            super().wait_for_work(min(timeout, 0.05))
+
+    started = threading.Event()
+
+    class Slow(AsyncWebhookHandlers):
+        async def dispatch(self, event: Any) -> None:
+            started.set()
+            await asyncio.sleep(60)
+
+    monkeypatch.setattr(worker_module, "FIRST_PRUNE_SECONDS", 0.2)
+    inbox = Broken(tmp_path / "inbox.db")
+    stored(inbox, "msg_1")
+    worker = Worker(inbox, Slow(), lease_seconds=1, shutdown_seconds=0)
+    with caplog.at_level(logging.ERROR), pytest.raises(SideTaskFailed, match=side):
+        asyncio.run(asyncio.wait_for(worker.run(), 30))
+    assert f"its {side} task failed; stopping the worker" in caplog.text
+    assert started.is_set()
+    (row,) = inbox.get("msg_1")
+    assert (row.state, row.attempts) == ("pending", 0), "the row in flight was released"

@@ -74,6 +74,10 @@ RECORD_RETRY_MAX_SECONDS = 1.0
 T = typing.TypeVar("T")
 
 
+class SideTaskFailed(Exception):
+    """A worker's side task (lease renewal, wake-up, retention) failed, so it stopped."""
+
+
 class HandlerTimeout(Exception):
     """A handler ran past the worker's ``handler_timeout``: its row failed, to be retried."""
 
@@ -208,18 +212,51 @@ class Worker:
         self.stopping.set()
 
     async def run(self) -> None:
-        """Claim and process rows until :meth:`stop`; then the graceful shutdown."""
+        """Claim and process rows until :meth:`stop`; then the graceful shutdown. The side
+        tasks (lease renewal, wake-up, retention) run beside the claim loop; one that fails
+        stops the worker: an ERROR names it, and this raises :class:`SideTaskFailed`."""
         self.owner = _owner()
-        loop = asyncio.get_running_loop()
-        heartbeat = asyncio.create_task(self._heartbeat())
-        stopping = asyncio.create_task(self.stopping.wait())
-        waiting: asyncio.Future[None] | None = None
-        next_prune = time.monotonic() + FIRST_PRUNE_SECONDS
-        pruning: asyncio.Task[None] | None = None
-        unavailable_since: float | None = None
+        self._wake = asyncio.Event()
+        side_tasks = {
+            asyncio.create_task(self._renew_leases(), name="lease renewal"),
+            asyncio.create_task(self._wake_up(), name="wake-up"),
+        }
+        if self.retention_seconds is not None:
+            side_tasks.add(asyncio.create_task(self._retention(), name="retention"))
         logger.info("worker %s: processing %s", self.owner, self.inbox)
+        failed: asyncio.Task[None] | None = None
+        try:
+            failed = await self._claim_and_run(side_tasks)
+        finally:
+            await self._shutdown()
+            for task in side_tasks:
+                task.cancel()
+            await asyncio.gather(*side_tasks, return_exceptions=True)
+            self._db_threads.shutdown(wait=False)
+            self._wait_thread.shutdown(wait=False)
+            logger.info("worker %s: stopped", self.owner)
+        if failed is not None:
+            raise SideTaskFailed(
+                f"the worker's {failed.get_name()} task failed"
+            ) from failed.exception()
+
+    async def _claim_and_run(
+        self, side_tasks: set[asyncio.Task[None]]
+    ) -> asyncio.Task[None] | None:
+        """The loop: claim what there are free slots for, start each row, wait for news (a
+        row stored, a slot freed, a stop); the side task that failed, if one did."""
+        stopping = asyncio.create_task(self.stopping.wait())
+        unavailable_since: float | None = None
         try:
             while not self.stopping.is_set():
+                failed = next((t for t in side_tasks if t.done()), None)
+                if failed is not None:
+                    logger.error(
+                        "worker %s: its %s task failed; stopping the worker",
+                        self.owner, failed.get_name(), exc_info=failed.exception(),
+                    )  # fmt: skip
+                    return failed
+                self._wake.clear()
                 free = self.concurrency - len(self._inflight)
                 rows: list[Row] = []
                 if free > 0:
@@ -241,40 +278,70 @@ class Worker:
                         logger.info("worker %s: the inbox answers again", self.owner)
                         unavailable_since = None
                 for row in rows:
-                    previous = self._inflight.get(row.id)
-                    task = asyncio.create_task(
-                        self._process(row)
-                        if previous is None
-                        else self._process_after(previous, row)
-                    )
-                    self._inflight[row.id] = task
-                    task.add_done_callback(functools.partial(self._finished, row.id))
-                if self.retention_seconds is not None and time.monotonic() > next_prune:
-                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-                    if pruning is None or pruning.done():
-                        pruning = asyncio.create_task(self._prune())
+                    self._start(row)
                 if rows and len(rows) == free:
                     continue  # there may be more; a free slot is checked next
-                wake: set[asyncio.Future[typing.Any]] = {
-                    stopping,
-                    *self._inflight.values(),
-                }
-                if len(self._inflight) < self.concurrency:
-                    if waiting is None or waiting.done():
-                        waiting = loop.run_in_executor(
-                            self._wait_thread, self.inbox.wait_for_work, IDLE_SECONDS
-                        )
-                    wake.add(waiting)
-                await asyncio.wait(wake, return_when=asyncio.FIRST_COMPLETED)
+                woken = asyncio.create_task(self._wake.wait())
+                try:
+                    await asyncio.wait(
+                        {stopping, woken, *side_tasks, *self._inflight.values()},
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    woken.cancel()
         finally:
             stopping.cancel()
-            await self._shutdown()
-            heartbeat.cancel()
-            if pruning is not None:
-                pruning.cancel()
-            self._db_threads.shutdown(wait=False)
-            self._wait_thread.shutdown(wait=False)
-            logger.info("worker %s: stopped", self.owner)
+        return None
+
+    def _start(self, row: Row) -> None:
+        """The claim-and-run step's second half: a task for a claimed row."""
+        previous = self._inflight.get(row.id)
+        task = asyncio.create_task(
+            self._process(row)
+            if previous is None
+            else self._process_after(previous, row)
+        )
+        self._inflight[row.id] = task
+        task.add_done_callback(functools.partial(self._finished, row.id))
+
+    # -- side tasks: each runs until the worker stops; one that raises stops the worker ----
+
+    async def _renew_leases(self) -> None:
+        """Lease renewal: every third of a lease, for every row in flight."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            ids = list(self._inflight)
+            try:
+                held = await self._db(
+                    self.inbox.renew, self.owner, ids, self.lease_seconds
+                )
+            except StoreUnavailable as exc:
+                logger.warning("worker %s: could not renew leases: %s", self.owner, exc)
+                continue
+            for row_id in set(ids) - held:
+                if row_id in self._inflight:
+                    logger.warning(
+                        "worker %s: lost the lease on row %d (another worker may run it)",
+                        self.owner, row_id,
+                    )  # fmt: skip
+
+    async def _wake_up(self) -> None:
+        """Wake-up: news of a stored row (another process's NOTIFY, SQLite's data version),
+        or IDLE_SECONDS without any, wakes the claim loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await loop.run_in_executor(
+                self._wait_thread, self.inbox.wait_for_work, IDLE_SECONDS
+            )
+            self._wake.set()
+
+    async def _retention(self) -> None:
+        """Retention: done rows older than ``retention_seconds`` are deleted, every
+        PRUNE_EVERY_SECONDS (the first pass after the start-up's claims)."""
+        await asyncio.sleep(FIRST_PRUNE_SECONDS)
+        while True:
+            await self._prune()
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
     def _finished(self, row_id: int, task: asyncio.Task[None]) -> None:
         if self._inflight.get(row_id) is task:
@@ -311,24 +378,6 @@ class Worker:
             task.cancel()
         if late:
             await asyncio.wait(late, timeout=10)
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            ids = list(self._inflight)
-            try:
-                held = await self._db(
-                    self.inbox.renew, self.owner, ids, self.lease_seconds
-                )
-            except StoreUnavailable as exc:
-                logger.warning("worker %s: could not renew leases: %s", self.owner, exc)
-                continue
-            for row_id in set(ids) - held:
-                if row_id in self._inflight:
-                    logger.warning(
-                        "worker %s: lost the lease on row %d (another worker may run it)",
-                        self.owner, row_id,
-                    )  # fmt: skip
 
     async def _prune(self) -> None:
         assert self.retention_seconds is not None

@@ -266,9 +266,17 @@ def run_worker(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, worker.stop)
         await worker.run()
 
-    asyncio.run(main())
+    from .worker import SideTaskFailed
+
+    code = 0
+    try:
+        asyncio.run(main())
+    except SideTaskFailed as exc:
+        # Logged with its traceback already; a supervisor restarts the process.
+        print(f"error: {exc}: {exc.__cause__!r}", file=sys.stderr)
+        code = 1
     _end_past_the_deadline(worker)
-    return 0
+    return code
 
 
 def _end_past_the_deadline(worker: typing.Any) -> None:
