@@ -235,10 +235,13 @@ def inbox_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for store in ("sqlite", "postgres"):
         share = 1 / results["bare_over_receiver"][store]["median"]
-        out.append({"target": f"inbox ({store}): stored per second ≥ 0.5× bare INSERT + COMMIT",
+        # In process, without HTTP, and PostgreSQL with fsync off (the test server's): what
+        # these measure is the inbox's own statements, not a deployment behind a server.
+        where = "in process, no HTTP" + (", fsync off" if store == "postgres" else "")
+        out.append({"target": f"inbox ({store}, {where}): stored per second ≥ 0.5× bare INSERT + COMMIT",
                     "measured": f"{share:.2f}×", "met": share >= 0.5, "before": "n/a"})
         ms = results["stored_to_start_ms"][store]["median"]
-        out.append({"target": f"inbox ({store}): stored to handler start, median ≤ 50 ms",
+        out.append({"target": f"inbox ({store}, {where}): stored to handler start, median ≤ 50 ms",
                     "measured": f"{ms:.1f} ms", "met": ms <= 50, "before": "n/a"})
     return out
 
