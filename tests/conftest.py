@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,22 @@ class Recorder(WebhookHandlers):
             raise RuntimeError("handler is broken")
         with self.lock:
             self.calls.append((name, args))
+
+
+# The databases of the inbox tests, real servers on 127.0.0.1: one PostgreSQL cluster per test
+# module (started when a test of that module first needs it), and every inbox test run on
+# both databases through ``inbox_url``.
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from servers import PostgresServer
+
+    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def inbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    from servers import new_inbox
+
+    server = request.getfixturevalue("postgres") if request.param == "postgres" else None
+    return new_inbox(request.param, tmp_path, server)

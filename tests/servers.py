@@ -357,3 +357,15 @@ class WorkerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_databases = iter(range(10**6))
+
+
+def new_inbox(kind: str, tmp_path: Path, postgres: PostgresServer | None) -> str:
+    """A new, empty inbox's URL: a SQLite file in ``tmp_path``, or a new database of
+    ``postgres`` (tests that share the server keep apart)."""
+    if kind == "sqlite":
+        return f"sqlite://{tmp_path / 'inbox.db'}"
+    assert postgres is not None
+    return postgres.database(f"t{os.getpid()}_{next(_databases)}")

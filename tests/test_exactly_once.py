@@ -11,15 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from incident_webhooks.inbox import Inbox, LeaseLost, PostgresInbox, Ran, SQLiteInbox
 from incident_webhooks.receiver import WebhookReceiver
 from incident_webhooks.worker import current_delivery
-from servers import PostgresServer, wait_until
-from test_inbox import SECRET, Recording, new_inbox, signed
+from servers import wait_until
+from test_inbox import SECRET, Recording, signed
 
 HANDLERS = '''
 import os, sqlite3, time
@@ -53,18 +52,6 @@ class Effects(WebhookHandlers):
             raise
         _record(f"committed {os.getpid()} {delivery.webhook_id} {delivery.attempt}")
 '''
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def inbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    server = request.getfixturevalue("postgres") if request.param == "postgres" else None
-    return new_inbox(request.param, tmp_path, server)
 
 
 def opened(url: str) -> Inbox:

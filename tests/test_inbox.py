@@ -11,10 +11,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +25,11 @@ from incident_webhooks.inbox import (
     Inbox,
     InboxUnavailable,
     PostgresInbox,
-    Row,
     SQLiteInbox,
     from_url,
 )
 from incident_webhooks.receiver import WebhookReceiver
-from incident_webhooks.worker import Worker, retry_delay
+from incident_webhooks.worker import Worker
 from packages import run_main
 from servers import (
     HTTP,
@@ -41,6 +38,7 @@ from servers import (
     LoadClient,
     PostgresServer,
     WorkerProcess,
+    new_inbox,
     records,
     started,
     wait_until,
@@ -49,28 +47,6 @@ from test_dedupe_stores import first_use_together
 
 SECRET = "whsec_" + base64.b64encode(b"secret-used-only-by-these-tests!").decode()
 GRANTED = "private_incident.membership_granted_v1"
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
-
-
-_databases = iter(range(10**6))
-
-
-def new_inbox(kind: str, tmp_path: Path, postgres: PostgresServer | None) -> str:
-    if kind == "sqlite":
-        return f"sqlite://{tmp_path / 'inbox.db'}"
-    assert postgres is not None
-    return postgres.database(f"t{os.getpid()}_{next(_databases)}")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def inbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    server = request.getfixturevalue("postgres") if request.param == "postgres" else None
-    return new_inbox(request.param, tmp_path, server)
 
 
 def signed(msg_id: str, event_type: str = GRANTED, **extra: Any) -> tuple[bytes, dict[str, str]]:
@@ -337,43 +313,6 @@ def test_an_inbox_and_a_dedupe_store_together_are_refused() -> None:
 # -- processing ------------------------------------------------------------------------------
 
 
-def test_a_worker_handles_each_row_once_retries_failures_and_kills_nothing_twice(inbox_url: str) -> None:
-    inbox = from_url(inbox_url)
-    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
-    for n in range(20):
-        assert receiver.handle(*signed(f"msg_{n}")).status == 200
-    handlers = Recording(fail=3)
-    asyncio.run(work(inbox, handlers, lambda: len(handlers.calls) == 20, retry_base=0.05, concurrency=3))
-    assert sorted(handlers.calls) == sorted(f"msg_{n}" for n in range(20))
-    counts = inbox.status().counts
-    assert counts["done"] == 20 and counts["failed"] == 0
-    retried = [r for r in inbox.rows(limit=100) if r.attempts == 2]
-    assert len(retried) == 3 and all(r.last_error_message == "downstream is down" for r in retried)
-
-
-def test_attempts_exhausted_make_a_row_dead_with_its_error(inbox_url: str) -> None:
-    inbox = from_url(inbox_url)
-    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
-    handlers = Recording(fail=99)
-    asyncio.run(work(inbox, handlers, lambda: inbox.status().counts["dead"] == 1, retry_base=0.01, max_attempts=3))
-    (row,) = inbox.get("msg_1")
-    assert (row.state, row.attempts, row.last_error_type) == ("dead", 3, "RuntimeError")
-    assert "downstream is down" in (row.last_error_traceback or "")
-
-
-def test_the_retry_schedule_doubles_with_jitter_and_reaches_past_a_day() -> None:
-    import random
-
-    rng = random.Random(1)
-    delays = [retry_delay(n, rng=rng) for n in range(1, 16)]
-    for n, delay in enumerate(delays, 1):
-        exact = min(6 * 3600, 30 * 2 ** (n - 1))
-        assert 0.8 * exact <= delay <= exact, (n, delay)
-    assert len(set(delays)) == len(delays), "jittered: rows failed together spread out"
-    low = sum(0.8 * min(6 * 3600, 30 * 2 ** (n - 1)) for n in range(1, 16))
-    assert low > 30 * 3600, "even the shortest draw of 16 attempts spans more than a day"
-
-
 def test_an_invalid_row_is_revalidated_on_replay(tmp_path: Path) -> None:
     """Kept for replay: a replayed invalid row is parsed again (and here still invalid, so it
     goes back to invalid with its error, not to failed or dead). The test that a newer
@@ -483,47 +422,6 @@ def test_postgres_two_receivers_two_workers_each_of_1000_double_deliveries_handl
     tmp_path: Path, postgres: PostgresServer
 ) -> None:
     exactly_once("postgres", tmp_path, postgres)
-
-
-def test_a_worker_killed_mid_handler_is_retried_after_its_lease_and_handled_once(
-    inbox_url: str, tmp_path: Path
-) -> None:
-    record = tmp_path / "calls.log"
-    WebhookReceiver(SECRET, Recording(), inbox=inbox_url).handle(*signed("msg_crash"))
-    with WorkerProcess(record, inbox_url, "--lease", "2", BLOCK_ID="msg_crash") as doomed:
-        wait_until(lambda: any(w == "start" for w, _, _ in records(record)), "the blocking handler")
-        assert doomed.process is not None
-        doomed.process.kill()
-        doomed.process.wait(10)
-        killed = time.monotonic()
-    with WorkerProcess(record, inbox_url, "--lease", "2"):
-        wait_until(lambda: any(w == "handled" for w, _, _ in records(record)), "the retry")
-        waited = time.monotonic() - killed
-    handled = [i for w, _, i in records(record) if w == "handled"]
-    assert handled == ["msg_crash"]
-    (row,) = from_url(inbox_url).get("msg_crash")
-    assert (row.state, row.attempts) == ("done", 2)
-    print(f"killed mid-handler; taken again {waited:.1f}s later (lease 2 s)")
-
-
-def test_sigterm_mid_handler_finishes_within_the_deadline_or_releases(inbox_url: str, tmp_path: Path) -> None:
-    record = tmp_path / "calls.log"
-    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox_url)
-    receiver.handle(*signed("short"))
-    with WorkerProcess(record, inbox_url, "--shutdown", "5", SLEEP_SECONDS="1") as worker:
-        wait_until(lambda: any(w == "start" for w, _, _ in records(record)), "the handler")
-        started = time.monotonic()
-        assert worker.stop() == 0
-        assert time.monotonic() - started < 5
-    assert [i for w, _, i in records(record) if w == "handled"] == ["short"], "it finished"
-    receiver.handle(*signed("long"))
-    with WorkerProcess(record, inbox_url, "--shutdown", "1", SLEEP_SECONDS="60") as worker:
-        wait_until(lambda: sum(w == "start" for w, _, _ in records(record)) == 2, "the handler")
-        started = time.monotonic()
-        assert worker.stop() == 0
-        assert time.monotonic() - started < 4, "released within the deadline"
-    (row,) = from_url(inbox_url).get("long")
-    assert (row.state, row.attempts, row.lease_owner) == ("pending", 0, None)
 
 
 def test_the_receiver_killed_right_after_its_2xx_leaves_the_row_stored(tmp_path: Path) -> None:
@@ -679,37 +577,6 @@ def test_the_inbox_commands_report_replay_and_prune(tmp_path: Path) -> None:
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-def test_a_worker_runs_asyncio_handlers_on_its_loop(tmp_path: Path) -> None:
-    from incident_webhooks import AsyncWebhookHandlers
-
-    class Async(AsyncWebhookHandlers):
-        def __init__(self) -> None:
-            self.seen: list[str] = []
-
-        async def dispatch(self, event: Any) -> None:
-            await asyncio.sleep(0)
-            self.seen.append(event.event_type)
-
-    inbox = SQLiteInbox(tmp_path / "inbox.db")
-    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
-    handlers = Async()
-    asyncio.run(work(inbox, handlers, lambda: bool(handlers.seen)))  # type: ignore[arg-type]
-    assert handlers.seen == [GRANTED] and inbox.get("msg_1")[0].state == "done"
-
-
-def test_a_stored_unknown_event_type_goes_to_on_unknown(tmp_path: Path) -> None:
-    class Unknowns(Recording):
-        def on_unknown(self, event_type: str, payload: Any) -> None:
-            self.calls.append(event_type)
-
-    inbox = SQLiteInbox(tmp_path / "inbox.db")
-    body = json.dumps({"event_type": "brand_new.thing_v9", "brand_new.thing_v9": {}}).encode()
-    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(body, testing.sign(body, SECRET, msg_id="m"))
-    handlers = Unknowns()
-    asyncio.run(work(inbox, handlers, lambda: bool(handlers.calls)))
-    assert handlers.calls == ["brand_new.thing_v9"] and inbox.get("m")[0].state == "done"
-
-
 def test_serve_with_an_inbox_stores_and_its_worker_handles(tmp_path: Path) -> None:
     from servers import free_port
 
@@ -737,25 +604,6 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_a_worker_deletes_done_rows_past_retention_and_keeps_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from incident_webhooks import worker as worker_module
-
-    monkeypatch.setattr(worker_module, "FIRST_PRUNE_SECONDS", 0.0)
-    inbox = SQLiteInbox(tmp_path / "inbox.db")
-    for n in range(3):
-        inbox.store("e", f"old_{n}", GRANTED, b"{}", {})
-    for row in inbox.claim("w", 30, limit=2):
-        inbox.complete(row.id)
-    with inbox.transaction() as db:  # done two days ago
-        db.execute("UPDATE webhook_inbox SET updated_at = updated_at - 172800 WHERE state = 'done'")
-    (left,) = inbox.claim("w", 30)
-    inbox.fail(left.id, "w", Failure("E", "x"), None)  # dead rows are kept for a person
-    with inbox.transaction() as db:
-        db.execute("UPDATE webhook_inbox SET updated_at = updated_at - 172800 WHERE state = 'dead'")
-    asyncio.run(work(inbox, Recording(), lambda: inbox.status().counts["done"] == 0, retention_seconds=86400.0))
-    assert inbox.status().counts == {**dict.fromkeys(inbox.status().counts, 0), "dead": 1}
-
-
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(inbox_url: str) -> None:
     inbox = from_url(inbox_url)
     assert inbox.store("e", "parent-1", GRANTED, b"{}", {})  # the parent's connection is open
@@ -774,78 +622,3 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(in
     assert {r.webhook_id for r in inbox.rows(limit=10)} == {"parent-1", "child-1", "parent-2"}
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_an_outcome_the_inbox_refuses_is_recorded_later_and_the_handler_runs_once(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The inbox refuses a handler's outcome (a lock held past its timeout, longer than the
-    lease): the worker tries again until it is recorded, and never runs the handler again."""
-    if kind == "sqlite":
-        inbox: Inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.2)
-        holder: Any = sqlite3.connect(tmp_path / "inbox.db", isolation_level=None, check_same_thread=False)
-        lock = "BEGIN EXCLUSIVE"
-    else:
-        import psycopg
-
-        url = new_inbox(kind, tmp_path, request.getfixturevalue("postgres"))
-        inbox = PostgresInbox(url, statement_timeout=0.2)
-        holder = psycopg.connect(url, autocommit=True)
-        lock = "BEGIN; LOCK TABLE webhook_inbox IN EXCLUSIVE MODE"
-    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
-    for n in range(3):
-        assert receiver.handle(*signed(f"msg_{n}")).status == 200
-    held = threading.Event()
-
-    class Locking(Recording):
-        def dispatch(self, event: Any) -> None:
-            super().dispatch(event)
-            if not held.is_set():
-                # The handler succeeded; its outcome now meets a locked inbox for 1.5 s,
-                # longer than the lease, so its renewals fail too.
-                holder.execute(lock)
-                held.set()
-                threading.Timer(1.5, holder.execute, ("ROLLBACK",)).start()
-
-    def all_done() -> bool:
-        try:
-            return inbox.status().counts["done"] == 3
-        except InboxUnavailable:
-            return False  # the lock is still held
-
-    handlers = Locking()
-    caplog.set_level("INFO", "incident_webhooks.worker")
-    asyncio.run(work(inbox, handlers, all_done, lease_seconds=1, concurrency=1))
-    holder.close()
-    assert sorted(handlers.calls) == ["msg_0", "msg_1", "msg_2"]
-    assert inbox.status().counts["done"] == 3
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("could not record the outcome yet" in m for m in messages), messages
-    assert any("outcome recorded" in m for m in messages), messages
-    assert not any("ran again" in m or "stopped before" in m for m in messages), messages
-
-
-def test_a_row_claimed_again_while_its_outcome_waits_is_not_run_twice(tmp_path: Path) -> None:
-    """The inbox refuses renewals (the lease lapses) and the outcome until the worker has
-    claimed the row again: the task that ran it records it, no second task starts."""
-
-    class Refusing(SQLiteInbox):
-        reclaimed = False
-
-        def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:
-            rows = super().claim(owner, lease_seconds, limit)
-            Refusing.reclaimed |= any(row.attempts == 2 for row in rows)
-            return rows
-
-        def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
-            raise InboxUnavailable("renewals refused")
-
-        def complete(self, row_id: int, **options: Any) -> bool:
-            if not Refusing.reclaimed:
-                raise InboxUnavailable("refused until the row is claimed again")
-            return super().complete(row_id, **options)
-
-    inbox = Refusing(tmp_path / "inbox.db")
-    assert WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_0")).status == 200
-    handlers = Recording()
-    asyncio.run(work(inbox, handlers, lambda: inbox.status().counts["done"] == 1, lease_seconds=1, concurrency=2))
-    assert Refusing.reclaimed and handlers.calls == ["msg_0"]

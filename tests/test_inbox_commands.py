@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ from incident_webhooks.inbox import (
     sqlite_path,
 )
 from incident_webhooks.receiver import WebhookReceiver
-from servers import PostgresServer
-from test_inbox import SECRET, Recording, inbox_cli, new_inbox, signed
+from servers import PostgresServer, new_inbox
+from test_inbox import SECRET, Recording, inbox_cli, signed
 
 INSPECTIONS = [
     ("status",),
@@ -28,12 +27,6 @@ INSPECTIONS = [
     ("replay", "--state", "dead"),
     ("prune", "--older-than", "0"),
 ]
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
 
 
 def a_row_in_every_state(url: str) -> None:

@@ -27,12 +27,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 V1_STATES = Counter({"pending": 2, "processing": 1, "done": 1, "failed": 1, "dead": 1, "invalid": 1})
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with PostgresServer(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
-
-
 _names = iter(range(10**6))
 
 

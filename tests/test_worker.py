@@ -1,23 +1,35 @@
-"""The inbox's worker (runtime ``worker.py``): whatever a handler does (raise any
-BaseException, hang, leave threads behind), its row gets an outcome and the worker goes on,
-or exits when told to."""
+"""The inbox's worker (runtime ``worker.py``): each row handled once, retried with backoff,
+dead after its attempts; whatever a handler does (raise any BaseException, hang, leave
+threads behind), its row gets an outcome and the worker goes on, or exits when told to; its
+side tasks are supervised. Against both databases where the database matters."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from incident_webhooks import AsyncWebhookHandlers, WebhookHandlers
-from incident_webhooks.inbox import Inbox, SQLiteInbox
+from incident_webhooks import AsyncWebhookHandlers, WebhookHandlers, testing
+from incident_webhooks.inbox import (
+    Failure,
+    Inbox,
+    InboxUnavailable,
+    PostgresInbox,
+    Row,
+    SQLiteInbox,
+    from_url,
+)
 from incident_webhooks.receiver import WebhookReceiver, current_webhook_id
-from servers import AppServer, WorkerProcess, records, wait_until
-from test_inbox import SECRET, Recording, signed, work
+from incident_webhooks.worker import retry_delay
+from servers import AppServer, WorkerProcess, new_inbox, records, wait_until
+from test_inbox import GRANTED, SECRET, Recording, signed, work
 
 BASE_EXCEPTIONS: dict[str, Callable[[], BaseException]] = {
     "SystemExit": lambda: SystemExit(3),
@@ -352,3 +364,211 @@ def test_a_side_task_that_fails_stops_the_worker_loudly_and_releases_its_rows(
     assert started.is_set()
     (row,) = inbox.get("msg_1")
     assert (row.state, row.attempts) == ("pending", 0), "the row in flight was released"
+
+
+# -- moved from test_inbox.py: the worker against both databases -----------------------------
+
+
+def test_a_worker_handles_each_row_once_retries_failures_and_kills_nothing_twice(inbox_url: str) -> None:
+    inbox = from_url(inbox_url)
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
+    for n in range(20):
+        assert receiver.handle(*signed(f"msg_{n}")).status == 200
+    handlers = Recording(fail=3)
+    asyncio.run(work(inbox, handlers, lambda: len(handlers.calls) == 20, retry_base=0.05, concurrency=3))
+    assert sorted(handlers.calls) == sorted(f"msg_{n}" for n in range(20))
+    counts = inbox.status().counts
+    assert counts["done"] == 20 and counts["failed"] == 0
+    retried = [r for r in inbox.rows(limit=100) if r.attempts == 2]
+    assert len(retried) == 3 and all(r.last_error_message == "downstream is down" for r in retried)
+
+
+def test_attempts_exhausted_make_a_row_dead_with_its_error(inbox_url: str) -> None:
+    inbox = from_url(inbox_url)
+    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
+    handlers = Recording(fail=99)
+    asyncio.run(work(inbox, handlers, lambda: inbox.status().counts["dead"] == 1, retry_base=0.01, max_attempts=3))
+    (row,) = inbox.get("msg_1")
+    assert (row.state, row.attempts, row.last_error_type) == ("dead", 3, "RuntimeError")
+    assert "downstream is down" in (row.last_error_traceback or "")
+
+
+def test_the_retry_schedule_doubles_with_jitter_and_reaches_past_a_day() -> None:
+    import random
+
+    rng = random.Random(1)
+    delays = [retry_delay(n, rng=rng) for n in range(1, 16)]
+    for n, delay in enumerate(delays, 1):
+        exact = min(6 * 3600, 30 * 2 ** (n - 1))
+        assert 0.8 * exact <= delay <= exact, (n, delay)
+    assert len(set(delays)) == len(delays), "jittered: rows failed together spread out"
+    low = sum(0.8 * min(6 * 3600, 30 * 2 ** (n - 1)) for n in range(1, 16))
+    assert low > 30 * 3600, "even the shortest draw of 16 attempts spans more than a day"
+
+
+def test_a_worker_killed_mid_handler_is_retried_after_its_lease_and_handled_once(
+    inbox_url: str, tmp_path: Path
+) -> None:
+    record = tmp_path / "calls.log"
+    WebhookReceiver(SECRET, Recording(), inbox=inbox_url).handle(*signed("msg_crash"))
+    with WorkerProcess(record, inbox_url, "--lease", "2", BLOCK_ID="msg_crash") as doomed:
+        wait_until(lambda: any(w == "start" for w, _, _ in records(record)), "the blocking handler")
+        assert doomed.process is not None
+        doomed.process.kill()
+        doomed.process.wait(10)
+        killed = time.monotonic()
+    with WorkerProcess(record, inbox_url, "--lease", "2"):
+        wait_until(lambda: any(w == "handled" for w, _, _ in records(record)), "the retry")
+        waited = time.monotonic() - killed
+    handled = [i for w, _, i in records(record) if w == "handled"]
+    assert handled == ["msg_crash"]
+    (row,) = from_url(inbox_url).get("msg_crash")
+    assert (row.state, row.attempts) == ("done", 2)
+    print(f"killed mid-handler; taken again {waited:.1f}s later (lease 2 s)")
+
+
+def test_sigterm_mid_handler_finishes_within_the_deadline_or_releases(inbox_url: str, tmp_path: Path) -> None:
+    record = tmp_path / "calls.log"
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox_url)
+    receiver.handle(*signed("short"))
+    with WorkerProcess(record, inbox_url, "--shutdown", "5", SLEEP_SECONDS="1") as worker:
+        wait_until(lambda: any(w == "start" for w, _, _ in records(record)), "the handler")
+        started = time.monotonic()
+        assert worker.stop() == 0
+        assert time.monotonic() - started < 5
+    assert [i for w, _, i in records(record) if w == "handled"] == ["short"], "it finished"
+    receiver.handle(*signed("long"))
+    with WorkerProcess(record, inbox_url, "--shutdown", "1", SLEEP_SECONDS="60") as worker:
+        wait_until(lambda: sum(w == "start" for w, _, _ in records(record)) == 2, "the handler")
+        started = time.monotonic()
+        assert worker.stop() == 0
+        assert time.monotonic() - started < 4, "released within the deadline"
+    (row,) = from_url(inbox_url).get("long")
+    assert (row.state, row.attempts, row.lease_owner) == ("pending", 0, None)
+
+
+def test_a_worker_runs_asyncio_handlers_on_its_loop(tmp_path: Path) -> None:
+    from incident_webhooks import AsyncWebhookHandlers
+
+    class Async(AsyncWebhookHandlers):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        async def dispatch(self, event: Any) -> None:
+            await asyncio.sleep(0)
+            self.seen.append(event.event_type)
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_1"))
+    handlers = Async()
+    asyncio.run(work(inbox, handlers, lambda: bool(handlers.seen)))  # type: ignore[arg-type]
+    assert handlers.seen == [GRANTED] and inbox.get("msg_1")[0].state == "done"
+
+
+def test_a_stored_unknown_event_type_goes_to_on_unknown(tmp_path: Path) -> None:
+    class Unknowns(Recording):
+        def on_unknown(self, event_type: str, payload: Any) -> None:
+            self.calls.append(event_type)
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    body = json.dumps({"event_type": "brand_new.thing_v9", "brand_new.thing_v9": {}}).encode()
+    WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(body, testing.sign(body, SECRET, msg_id="m"))
+    handlers = Unknowns()
+    asyncio.run(work(inbox, handlers, lambda: bool(handlers.calls)))
+    assert handlers.calls == ["brand_new.thing_v9"] and inbox.get("m")[0].state == "done"
+
+
+def test_a_worker_deletes_done_rows_past_retention_and_keeps_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from incident_webhooks import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "FIRST_PRUNE_SECONDS", 0.0)
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    for n in range(3):
+        inbox.store("e", f"old_{n}", GRANTED, b"{}", {})
+    for row in inbox.claim("w", 30, limit=2):
+        inbox.complete(row.id)
+    with inbox.transaction() as db:  # done two days ago
+        db.execute("UPDATE webhook_inbox SET updated_at = updated_at - 172800 WHERE state = 'done'")
+    (left,) = inbox.claim("w", 30)
+    inbox.fail(left.id, "w", Failure("E", "x"), None)  # dead rows are kept for a person
+    with inbox.transaction() as db:
+        db.execute("UPDATE webhook_inbox SET updated_at = updated_at - 172800 WHERE state = 'dead'")
+    asyncio.run(work(inbox, Recording(), lambda: inbox.status().counts["done"] == 0, retention_seconds=86400.0))
+    assert inbox.status().counts == {**dict.fromkeys(inbox.status().counts, 0), "dead": 1}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_an_outcome_the_inbox_refuses_is_recorded_later_and_the_handler_runs_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The inbox refuses a handler's outcome (a lock held past its timeout, longer than the
+    lease): the worker tries again until it is recorded, and never runs the handler again."""
+    if kind == "sqlite":
+        inbox: Inbox = SQLiteInbox(tmp_path / "inbox.db", timeout=0.2)
+        holder: Any = sqlite3.connect(tmp_path / "inbox.db", isolation_level=None, check_same_thread=False)
+        lock = "BEGIN EXCLUSIVE"
+    else:
+        import psycopg
+
+        url = new_inbox(kind, tmp_path, request.getfixturevalue("postgres"))
+        inbox = PostgresInbox(url, statement_timeout=0.2)
+        holder = psycopg.connect(url, autocommit=True)
+        lock = "BEGIN; LOCK TABLE webhook_inbox IN EXCLUSIVE MODE"
+    receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox)
+    for n in range(3):
+        assert receiver.handle(*signed(f"msg_{n}")).status == 200
+    held = threading.Event()
+
+    class Locking(Recording):
+        def dispatch(self, event: Any) -> None:
+            super().dispatch(event)
+            if not held.is_set():
+                # The handler succeeded; its outcome now meets a locked inbox for 1.5 s,
+                # longer than the lease, so its renewals fail too.
+                holder.execute(lock)
+                held.set()
+                threading.Timer(1.5, holder.execute, ("ROLLBACK",)).start()
+
+    def all_done() -> bool:
+        try:
+            return inbox.status().counts["done"] == 3
+        except InboxUnavailable:
+            return False  # the lock is still held
+
+    handlers = Locking()
+    caplog.set_level("INFO", "incident_webhooks.worker")
+    asyncio.run(work(inbox, handlers, all_done, lease_seconds=1, concurrency=1))
+    holder.close()
+    assert sorted(handlers.calls) == ["msg_0", "msg_1", "msg_2"]
+    assert inbox.status().counts["done"] == 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("could not record the outcome yet" in m for m in messages), messages
+    assert any("outcome recorded" in m for m in messages), messages
+    assert not any("ran again" in m or "stopped before" in m for m in messages), messages
+
+
+def test_a_row_claimed_again_while_its_outcome_waits_is_not_run_twice(tmp_path: Path) -> None:
+    """The inbox refuses renewals (the lease lapses) and the outcome until the worker has
+    claimed the row again: the task that ran it records it, no second task starts."""
+
+    class Refusing(SQLiteInbox):
+        reclaimed = False
+
+        def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:
+            rows = super().claim(owner, lease_seconds, limit)
+            Refusing.reclaimed |= any(row.attempts == 2 for row in rows)
+            return rows
+
+        def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
+            raise InboxUnavailable("renewals refused")
+
+        def complete(self, row_id: int, **options: Any) -> bool:
+            if not Refusing.reclaimed:
+                raise InboxUnavailable("refused until the row is claimed again")
+            return super().complete(row_id, **options)
+
+    inbox = Refusing(tmp_path / "inbox.db")
+    assert WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_0")).status == 200
+    handlers = Recording()
+    asyncio.run(work(inbox, handlers, lambda: inbox.status().counts["done"] == 1, lease_seconds=1, concurrency=2))
+    assert Refusing.reclaimed and handlers.calls == ["msg_0"]
