@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import diff, fetch, loader, parser, project
+from . import diff, fetch, formatting, loader, output, parser, project
 from .emit.templates import render
 from .errors import GenerationError, SpecError
 from .ir import Spec
@@ -110,14 +110,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     # folder given with --out may not hold the current one.
     inside = bool(getattr(args, "out_is_default", False))
     try:
-        project.check_output(args.out, inside_allowed=inside)
-    except project.UnsafeOutput as exc:
+        output.check_output(args.out, inside_allowed=inside)
+    except output.UnsafeOutput as exc:
         raise UsageError(f"{exc}; nothing was written") from None
     spec = read_spec(args.spec, args)
     files = project.build(spec, package)
     try:
-        changed = project.write_tree(files, args.out, inside_allowed=inside)
-    except project.UnsafeOutput as exc:  # the folder changed while the code was generated
+        changed = output.write_tree(files, args.out, inside_allowed=inside)
+    except output.UnsafeOutput as exc:  # the folder changed while the code was generated
         raise UsageError(f"{exc}; nothing was written") from None
     state = "wrote" if changed else "unchanged:"
     print(f"{state} {args.out} ({len(spec.webhooks)} webhooks, {len(files)} files)")
@@ -127,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     spec = read_spec(args.spec, args)
     expected = project.build(spec, package_name(args))
-    diff = project.diff_trees(expected, project.read_tree(args.out), str(args.out))
+    diff = output.diff_trees(expected, output.read_tree(args.out), str(args.out))
     if diff:
         sys.stdout.write(diff)
         print(f"\n{args.out} is stale: run `make generate` and commit the result.", file=sys.stderr)
@@ -141,7 +141,7 @@ def cmd_scaffold(args: argparse.Namespace) -> int:
     if target.exists() or target.is_symlink():
         raise UsageError(f"{target} exists; scaffold never overwrites a file (it is yours)")
     spec = read_spec(args.spec, args)
-    code = project.format_python(
+    code = formatting.format_python(
         render("scaffold.py", spec=spec, package=package_name(args)), str(target), args.package
     )
     try:

@@ -20,14 +20,7 @@ from typing import Any, TypeGuard
 
 from .ir import Schema
 
-COUNTS = (
-    "minLength",
-    "maxLength",
-    "minItems",
-    "maxItems",
-    "minProperties",
-    "maxProperties",
-)
+COUNTS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
 BOUNDS = ("minimum", "maximum")
 EXCLUSIVE = ("exclusiveMinimum", "exclusiveMaximum")
 PAIRS = (
@@ -36,11 +29,7 @@ PAIRS = (
 
 
 def _number(value: Any) -> TypeGuard[int | float]:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def problems(schema: Schema) -> Iterator[tuple[str, str]]:

@@ -24,12 +24,8 @@ from .schemas import VALUE_CONSTRAINTS
 Severity = Literal["breaking", "source", "compatible", "informational"]
 SEVERITIES: tuple[Severity, ...] = ("breaking", "source", "compatible", "informational")
 # Lower bounds loosen as they fall, upper bounds as they rise; the rest only by going away.
-_LOWER = frozenset(
-    {"minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties"}
-)
-_UPPER = frozenset(
-    {"maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties"}
-)
+_LOWER = frozenset({"minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties"})
+_UPPER = frozenset({"maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties"})
 
 
 @dataclass(frozen=True)
@@ -50,11 +46,7 @@ class Report:
     def ordered(self) -> list[tuple[Change, list[str]]]:
         return sorted(
             ((c, sorted(w)) for c, w in self.changes.items()),
-            key=lambda item: (
-                SEVERITIES.index(item[0].severity),
-                item[0].location,
-                item[0].kind,
-            ),
+            key=lambda item: (SEVERITIES.index(item[0].severity), item[0].location, item[0].kind),
         )
 
     def count(self, severity: Severity) -> int:
@@ -80,18 +72,13 @@ def compare(old: Spec, new: Spec, *, source: bool = True) -> Report:
         was, now = old_hooks[event_type], new_hooks[event_type]
         if was.payload_key != now.payload_key:
             detail = f"{was.payload_key} -> {now.payload_key}"
-            report.add(
-                Change("breaking", "payload key changed", event_type, detail),
-                event_type,
-            )
+            report.add(Change("breaking", "payload key changed", event_type, detail), event_type)
         walker = _Walker(old.schemas, new.schemas, report, event_type, new.constraints)
         walker.walk(was.payload_schema, now.payload_schema, event_type)
     if source:
         # Names that go with a removed enum value are already reported as that. Those of a
         # removed webhook are listed too: its class and handler method are what users grep for.
-        removed_values = {
-            c.detail for c in report.changes if c.kind == "enum value removed"
-        }
+        removed_values = {c.detail for c in report.changes if c.kind == "enum value removed"}
         old_names, new_names = python_names(old), python_names(new)
         for name in sorted(old_names.keys() - new_names.keys()):
             what, value = old_names[name]
@@ -103,8 +90,7 @@ def compare(old: Spec, new: Spec, *, source: bool = True) -> Report:
 
 def python_names(spec: Spec) -> dict[str, tuple[str, str]]:
     """Public name -> (what it is, its JSON value for an enum member), for every name code
-    may import from the generated package: model classes, enum members, handler methods.
-    """
+    may import from the generated package: model classes, enum members, handler methods."""
     from .emit.models import render_models  # the model generator is slow to import
 
     names = {hook.class_name: ("event model", "") for hook in spec.webhooks}
@@ -114,19 +100,10 @@ def python_names(spec: Spec) -> dict[str, tuple[str, str]]:
         if not isinstance(node, ast.ClassDef):
             continue
         names.setdefault(node.name, ("model class", ""))
-        if any(
-            isinstance(b, ast.Name) and b.id in ("StrEnum", "IntEnum")
-            for b in node.bases
-        ):
+        if any(isinstance(b, ast.Name) and b.id in ("StrEnum", "IntEnum") for b in node.bases):
             for item in node.body:
-                if isinstance(item, ast.Assign) and isinstance(
-                    item.targets[0], ast.Name
-                ):
-                    value = (
-                        item.value.value
-                        if isinstance(item.value, ast.Constant)
-                        else None
-                    )
+                if isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name):
+                    value = item.value.value if isinstance(item.value, ast.Constant) else None
                     member = f"{node.name}.{item.targets[0].id}"
                     names[member] = ("enum member", json.dumps(value))
     return names
@@ -135,11 +112,7 @@ def python_names(spec: Spec) -> dict[str, tuple[str, str]]:
 def _types(schema: Schema) -> tuple[frozenset[str], bool]:
     """(non-null types, nullable), for OpenAPI 3.1 type lists and 3.0 ``nullable``."""
     declared = schema.get("type")
-    types = (
-        set(declared)
-        if isinstance(declared, list)
-        else {declared} if declared else set()
-    )
+    types = set(declared) if isinstance(declared, list) else {declared} if declared else set()
     nullable = "null" in types or schema.get("nullable") is True
     if schema.get("enum") is not None and None in schema["enum"]:
         nullable = True
@@ -152,9 +125,7 @@ def _types(schema: Schema) -> tuple[frozenset[str], bool]:
     return frozenset(str(t) for t in types - {"null"}), nullable
 
 
-def _nullable_through(
-    schema: Schema, table: Mapping[str, Schema], seen: frozenset[str] = frozenset()
-) -> bool:
+def _nullable_through(schema: Schema, table: Mapping[str, Schema], seen: frozenset[str] = frozenset()) -> bool:
     """Whether ``schema`` takes null, seen through ``$ref``s and compositions: its own type,
     the schema a ``$ref`` names, any member of ``anyOf``/``oneOf``, every member of
     ``allOf``. Nullability compared at one level only (the place of use, or the named
@@ -165,24 +136,16 @@ def _nullable_through(
     ref = schema.get("$ref")
     if isinstance(ref, str) and ref.startswith(SCHEMA_PREFIX):
         name = ref[len(SCHEMA_PREFIX) :]
-        return name not in seen and _nullable_through(
-            table.get(name, {}), table, seen | {name}
-        )
+        return name not in seen and _nullable_through(table.get(name, {}), table, seen | {name})
     for key in ("anyOf", "oneOf"):
         members = schema.get(key)
-        if isinstance(members, list) and any(
-            isinstance(m, Mapping) and _nullable_through(m, table, seen)
-            for m in members
-        ):
+        if isinstance(members, list) and any(isinstance(m, Mapping) and _nullable_through(m, table, seen) for m in members):
             return True
     members = schema.get("allOf")
     return (
         isinstance(members, list)
         and bool(members)
-        and all(
-            isinstance(m, Mapping) and _nullable_through(m, table, seen)
-            for m in members
-        )
+        and all(isinstance(m, Mapping) and _nullable_through(m, table, seen) for m in members)
     )
 
 
@@ -191,11 +154,7 @@ def _non_null_variant(schema: Schema) -> Schema:
     for key in ("anyOf", "oneOf"):
         variants = schema.get(key)
         if isinstance(variants, list):
-            rest = [
-                v
-                for v in variants
-                if not (isinstance(v, Mapping) and v.get("type") == "null")
-            ]
+            rest = [v for v in variants if not (isinstance(v, Mapping) and v.get("type") == "null")]
             if len(rest) == 1 and isinstance(rest[0], Mapping):
                 return rest[0]
     return schema
@@ -212,9 +171,7 @@ def _follow(
     """The schema at the end of a chain of ``$ref``s (``A -> B -> C``) and its name; a loop
     (a name already in ``seen``) ends it with an empty schema."""
     name: str | None = None
-    while isinstance(schema.get("$ref"), str) and str(schema["$ref"]).startswith(
-        SCHEMA_PREFIX
-    ):
+    while isinstance(schema.get("$ref"), str) and str(schema["$ref"]).startswith(SCHEMA_PREFIX):
         name = str(schema["$ref"])[len(SCHEMA_PREFIX) :]
         if name in seen:
             return {}, name
@@ -245,14 +202,10 @@ class _Walker:
         self.enforced = enforced
         self.seen: set[tuple[str, str]] = set()
 
-    def change(
-        self, severity: Severity, kind: str, location: str, detail: str = ""
-    ) -> None:
+    def change(self, severity: Severity, kind: str, location: str, detail: str = "") -> None:
         self.report.add(Change(severity, kind, location, detail), self.webhook)
 
-    def resolve(
-        self, schema: Schema, table: Mapping[str, Schema]
-    ) -> tuple[Schema, str | None]:
+    def resolve(self, schema: Schema, table: Mapping[str, Schema]) -> tuple[Schema, str | None]:
         """Follow a chain of ``$ref``s (``A -> B -> C``) to the schema at its end, and merge
         ``allOf`` members into one schema, so that a property moved into an ``allOf`` (or an
         alias put in between) is compared as what it is."""
@@ -260,9 +213,7 @@ class _Walker:
         schema, name = _follow(schema, table, seen)
         return self.merge_all_of(schema, table, seen), name
 
-    def merge_all_of(
-        self, schema: Schema, table: Mapping[str, Schema], seen: set[str]
-    ) -> Schema:
+    def merge_all_of(self, schema: Schema, table: Mapping[str, Schema], seen: set[str]) -> Schema:
         members = schema.get("allOf")
         if not isinstance(members, list):
             return schema
@@ -299,18 +250,12 @@ class _Walker:
                 return rest
         return None
 
-    def walk(
-        self, old: Schema, new: Schema, location: str, *, nullability: bool = True
-    ) -> None:
+    def walk(self, old: Schema, new: Schema, location: str, *, nullability: bool = True) -> None:
         # Nullability is compared once, here, for the schema as a whole (through its $refs
         # and compositions), before the named schema (perhaps walked already) is resolved;
         # a union's variants are walked without it (the union's own covers them).
         if nullability:
-            self.compare_nullable(
-                _nullable_through(old, self.old),
-                _nullable_through(new, self.new),
-                location,
-            )
+            self.compare_nullable(_nullable_through(old, self.old), _nullable_through(new, self.new), location)
         old, old_name = self.resolve(_non_null_variant(old), self.old)
         new, new_name = self.resolve(_non_null_variant(new), self.new)
         if old_name and new_name:
@@ -334,15 +279,9 @@ class _Walker:
                 new_items if isinstance(new_items, Mapping) else {},
                 location + "[]",
             )
-        old_extra, new_extra = old.get("additionalProperties"), new.get(
-            "additionalProperties"
-        )
+        old_extra, new_extra = old.get("additionalProperties"), new.get("additionalProperties")
         if isinstance(old_extra, Mapping):
-            self.walk(
-                old_extra,
-                new_extra if isinstance(new_extra, Mapping) else {},
-                location + "{}",
-            )
+            self.walk(old_extra, new_extra if isinstance(new_extra, Mapping) else {}, location + "{}")
 
     def compare_unions(
         self,
@@ -355,24 +294,14 @@ class _Walker:
         """Every variant the new schema allows must be allowed by a variant of the old one (or
         by the old schema itself, when it was not a union)."""
         candidates = old_variants if old_variants is not None else [old]
-        for index, variant in enumerate(
-            new_variants if new_variants is not None else [new]
-        ):
-            where = (
-                location
-                if new_variants is None
-                else f"{location}<{self.label(variant, index)}>"
-            )
+        for index, variant in enumerate(new_variants if new_variants is not None else [new]):
+            where = location if new_variants is None else f"{location}<{self.label(variant, index)}>"
             match = self.counterpart(variant, candidates)
             if match is None:
                 if new_variants is not None and self.opened(old, variant):
                     self.change("compatible", "variant added", where)
                 else:
-                    self.change(
-                        "breaking",
-                        "variant added" if new_variants else "type changed",
-                        where,
-                    )
+                    self.change("breaking", "variant added" if new_variants else "type changed", where)
                 continue
             self.walk(match, variant, where, nullability=False)
 
@@ -411,9 +340,7 @@ class _Walker:
         """The old models open a discriminated union: a variant with a tag they do not know
         arrives as its dict instead of failing."""
         discriminator = old.get("discriminator")
-        if not isinstance(discriminator, Mapping) or not isinstance(
-            discriminator.get("propertyName"), str
-        ):
+        if not isinstance(discriminator, Mapping) or not isinstance(discriminator.get("propertyName"), str):
             return False
         tag = discriminator["propertyName"]
         resolved = self.resolve(variant, self.new)[0]
@@ -425,9 +352,7 @@ class _Walker:
             for value in tag_schema.get("enum") or ():
                 values.add(json.dumps(value))
         mapping = discriminator.get("mapping")
-        known = (
-            {json.dumps(k) for k in mapping} if isinstance(mapping, Mapping) else set()
-        )
+        known = {json.dumps(k) for k in mapping} if isinstance(mapping, Mapping) else set()
         return bool(values) and not values & known and isinstance(mapping, Mapping)
 
     def compare_nullable(self, old_null: bool, new_null: bool, location: str) -> None:
@@ -450,9 +375,7 @@ class _Walker:
         was, now = old.get("format"), new.get("format")
         if was != now:
             detail = f"{was or '(none)'} -> {now or '(none)'}"
-            self.change(
-                "breaking" if was else "compatible", "format changed", location, detail
-            )
+            self.change("breaking" if was else "compatible", "format changed", location, detail)
 
     def compare_enums(self, old: Schema, new: Schema, location: str) -> None:
         old_enum, new_enum = old.get("enum"), new.get("enum")
@@ -491,9 +414,7 @@ class _Walker:
                 # The old models read an unknown property by their additionalProperties.
                 self.walk(old_extra, new_prop, f"{location}.{name}")
             else:
-                self.change(
-                    "compatible", "property added", f"{location}.{name}", required
-                )
+                self.change("compatible", "property added", f"{location}.{name}", required)
         for name in sorted(old_props.keys() & new_props.keys()):
             here = f"{location}.{name}"
             was, now = name in old_required, name in new_required
@@ -530,9 +451,7 @@ _MARKS = {
 
 
 def render(report: Report, fmt: str, old_label: str, new_label: str) -> str:
-    counts: dict[str, int] = {
-        severity: report.count(severity) for severity in SEVERITIES
-    }
+    counts: dict[str, int] = {severity: report.count(severity) for severity in SEVERITIES}
     summary = ", ".join(f"{count} {severity}" for severity, count in counts.items())
     if fmt == "json":
         changes = [

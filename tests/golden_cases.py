@@ -46,7 +46,7 @@ def refresh() -> int:
     import shutil
     import tempfile
 
-    from codegen import project
+    from codegen import output
     from codegen.cli import main
 
     for case in cases():
@@ -56,7 +56,7 @@ def refresh() -> int:
             if code:
                 return code
             shutil.rmtree(expected_dir(case), ignore_errors=True)
-            for name, text in spec_shaped(project.read_tree(out)).items():
+            for name, text in spec_shaped(output.read_tree(out)).items():
                 target = expected_dir(case) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8", newline="\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen.cli import main
-from codegen.project import MANIFEST
+from codegen.output import MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -40,3 +40,17 @@ def test_every_generated_module_the_page_lists_is_generated() -> None:
         assert (PACKAGE / name).is_file(), f"ARCHITECTURE.md lists {name}, which is not generated"
     generated = {p.name for p in PACKAGE.glob("*.py")} | {"_examples.json"}
     assert generated <= named | {"py.typed"}, f"not on the page: {generated - named}"
+
+
+def test_the_map_of_tests_names_every_module_and_every_test_file() -> None:
+    table = PAGE.split("## Where the tests are", 1)[1].split("## ", 1)[0]
+    named = set(re.findall(r"`((?:codegen|tests)/[^`]+\.py)`", table))
+    modules = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "codegen").rglob("*.py")
+        if p.name != "__init__.py" and not (p.name == "__main__.py" and p.parent.name == "codegen")
+    }
+    tests = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("test_*.py")}
+    assert modules - named == set(), "modules with no tests on the map"
+    assert tests - named == set(), "test files not on the map"
+    assert named - modules - tests == set(), "the map names files that do not exist"

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, SPEC, spec_examples, tree_hash
 from golden_cases import spec_path
 
-from codegen import project, runtime
+from codegen import output, runtime
 from codegen.cli import main
 from codegen.emit import templates
 
@@ -43,7 +43,7 @@ def test_generated_code_has_no_timestamps(tmp_path: Path) -> None:
     out = tmp_path / "generated"
     main(["generate", "--out", str(out)])
     # The spec's own examples (data) hold dates; nothing the generator writes does.
-    text = "".join(t for n, t in project.read_tree(out).items() if not n.endswith(".json"))
+    text = "".join(t for n, t in output.read_tree(out).items() if not n.endswith(".json"))
     assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d|\d\d:\d\d:\d\d", text)
 
 
@@ -52,9 +52,9 @@ def test_output_folder_is_rebuilt_so_removed_webhooks_leave_no_file(tmp_path: Pa
     assert main(["generate", "--out", str(out)]) == 0
     # A module an earlier generator version wrote, listed in the manifest as generated.
     (out / PACKAGE / "removed_webhook.py").write_text("stale = True\n")
-    manifest = json.loads((out / project.MANIFEST).read_text())
+    manifest = json.loads((out / output.MANIFEST).read_text())
     manifest["files"].append(f"{PACKAGE}/removed_webhook.py")
-    (out / project.MANIFEST).write_text(json.dumps(manifest))
+    (out / output.MANIFEST).write_text(json.dumps(manifest))
     assert main(["generate", "--spec", str(spec_path("membership_granted")), "--out", str(out)]) == 0
     assert not (out / PACKAGE / "removed_webhook.py").exists()
     assert sorted(p.name for p in (out / PACKAGE).iterdir()) == sorted(
@@ -64,7 +64,7 @@ def test_output_folder_is_rebuilt_so_removed_webhooks_leave_no_file(tmp_path: Pa
     assert sorted(p.name for p in (out / PACKAGE / "models").iterdir()) == [
         "__init__.py", "private_incident_membership_granted_v1.py", "webhook_incident_user_v2.py"
     ]
-    assert sorted(p.name for p in out.iterdir()) == [project.MANIFEST, "README.md", PACKAGE, "pyproject.toml"]
+    assert sorted(p.name for p in out.iterdir()) == [output.MANIFEST, "README.md", PACKAGE, "pyproject.toml"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left"
 
 

@@ -15,7 +15,7 @@ from golden_cases import (
     spec_shaped,
 )
 
-from codegen import project, runtime
+from codegen import formatting, output, runtime
 from codegen.cli import main
 from codegen.emit import templates
 
@@ -23,21 +23,21 @@ from codegen.emit import templates
 def generate(spec: Path, out: Path) -> dict[str, str]:
     """The spec-shaped part of the project generated from ``spec``."""
     assert main(["generate", "--spec", str(spec), "--out", str(out)]) == 0
-    return spec_shaped(project.read_tree(out))
+    return spec_shaped(output.read_tree(out))
 
 
 @pytest.mark.parametrize("case", cases())
 def test_generated_package_matches_golden_files(case: str, tmp_path: Path) -> None:
     actual = generate(spec_path(case), tmp_path / "generated")
-    expected = project.read_tree(expected_dir(case))
+    expected = output.read_tree(expected_dir(case))
     assert expected, f"no golden files for {case}: run `make golden`"
-    diff = project.diff_trees(actual, expected, f"tests/golden/{case}/generated")
+    diff = output.diff_trees(actual, expected, f"tests/golden/{case}/generated")
     if diff:
         pytest.fail(f"generated code differs from the golden files (`make golden` if intended):\n{diff}")
 
 
 def test_request_body_and_response_200_specs_generate_identical_code() -> None:
-    assert project.read_tree(expected_dir("request_body")) == project.read_tree(
+    assert output.read_tree(expected_dir("request_body")) == output.read_tree(
         expected_dir("membership_granted")
     )
 
@@ -57,7 +57,7 @@ def test_a_changed_template_fails_the_golden_comparison_with_a_readable_diff(
     monkeypatch.setattr(templates, "_ENV", templates._environment(altered))
 
     actual = generate(spec_path("membership_granted"), tmp_path / "generated")
-    diff = project.diff_trees(actual, project.read_tree(expected_dir("membership_granted")), "g")
+    diff = output.diff_trees(actual, output.read_tree(expected_dir("membership_granted")), "g")
 
     assert f"--- g/{PACKAGE}/handlers.py\n+++ g/{PACKAGE}/handlers.py (generated)" in diff
     assert "+    A method you do not override does NOTHING AT ALL" in diff
@@ -69,18 +69,18 @@ def test_the_runtime_modules_are_copies_of_codegen_runtime_under_a_fixed_header(
     case: str, tmp_path: Path
 ) -> None:
     main(["generate", "--spec", str(spec_path(case)), "--out", str(tmp_path / "generated")])
-    tree = project.read_tree(tmp_path / "generated")
+    tree = output.read_tree(tmp_path / "generated")
     for path in sorted(runtime_paths()):
         name = path.split("/", 1)[1]
         source = (templates.RUNTIME_DIR / name).read_text()
         assert tree[path] == templates.RUNTIME_HEADER.format(name=name) + source, path
-    assert not set(runtime_paths()) & set(project.read_tree(expected_dir(case)))
+    assert not set(runtime_paths()) & set(output.read_tree(expected_dir(case)))
 
 
 def test_the_runtime_is_kept_formatted_as_the_generated_code_is() -> None:
     for name in runtime.MODULES:
         source = (templates.RUNTIME_DIR / name).read_text()
-        assert project.format_python(source, name, PACKAGE) == source, f"codegen/runtime/{name}"
+        assert formatting.format_python(source, name, PACKAGE) == source, f"codegen/runtime/{name}"
 
 
 def test_the_runtime_depends_on_no_spec_and_names_no_package() -> None:

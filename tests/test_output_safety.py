@@ -17,7 +17,7 @@ from conftest import ROOT, tree_hash
 from golden_cases import spec_path
 from packages import run_cli
 
-from codegen import parser, project
+from codegen import output, parser, project
 
 SPEC = str(spec_path("membership_granted"))
 
@@ -57,7 +57,7 @@ def test_an_absent_or_empty_folder_is_written(tmp_path: Path) -> None:
     assert generate(tmp_path / "new")[0] == 0
     (tmp_path / "empty").mkdir()
     assert generate(tmp_path / "empty")[0] == 0
-    assert (tmp_path / "empty" / project.MANIFEST).is_file()
+    assert (tmp_path / "empty" / output.MANIFEST).is_file()
 
 
 def test_a_folder_the_generator_wrote_is_rewritten(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_a_file_and_a_symbolic_link_are_refused(tmp_path: Path) -> None:
 def test_a_forged_or_broken_manifest_is_not_trusted(tmp_path: Path) -> None:
     out = tmp_path / "generated"
     out.mkdir()
-    (out / project.MANIFEST).write_text("not json")
+    (out / output.MANIFEST).write_text("not json")
     (out / "data.csv").write_text("mine")
     refused(out, "no valid .codegen.json")
 
@@ -151,9 +151,9 @@ def test_leftovers_of_a_killed_run_are_cleared_and_nothing_else(tmp_path: Path) 
         (folder / "tree").mkdir(parents=True)
         if target is not None:
             marker = {"target": str(target.resolve()), "pid": 1}
-            (folder / project.STAGING_MARKER).write_text(json.dumps(marker))
+            (folder / output.STAGING_MARKER).write_text(json.dumps(marker))
         if manifest:
-            (folder / "tree" / project.MANIFEST).write_text("{}")
+            (folder / "tree" / output.MANIFEST).write_text("{}")
         return folder
 
     stale = staging(".generated.codegen-abc123", out)
@@ -166,13 +166,13 @@ def test_leftovers_of_a_killed_run_are_cleared_and_nothing_else(tmp_path: Path) 
     unmarked = [tmp_path / ".generated.codegen-empty", tmp_path / ".generated.codegen-cut"]
     for folder in unmarked:
         folder.mkdir()
-    (unmarked[1] / project.STAGING_MARKER).write_text('{"target": "/')
+    (unmarked[1] / output.STAGING_MARKER).write_text('{"target": "/')
     (out / "incident_webhooks" / "events.py").write_text("# changed\n")
     assert generate(out)[0] == 0
     assert not stale.exists()
     assert not any(folder.exists() for folder in unmarked)
     for kept in (other_target, no_marker, backup, old_style):
-        assert (kept / "tree" / project.MANIFEST).read_text() == "{}", kept
+        assert (kept / "tree" / output.MANIFEST).read_text() == "{}", kept
 
 
 def test_two_runs_on_one_folder_at_once_both_finish_and_leave_a_whole_project(
@@ -220,7 +220,7 @@ def test_a_run_waits_for_another_run_on_the_same_folder_and_never_removes_its_st
     # Another run is writing: it holds the folder's lock and has a staging folder.
     live = tmp_path / ".generated.codegen-live"
     (live / "tree").mkdir(parents=True)
-    (live / project.STAGING_MARKER).write_text(json.dumps({"target": str(out.resolve())}))
+    (live / output.STAGING_MARKER).write_text(json.dumps({"target": str(out.resolve())}))
     holder = os.open(tmp_path, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)
     command = [sys.executable, "-m", "codegen", "generate", "--spec", SPEC, "--out", str(out)]
@@ -228,7 +228,7 @@ def test_a_run_waits_for_another_run_on_the_same_folder_and_never_removes_its_st
     try:
         waiting_for_the_lock(run)
         assert run.poll() is None, "it did not wait for the other run"
-        assert (live / project.STAGING_MARKER).exists(), "it removed a live run's staging folder"
+        assert (live / output.STAGING_MARKER).exists(), "it removed a live run's staging folder"
     finally:
         os.close(holder)  # the other run ends
     assert run.wait(120) == 0, run.stdout.read() if run.stdout else ""
@@ -310,7 +310,7 @@ def test_ctrl_c_while_writing_leaves_the_old_project_and_no_staging(
 
     monkeypatch.setattr(Path, "write_text", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        project.write_tree(files, out)
+        output.write_tree(files, out)
     monkeypatch.undo()
     assert tree_hash(out) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
