@@ -277,7 +277,9 @@ def test_the_worker_exits_at_its_deadline_though_a_handler_left_a_thread(
         worker.process = None
     assert code == 0
     assert time.monotonic() - started < 15, "it ended at its deadline, not never"
-    assert "threads still running: left-by-a-handler" in worker.log.read_text()
+    said = worker.log.read_text()
+    # The worker's own idle wait may still be in its last second; the handler's thread is named.
+    assert "exiting past the shutdown deadline" in said and "left-by-a-handler" in said
     assert inbox.get("msg_1")[0].state == "done"
 
 

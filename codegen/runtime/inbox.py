@@ -471,9 +471,9 @@ class Inbox(abc.ABC):
             raise ValueError("replay needs ids, a state or an event type")
         if state is not None and state not in REPLAYABLE:
             raise ValueError(f"only {', '.join(REPLAYABLE)} rows can be replayed")
-        matching = self._filters(
-            webhook_ids=webhook_ids, state=state, event_type=event_type, since=since,
-            states=REPLAYABLE if state is None else (),
+        matching = _inbox_sql.filters(
+            self.DIALECT, webhook_ids=webhook_ids, state=state, event_type=event_type,
+            since=since, states=REPLAYABLE if state is None else (),
         )  # fmt: skip
         now = time.time()
         with self.transaction() as db:
@@ -558,7 +558,10 @@ class Inbox(abc.ABC):
         since: float | None = None,
         limit: int = 100,
     ) -> list[Row]:
-        params = self._filters(state=state, event_type=event_type, since=since)
+        _check_state(state)
+        params = _inbox_sql.filters(
+            self.DIALECT, state=state, event_type=event_type, since=since
+        )
         with self.transaction() as db:
             return [
                 _row(r) for r in db.execute(self.SQL.newest, {**params, "limit": limit})
@@ -585,21 +588,10 @@ class Inbox(abc.ABC):
     def _check_writable(self, db: typing.Any) -> None:
         """What a probe write cannot see (SQLite: the free space)."""
 
-    def _filters(
-        self,
-        *,
-        webhook_ids: Sequence[str] = (),
-        state: State | None = None,
-        event_type: str | None = None,
-        since: float | None = None,
-        states: Sequence[str] = (),
-    ) -> dict[str, typing.Any]:
-        if state is not None and state not in STATES:
-            raise ValueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
-        return _inbox_sql.filters(
-            self.DIALECT, webhook_ids=webhook_ids, state=state, event_type=event_type,
-            since=since, states=states,
-        )  # fmt: skip
+
+def _check_state(state: str | None) -> None:
+    if state is not None and state not in STATES:
+        raise ValueError(f"unknown state {state!r}: one of {', '.join(STATES)}")
 
 
 class SQLiteInbox(Inbox):

@@ -34,67 +34,48 @@ STORED = (
 )  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
 class Dialect:
     """What differs between the two databases, and nothing else."""
 
-    name: typing.ClassVar[str]
-    id_type: typing.ClassVar[str]
-    blob: typing.ClassVar[str]
-    real: typing.ClassVar[str]
+    name: str
+    id_type: str
+    blob: str
+    real: str
     # Appended to the claim's subquery: PostgreSQL's row locks let workers claim together.
-    claim_lock: typing.ClassVar[str] = ""
+    claim_lock: str
+    # A parameter's placeholder, ``{}`` standing for its name.
+    placeholder: str
+    # ``{column}`` is one of the list parameter ``{p}`` (a NULL list: no filter); ``{kind}``
+    # is the items' SQL type where the database needs it.
+    list_test: str
+    # SQLite takes a list as one JSON text (the statement does not change with its length).
+    lists_as_json: bool
 
     def p(self, name: str) -> str:
         """The placeholder of parameter ``name``."""
-        raise NotImplementedError
+        return self.placeholder.format(name)
 
     def one_of(self, column: str, name: str, kind: str = "text") -> str:
-        """``column`` is one of the list parameter ``name`` (a NULL list: no filter)."""
-        raise NotImplementedError
+        return self.list_test.format(column=column, p=self.p(name), kind=kind)
 
     def values(self, items: collections.abc.Sequence[typing.Any]) -> typing.Any:
         """A list parameter as this driver takes it (None for an empty list)."""
-        raise NotImplementedError
+        if not items:
+            return None
+        return json.dumps(list(items)) if self.lists_as_json else list(items)
 
 
-class _SQLite(Dialect):
-    name = "sqlite"
-    id_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
-    blob = "BLOB"
-    real = "REAL"
-
-    def p(self, name: str) -> str:
-        return f":{name}"
-
-    def one_of(self, column: str, name: str, kind: str = "text") -> str:
-        # A list travels as one JSON text: the statement does not change with its length.
-        return (
-            f"(:{name} IS NULL OR {column} IN (SELECT value FROM json_each(:{name})))"
-        )
-
-    def values(self, items: collections.abc.Sequence[typing.Any]) -> typing.Any:
-        return json.dumps(list(items)) if items else None
-
-
-class _Postgres(Dialect):
-    name = "postgres"
-    id_type = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
-    blob = "BYTEA"
-    real = "DOUBLE PRECISION"
-    claim_lock = " FOR UPDATE SKIP LOCKED"
-
-    def p(self, name: str) -> str:
-        return f"%({name})s"
-
-    def one_of(self, column: str, name: str, kind: str = "text") -> str:
-        return f"(%({name})s::{kind}[] IS NULL OR {column} = ANY(%({name})s::{kind}[]))"
-
-    def values(self, items: collections.abc.Sequence[typing.Any]) -> typing.Any:
-        return list(items) if items else None
-
-
-SQLITE = _SQLite()
-POSTGRES = _Postgres()
+# name, id type, blob, real, claim lock, placeholder, list test, lists as JSON
+SQLITE = Dialect(
+    "sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", ":{}",
+    "({p} IS NULL OR {column} IN (SELECT value FROM json_each({p})))", True,
+)  # fmt: skip
+POSTGRES = Dialect(
+    "postgres", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION",
+    " FOR UPDATE SKIP LOCKED", "%({})s", "({p}::{kind}[] IS NULL OR {column} = ANY({p}::{kind}[]))",
+    False,
+)  # fmt: skip
 
 
 def _version_1(d: Dialect) -> tuple[str, ...]:
