@@ -118,9 +118,15 @@ def tolerant(schema: Schema) -> dict[str, Any]:
     out = map_subschemas(schema, tolerant)
     out.pop("example", None)
     out.pop("examples", None)
-    if out.get("additionalProperties") is False:
-        # Unknown properties are kept (the models' own rule); "false" would fail the event.
-        del out["additionalProperties"]
+    if out.get("format") == "hostname":
+        # datamodel-code-generator checks a host name against a pattern of its own, even
+        # where no constraint is enforced: read as the string it is.
+        del out["format"]
+    for key in ("additionalProperties", "unevaluatedProperties"):
+        if out.get(key) is False or out.get(key) == {"not": {}}:
+            # Unknown properties are kept (the models' own rule): every keyword and spelling
+            # that closes an object would fail the event when a property is added upstream.
+            del out[key]
     enum = out.get("enum")
     if isinstance(enum, list) and enum and not _open_enum(enum):
         del out["enum"]

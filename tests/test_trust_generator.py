@@ -4,6 +4,7 @@ every value is JSON, every input is bounded, every default path is the repositor
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -406,3 +407,64 @@ def test_a_possible_range_in_every_spelling_generates_and_its_value_parses(tmp_p
     assert code == 0, output
     body = {name.replace("-", "_").replace(".", "_"): v for name, (_, v) in POSSIBLE_RANGES.items()}
     parses(tmp_path / "pkg", "pkg", [{"event_type": "a_v1", "a_v1": body}])
+
+
+# -- issue 26's g4 and g5: every format, every keyword that closes an object --------------------
+
+# A value each format's type reads, by format (the JSON type's default otherwise).
+FORMAT_VALUES = {
+    "date-time": "2026-12-06T10:00:00Z", "date-time-local": "2026-12-06T10:00:00", "date": "2026-12-06",
+    "time": "10:00:00", "time-local": "10:00:00", "duration": "P1D", "email": "a@example.com",
+    "idn-email": "a@example.com", "ipv4": "10.0.0.1", "ipv6": "::1", "ipv4-network": "10.0.0.0/8",
+    "ipv6-network": "::/0", "uuid": "8f3c2b1e-5b7a-4c3d-9e2f-1a2b3c4d5e6f", "uri": "https://example.com",
+    "decimal": "1.5", "byte": "aGk=", "ulid": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "hostname": "Not A Host!",
+    "timestamp with time zone": "2026-12-06T10:00:00Z",
+}  # fmt: skip
+DEFAULTS = {"integer": 7, "number": 1.5, "string": "text"}
+# Read as the JSON value sent, and written back the same (no rewriting type).
+KEPT_AS_SENT = {"email", "idn-email", "ulid", "uri", "password", "byte", "hostname", "integer", "unixtime"}
+
+
+def test_every_format_datamodel_code_generator_knows_reads_with_the_packages_own_dependencies(tmp_path: Path) -> None:
+    from datamodel_code_generator.parser.jsonschema import json_schema_data_formats
+
+    pairs = sorted((t, f) for t, formats in json_schema_data_formats.items() for f in formats if f != "default")
+    assert len(pairs) > 40
+    properties, body = {}, {}
+    for n, (kind, fmt) in enumerate(pairs):
+        properties[f"p{n}"] = {"type": kind, "format": fmt}
+        value = FORMAT_VALUES.get(fmt, DEFAULTS[kind]) if kind == "string" else DEFAULTS[kind]
+        if kind == "string" and fmt.startswith("uuid"):
+            value = FORMAT_VALUES["uuid"]
+        body[f"p{n}"] = value
+    code, output, package = generate(spec({"a_v1": {"type": "object", "properties": properties}}), tmp_path)
+    assert code == 0, output
+    allowed = {"__future__", "datetime", "decimal", "ipaddress", "pathlib", "typing", "uuid", "pydantic", "pkg"}
+    for module in (package / "models").glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                assert node.module.split(".")[0] in allowed, f"{module.name} imports {node.module}"
+    kept = [f"p{n}" for n, (kind, fmt) in enumerate(pairs) if fmt in KEPT_AS_SENT or kind != "string" and fmt != "double"]
+    result = python(
+        tmp_path,
+        "import json, pkg\n"
+        f"body = {json.dumps(body)!r}\n"
+        "event = pkg.parse_event(json.dumps({'event_type': 'a_v1', 'a_v1': json.loads(body)}))\n"
+        "dumped = event.model_dump(mode='json', by_alias=True, exclude_unset=True)['a_v1']\n"
+        f"print(json.dumps({{k: dumped[k] for k in {kept!r}}}))\n",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout) == {k: body[k] for k in kept}, "read and written back as sent"
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [{"additionalProperties": False}, {"unevaluatedProperties": False}, {"additionalProperties": {"not": {}}},
+     {"unevaluatedProperties": {"not": {}}}, {"additionalProperties": False, "unevaluatedProperties": False}],
+    ids=["additional-false", "unevaluated-false", "additional-not", "unevaluated-not", "both"],
+)  # fmt: skip
+def test_an_object_closed_in_any_spelling_keeps_a_property_added_later(tmp_path: Path, closing: dict[str, Any]) -> None:
+    payload = {"type": "object", "properties": {"a": {"type": "string"}}, **closing}
+    code, output, _ = generate(spec({"a_v1": payload}), tmp_path)
+    assert code == 0, output
+    parses(tmp_path, "pkg", [{"event_type": "a_v1", "a_v1": {"a": "x", "added_later": 1}}])

@@ -61,6 +61,26 @@ def openapi_document(spec: Spec) -> dict[str, Any]:
     }
 
 
+# Formats whose default type would fail the package or the tolerant reader, and what they are
+# read as instead. Every other format keeps its type (a date-time is still checked).
+TYPE_MAPPINGS = [
+    # Types from modules the package does not depend on: pydantic's EmailStr needs
+    # email-validator, a ULID the ulid package. The value is still the string sent.
+    "email=string", "idn-email=string", "ulid=string",
+    # Types that rewrite or hide what was sent, so a body no longer round-trips: AnyUrl adds
+    # a trailing slash, SecretStr dumps as stars, Base64Str decodes. Kept as strings.
+    "uri=string", "password=string", "byte=string",
+    # Checks stricter than the type: a UUID of another version, a host name against a
+    # pattern, are still valid data from a producer's point of view.
+    "uuid1=uuid", "uuid3=uuid", "uuid4=uuid", "uuid5=uuid",
+    # A value read as another JSON type would come back as that type: a number as a time,
+    # a string as a number, a number as a Decimal (which pydantic writes as a string).
+    "integer+date-time=integer", "number+date-time=number", "number+time=number",
+    "number+time-delta=number", "number+unixtime=number", "number+decimal=number",
+    "string+integer=string", "string+unixtime=string",
+]  # fmt: skip
+
+
 # What decides the models besides the document: the tool's version and the options below.
 _GENERATOR = (
     f"datamodel-code-generator {importlib.metadata.version('datamodel-code-generator')} "
@@ -97,9 +117,7 @@ def _render_models(
             # upstream after generation instead of failing the whole event.
             import_overrides={"StrEnum": base, "IntEnum": base, "RootModel": f"{package}._root"},
             use_subclass_enum=True,
-            # pydantic's EmailStr needs email-validator, which the package does not depend
-            # on; an address is still a string (tolerant reader: the producer checks it).
-            type_mappings=["email=string", "idn-email=string"],
+            type_mappings=TYPE_MAPPINGS,
             enum_field_as_literal=LiteralType.Off,
             use_annotated=True,
             use_double_quotes=True,
