@@ -28,9 +28,12 @@ def generate(out: Path | str) -> tuple[int, str]:
 
 def stat_snapshot(root: Path) -> list[tuple[str, int, int]]:
     """Every path under ``root`` with its size and modification time: any file written,
-    added or removed shows, without reading the bytes of a checkout and its virtualenv."""
+    added or removed shows, without reading the bytes of a checkout and its virtualenv.
+    Caches are left out (``__pycache__``, ``.mypy_cache``, ...): tests running beside this
+    one write them into the checkout while it looks, and the generator never does."""
     found = []
-    for folder, _, names in os.walk(root):
+    for folder, folders, names in os.walk(root):
+        folders[:] = [f for f in folders if f not in output.CACHE_DIRS]
         for name in names:
             stat = os.lstat(os.path.join(folder, name))
             found.append((os.path.join(folder, name), stat.st_size, stat.st_mtime_ns))

@@ -19,42 +19,45 @@ if typing.TYPE_CHECKING:
     from . import models as _models
 
     # Discriminated on ``event_type``: pydantic picks the one model to validate from the tag
-    # instead of trying each in turn.
+    # instead of trying each in turn. Union[...] is one flat expression; A | B | ... nests one
+    # level per webhook, which Python cannot compile for a few thousand of them.
     WebhookEvent: typing.TypeAlias = typing.Annotated[
-        _models.PrivateAlertAlertCreatedV1
-        | _models.PrivateAlertAlertResolvedV1
-        | _models.PrivateEscalationEscalationCreatedV1
-        | _models.PrivateEscalationEscalationStatusUpdatedV1
-        | _models.PrivateIncidentActionCreatedV1
-        | _models.PrivateIncidentActionUpdatedV1
-        | _models.PrivateIncidentFollowUpCreatedV1
-        | _models.PrivateIncidentFollowUpCreatedV2
-        | _models.PrivateIncidentFollowUpUpdatedV1
-        | _models.PrivateIncidentFollowUpUpdatedV2
-        | _models.PrivateIncidentIncidentCreatedV2
-        | _models.PrivateIncidentIncidentUpdatedV2
-        | _models.PrivateIncidentMembershipGrantedV1
-        | _models.PrivateIncidentMembershipRevokedV1
-        | _models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
-        | _models.PublicAlertAlertCreatedV1
-        | _models.PublicAlertAlertResolvedV1
-        | _models.PublicEscalationEscalationCreatedV1
-        | _models.PublicEscalationEscalationStatusUpdatedV1
-        | _models.PublicIncidentActionCreatedV1
-        | _models.PublicIncidentActionUpdatedV1
-        | _models.PublicIncidentFollowUpCreatedV1
-        | _models.PublicIncidentFollowUpCreatedV2
-        | _models.PublicIncidentFollowUpUpdatedV1
-        | _models.PublicIncidentFollowUpUpdatedV2
-        | _models.PublicIncidentIncidentCreatedV2
-        | _models.PublicIncidentIncidentStatusUpdatedV2
-        | _models.PublicIncidentIncidentUpdatedV2
-        | _models.PublicIncidentPostmortemDocumentStatusUpdatedV1
-        | _models.ScheduleCreatedV1
-        | _models.ScheduleDeletedV1
-        | _models.ScheduleShiftChangeV1
-        | _models.ScheduleUpdatedV1
-        | _models.StatusPageIncidentUpdateSharedV1,
+        typing.Union[  # noqa: UP007
+            _models.PrivateAlertAlertCreatedV1,
+            _models.PrivateAlertAlertResolvedV1,
+            _models.PrivateEscalationEscalationCreatedV1,
+            _models.PrivateEscalationEscalationStatusUpdatedV1,
+            _models.PrivateIncidentActionCreatedV1,
+            _models.PrivateIncidentActionUpdatedV1,
+            _models.PrivateIncidentFollowUpCreatedV1,
+            _models.PrivateIncidentFollowUpCreatedV2,
+            _models.PrivateIncidentFollowUpUpdatedV1,
+            _models.PrivateIncidentFollowUpUpdatedV2,
+            _models.PrivateIncidentIncidentCreatedV2,
+            _models.PrivateIncidentIncidentUpdatedV2,
+            _models.PrivateIncidentMembershipGrantedV1,
+            _models.PrivateIncidentMembershipRevokedV1,
+            _models.PrivateIncidentPostmortemDocumentStatusUpdatedV1,
+            _models.PublicAlertAlertCreatedV1,
+            _models.PublicAlertAlertResolvedV1,
+            _models.PublicEscalationEscalationCreatedV1,
+            _models.PublicEscalationEscalationStatusUpdatedV1,
+            _models.PublicIncidentActionCreatedV1,
+            _models.PublicIncidentActionUpdatedV1,
+            _models.PublicIncidentFollowUpCreatedV1,
+            _models.PublicIncidentFollowUpCreatedV2,
+            _models.PublicIncidentFollowUpUpdatedV1,
+            _models.PublicIncidentFollowUpUpdatedV2,
+            _models.PublicIncidentIncidentCreatedV2,
+            _models.PublicIncidentIncidentStatusUpdatedV2,
+            _models.PublicIncidentIncidentUpdatedV2,
+            _models.PublicIncidentPostmortemDocumentStatusUpdatedV1,
+            _models.ScheduleCreatedV1,
+            _models.ScheduleDeletedV1,
+            _models.ScheduleShiftChangeV1,
+            _models.ScheduleUpdatedV1,
+            _models.StatusPageIncidentUpdateSharedV1,
+        ],
         pydantic.Field(discriminator="event_type"),
     ]
 

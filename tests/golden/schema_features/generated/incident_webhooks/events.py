@@ -19,9 +19,13 @@ if typing.TYPE_CHECKING:
     from . import models as _models
 
     # Discriminated on ``event_type``: pydantic picks the one model to validate from the tag
-    # instead of trying each in turn.
+    # instead of trying each in turn. Union[...] is one flat expression; A | B | ... nests one
+    # level per webhook, which Python cannot compile for a few thousand of them.
     WebhookEvent: typing.TypeAlias = typing.Annotated[
-        _models.PublicIncidentIncidentUpdatedV2 | _models.ScheduleDeletedV1,
+        typing.Union[  # noqa: UP007
+            _models.PublicIncidentIncidentUpdatedV2,
+            _models.ScheduleDeletedV1,
+        ],
         pydantic.Field(discriminator="event_type"),
     ]
 
