@@ -54,7 +54,52 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
     loader.flatten_mapping(node)
     pairs = loader.construct_pairs(node, deep=True)
-    return {str(key): value for key, value in pairs}
+    mapping = {str(key): value for key, value in pairs}
+    if len(mapping) < len(pairs):
+        seen: set[str] = set()
+        for (key_node, _), (key, _) in zip(node.value, pairs, strict=False):
+            if str(key) in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {str(key)!r} appears twice in one mapping "
+                    "(only one copy could be kept)", key_node.start_mark,
+                )  # fmt: skip
+            seen.add(str(key))
+    return mapping
+
+
+class _Repeated(dict[str, Any]):
+    """A JSON object that repeated a key (json.loads would keep the last copy silently)."""
+
+    key: str
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) == len(pairs):
+        return mapping
+    marked = _Repeated(mapping)
+    keys = [key for key, _ in pairs]
+    marked.key = next(key for index, key in enumerate(keys) if key in keys[:index])
+    return marked
+
+
+def _repeated_keys(value: Any) -> list[SpecProblem]:
+    """Where an object repeated a key (walked only when one did)."""
+    problems: list[SpecProblem] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, _Repeated):
+            message = (
+                f"the key {node.key!r} appears twice in one object (JSON keeps the last copy "
+                "and drops the other without a word)"
+            )
+            problems.append(SpecProblem(message, json_pointer(*at, node.key)))
+        if isinstance(node, dict):
+            stack.extend((child, (*at, str(key))) for key, child in node.items())
+        elif isinstance(node, list):
+            stack.extend((child, (*at, str(i))) for i, child in enumerate(node))
+    return sorted(problems, key=lambda p: p.pointer)
 
 
 _JsonCompatibleLoader.add_constructor(
@@ -258,8 +303,16 @@ def _parse_bytes(raw: bytes, source: str) -> Any:
         raise SpecError(source, [problem])
     stripped = text.strip()
     if source.endswith(".json") or stripped.startswith(("{", "[")):
+        repeated: list[bool] = []
+
+        def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            mapping = _json_object(pairs)
+            if isinstance(mapping, _Repeated):
+                repeated.append(True)
+            return mapping
+
         try:
-            return json.loads(text, parse_int=_int)
+            document = json.loads(text, parse_int=_int, object_pairs_hook=json_object)
         except RecursionError:
             problem = SpecProblem(f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
             raise SpecError(source, [problem]) from None
@@ -271,6 +324,9 @@ def _parse_bytes(raw: bytes, source: str) -> Any:
                 message += " (the document ends early: truncated?)"
             problem = SpecProblem(message, line=exc.lineno, column=exc.colno)
             raise SpecError(source, [problem]) from None
+        if repeated:
+            raise SpecError(source, _repeated_keys(document))
+        return document
     try:
         return _load_yaml(text)
     except _TooLarge as exc:

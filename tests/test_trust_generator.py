@@ -484,3 +484,27 @@ def test_the_modules_the_spec_shapes_compile_at_five_thousand_webhooks() -> None
     for name, text in modules.items():
         if name.endswith(".py"):
             compile(text, name, "exec")
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "says"),
+    [
+        ('{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "webhooks": {"a_v1": {}, "a_v1": {}}}',
+         "spec.json", "at /webhooks/a_v1: the key 'a_v1' appears twice"),
+        (('{"openapi": "3.1.0", "info": {"title": "t", "version": "1"}, "webhooks": {},'
+         ' "components": {"schemas": {"A": {"type": "object", "type": "string"}}}}'),
+         "spec.json", "at /components/schemas/A/type: the key 'type' appears twice"),
+        ("openapi: 3.1.0\ninfo: {title: t, version: '1'}\nwebhooks:\n  a_v1: {}\n  a_v1: {}\n",
+         "spec.yaml", "spec.yaml:5:3: invalid YAML: the key 'a_v1' appears twice"),
+    ],
+    ids=["json-webhook", "json-nested", "yaml-webhook"],
+)  # fmt: skip
+def test_a_key_written_twice_is_refused_with_its_place_not_silently_the_last(
+    tmp_path: Path, text: str, name: str, says: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"), "--package", "pkg")
+    assert code == 2, output
+    assert says in output, output
+    assert not (tmp_path / "out").exists()
