@@ -109,6 +109,19 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _default_fits(schema: Mapping[str, Any]) -> bool:
+    """Whether ``default`` is of a type the schema declares (any, when it declares none)."""
+    declared = schema.get("type")
+    types = set(declared) if isinstance(declared, list) else {declared} if declared else set()
+    if not types or not all(isinstance(t, str) for t in types):
+        return True
+    if schema.get("nullable") is True:
+        types.add("null")
+    if "number" in types:
+        types.add("integer")
+    return json_type(schema["default"]) in types
+
+
 def tolerant(schema: Schema) -> dict[str, Any]:
     """A copy of a schema that accepts whatever incident.io may compatibly send later.
 
@@ -118,6 +131,10 @@ def tolerant(schema: Schema) -> dict[str, Any]:
     out = map_subschemas(schema, tolerant)
     out.pop("example", None)
     out.pop("examples", None)
+    if "default" in out and not _default_fits(out):
+        # A default of another type would be set, unchecked, where the type promises
+        # otherwise (pydantic does not validate defaults): read as absent instead.
+        del out["default"]
     if out.get("format") == "hostname":
         # datamodel-code-generator checks a host name against a pattern of its own, even
         # where no constraint is enforced: read as the string it is.

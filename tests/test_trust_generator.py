@@ -508,3 +508,24 @@ def test_a_key_written_twice_is_refused_with_its_place_not_silently_the_last(
     assert code == 2, output
     assert says in output, output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_default_of_another_type_is_read_as_absent_and_one_that_fits_is_kept(tmp_path: Path) -> None:
+    """issue 26's g6: ``n: int | None = "not-an-int"`` was generated as written."""
+    payload = {"type": "object", "properties": {
+        "n": {"type": "integer", "default": "not-an-int"}, "s": {"type": ["string", "null"], "default": 3},
+        "f": {"type": "number", "default": 2}, "k": {"type": "integer", "default": 5},
+        "z": {"type": "string", "nullable": True, "default": None},
+    }}  # fmt: skip
+    code, output, package = generate(spec({"a_v1": payload}), tmp_path)
+    assert code == 0, output
+    assert "not-an-int" not in "".join(p.read_text() for p in (package / "models").glob("*.py"))
+    result = python(
+        tmp_path,
+        "import json, pkg\n"
+        "e = pkg.parse_event(json.dumps({'event_type': 'a_v1', 'a_v1': {}}))\n"
+        "p = e.payload\n"
+        "print(json.dumps([p.n, p.s, p.f, p.k, p.z]))\n",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout) == [None, None, 2, 5, None]
