@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .ir import SCHEMA_PREFIX, Schema, Spec
-from .schemas import VALUE_CONSTRAINTS
+from .schemas import VALUE_CONSTRAINTS, json_type
 
 Severity = Literal["breaking", "source", "compatible", "informational"]
 SEVERITIES: tuple[Severity, ...] = ("breaking", "source", "compatible", "informational")
+_MISSING = object()
 # Lower bounds loosen as they fall, upper bounds as they rise; the rest only by going away.
 _LOWER = frozenset({"minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties"})
 _UPPER = frozenset({"maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties"})
@@ -270,7 +271,9 @@ class _Walker:
             return
         self.compare_types(old, new, location)
         self.compare_enums(old, new, location)
+        self.compare_const(old, new, location)
         self.compare_constraints(old, new, location)
+        self.compare_prefix_items(old, new, location)
         self.compare_properties(old, new, location)
         old_items, new_items = old.get("items"), new.get("items")
         if isinstance(old_items, Mapping) or isinstance(new_items, Mapping):
@@ -376,6 +379,41 @@ class _Walker:
         if was != now:
             detail = f"{was or '(none)'} -> {now or '(none)'}"
             self.change("breaking" if was else "compatible", "format changed", location, detail)
+
+    def compare_const(self, old: Schema, new: Schema, location: str) -> None:
+        """The old models hold a ``const`` as a Literal: any other value is refused."""
+        if "const" in old and (new.get("const", _MISSING) != old["const"]):
+            now = json.dumps(new["const"]) if "const" in new else "(any value)"
+            self.change("breaking", "const changed", location, f"{json.dumps(old['const'])} -> {now}")
+        elif "const" in new and "const" not in old:
+            # Narrowing, unless the value is one the old models refuse: of another JSON type,
+            # or against their format (a const "fixed" on a date-time).
+            value = new["const"]
+            types = _numeric(_types(old)[0])
+            fits = (not types or json_type(value) in types) and "format" not in old
+            self.change("compatible" if fits else "breaking", "const added", location, json.dumps(value))
+
+    def compare_prefix_items(self, old: Schema, new: Schema, location: str) -> None:
+        """Arrays by position (``prefixItems``). The old models check every element against
+        the same schema: ``items`` when it is one; with ``items: false``, any of the
+        positions' schemas, and no more elements than there are positions; otherwise none
+        (a list of anything). Each new position is compared with that."""
+        was, now = old.get("prefixItems"), new.get("prefixItems")
+        if not isinstance(was, list) and not isinstance(now, list):
+            return
+        was = [w for w in was if isinstance(w, Mapping)] if isinstance(was, list) else []
+        now = [n for n in now if isinstance(n, Mapping)] if isinstance(now, list) else []
+        old_items = old.get("items")
+        element: Schema | None = None
+        if isinstance(old_items, Mapping):
+            element = old_items
+        elif old_items is False and was:
+            element = {"anyOf": was}
+        if element is not None:
+            for index, position in enumerate(now):
+                self.walk(element, position, f"{location}[{index}]")
+        if old_items is False and (len(now) > len(was) or new.get("items") is not False):
+            self.change("breaking", "array may be longer", location, f"at most {len(was)} items before")
 
     def compare_enums(self, old: Schema, new: Schema, location: str) -> None:
         old_enum, new_enum = old.get("enum"), new.get("enum")

@@ -63,6 +63,9 @@ def base_spec() -> dict[str, Any]:
                 "status": {"type": "string", "enum": ["open", "closed"]},
                 "created_at": {"type": "string", "format": "date-time"},
                 "tags": {"type": "array", "items": {"type": "string"}},
+                "version": {"type": "string", "const": "v1"},
+                "pair": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": False},
+                "coords": {"type": "array", "prefixItems": [{"type": "number"}], "items": {"type": "number"}},
                 "owner": {"$ref": REF + "Person"},
                 "alias": {"$ref": REF + "AliasA"},
                 "parts": {"allOf": [{"$ref": REF + "Base"}, {"type": "object", "properties": {"x": {"type": "integer"}}}]},
@@ -304,6 +307,48 @@ def m_inline_to_ref(rng: random.Random, doc: dict[str, Any]) -> str:
     return f"inline -> ref {schema_name}"
 
 
+def m_const(rng: random.Random, doc: dict[str, Any]) -> str:
+    """A const changed, removed, widened to an enum, or added where there was none."""
+    consts = [n for n in _all(doc) if "const" in n]
+    strings = [n for n in _all(doc) if n.get("type") == "string" and "const" not in n and "enum" not in n]
+    if consts and (not strings or rng.random() < 0.7):
+        target = rng.choice(consts)
+        how = rng.choice(["change", "remove", "enum"])
+        if how == "change":
+            target["const"] = rng.choice(["v2", "other", target["const"]])
+        elif how == "remove":
+            del target["const"]
+        else:
+            target["enum"] = [target.pop("const"), "v2"]
+        return f"const {how}"
+    if strings:
+        rng.choice(strings)["const"] = "fixed"
+        return "const added"
+    return "no string"
+
+
+def m_prefix_items(rng: random.Random, doc: dict[str, Any]) -> str:
+    """An array by position: a position retyped, added or removed; its items opened, closed
+    or retyped."""
+    arrays = [n for n in _all(doc) if isinstance(n.get("prefixItems"), list)]
+    if not arrays:
+        return "no prefixItems"
+    target = rng.choice(arrays)
+    how = rng.choice(["retype", "add", "remove", "items"])
+    positions = target["prefixItems"]
+    if how == "retype" and positions:
+        positions[rng.randrange(len(positions))] = _any_schema(rng)
+    elif how == "add":
+        positions.append(_any_schema(rng))
+    elif how == "remove" and positions:
+        positions.pop()
+    else:
+        target["items"] = rng.choice([False, _any_schema(rng), None])
+        if target["items"] is None:
+            del target["items"]
+    return f"prefixItems {how}"
+
+
 def m_format(rng: random.Random, doc: dict[str, Any]) -> str:
     strings = [n for n in _all(doc) if n.get("type") == "string" and "enum" not in n]
     if not strings:
@@ -347,7 +392,7 @@ MUTATIONS: list[Callable[[random.Random, dict[str, Any]], str]] = [
     m_remove_property, m_retype, m_drop_type, m_optional, m_required, m_add_property,
     m_enum_add, m_enum_remove, m_under_all_of, m_wrap_one_of, m_variant_type, m_nullable,
     m_not_nullable, m_alias, m_ref_to_one_of, m_format, m_payload_key, m_ref_to_composition,
-    m_composition_to_ref, m_inline_to_ref,
+    m_composition_to_ref, m_inline_to_ref, m_const, m_prefix_items,
 ]  # fmt: skip
 
 
@@ -374,6 +419,8 @@ def sample(schema: Any, spec: Spec, rng: random.Random, depth: int = 0) -> Any:
     for key in ("oneOf", "anyOf"):
         if isinstance(schema.get(key), list) and schema[key]:
             return sample(rng.choice(schema[key]), spec, rng, depth + 1)
+    if "const" in schema:
+        return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return rng.choice(schema["enum"])
     declared = schema.get("type")
@@ -402,7 +449,11 @@ def sample(schema: Any, spec: Spec, rng: random.Random, depth: int = 0) -> Any:
     if declared == "boolean":
         return rng.random() < 0.5
     if declared == "array":
-        return [sample(schema.get("items", {}), spec, rng, depth + 1) for _ in range(rng.randrange(3 if depth < 4 else 1))]
+        prefix = [sample(p, spec, rng, depth + 1) for p in schema.get("prefixItems") or []]
+        if schema.get("items") is False:
+            return prefix[: rng.randrange(len(prefix) + 1)]
+        rest = [sample(schema.get("items", {}), spec, rng, depth + 1) for _ in range(rng.randrange(3 if depth < 4 else 1))]
+        return prefix + rest
     out: dict[str, Any] = {}
     properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     required = set(schema.get("required") or ())

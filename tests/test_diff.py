@@ -289,3 +289,47 @@ def test_a_move_between_ref_and_composition_is_classed_by_what_the_old_models_ac
     found = [(c.severity, c.kind, c.location) for c in report.changes]
     worst = next((s for s in ("breaking", "compatible") if report.count(s)), None)  # type: ignore[arg-type]
     assert worst == expected, found
+
+
+# -- issue 26's g7: const and arrays by position, classed by what the old models accept --------
+
+_CLOSED_PAIR = {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": False}
+VALUE_MOVES: dict[str, tuple[dict[str, Any], dict[str, Any], str | None]] = {
+    "const-changed": ({"type": "string", "const": "a"}, {"type": "string", "const": "b"}, "breaking"),
+    "const-to-enum": ({"type": "string", "const": "a"}, {"type": "string", "enum": ["a", "b"]}, "breaking"),
+    "const-removed": ({"type": "string", "const": "a"}, {"type": "string"}, "breaking"),
+    # Enums are open: the old models take any string, so a const narrows them.
+    "enum-to-const": ({"type": "string", "enum": ["a"]}, {"type": "string", "const": "b"}, "compatible"),
+    "const-added": ({"type": "string"}, {"type": "string", "const": "a"}, "compatible"),
+    # ... unless the old models refuse its value (found by the diff oracle).
+    "const-added-against-a-format": ({"type": "string", "format": "date-time"}, {"type": "string", "const": "fixed"},
+                                     "breaking"),
+    "const-added-of-another-type": ({"type": "integer"}, {"const": "a"}, "breaking"),
+    "const-same": ({"type": "string", "const": "a"}, {"type": "string", "const": "a"}, None),
+    # The old models read prefixItems with no items as a list of anything.
+    "open-position-retyped": ({"type": "array", "prefixItems": [{"type": "integer"}]},
+                              {"type": "array", "prefixItems": [{"type": "string"}]}, None),
+    # With items: false, every element is one of the positions' types, and no more of them.
+    "closed-position-retyped": (_CLOSED_PAIR, {**_CLOSED_PAIR, "prefixItems": [{"type": "integer"}, {"type": "boolean"}]},
+                                "breaking"),
+    "closed-position-added": (_CLOSED_PAIR, {**_CLOSED_PAIR, "prefixItems": [{"type": "integer"}, {"type": "string"},
+                                                                            {"type": "integer"}]}, "breaking"),
+    "closed-opened": (_CLOSED_PAIR, {k: v for k, v in _CLOSED_PAIR.items() if k != "items"}, "breaking"),
+    "closed-position-removed": (_CLOSED_PAIR, {**_CLOSED_PAIR, "prefixItems": [{"type": "integer"}]}, None),
+    # With items, every element is checked against items.
+    "items-position-off-type": ({"type": "array", "prefixItems": [{"type": "number"}], "items": {"type": "number"}},
+                                {"type": "array", "prefixItems": [{"type": "string"}], "items": {"type": "number"}},
+                                "breaking"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("move", sorted(VALUE_MOVES))
+def test_a_const_or_position_change_is_classed_by_what_the_old_models_accept(move: str) -> None:
+    from codegen import diff, parser
+
+    old, new, expected = VALUE_MOVES[move]
+    report = diff.compare(parser.parse(_composition_spec(old), "old"), parser.parse(_composition_spec(new), "new"),
+                          source=False)  # fmt: skip
+    found = [(c.severity, c.kind, c.location) for c in report.changes]
+    worst = next((s for s in ("breaking", "compatible") if report.count(s)), None)  # type: ignore[arg-type]
+    assert worst == expected, found
