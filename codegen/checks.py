@@ -8,10 +8,15 @@ import re
 from collections.abc import Mapping
 
 from . import constraints, naming, schemas
-from .ir import Schema, Webhook
+from .ir import SCHEMA_PREFIX, Schema, Webhook
 from .reading import Reading
 
 JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+# How many schemas deep a payload may nest (properties in properties, items, compositions,
+# through $refs). pydantic builds a model's validator recursively, and Python stops at about
+# 65 levels of such nesting when called from the top of a stack: a deeper spec generated
+# models that could not read a single valid body. Below that, room for the caller's frames.
+MAX_NESTING = 48
 RESERVED_HANDLER_NAMES = frozenset({"on_unknown"})
 SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -48,6 +53,33 @@ class Checks:
                 self.reading.problem(f"{key} must be a map of schemas", *at, key)
         for path, child in schemas.iter_subschemas(schema):
             self.check_schema(child, (*at, *path))
+
+    def check_nesting(self, webhooks: list[Webhook], reachable: Mapping[str, Schema]) -> None:
+        """Refuse a payload nested deeper than the models can read (one problem per
+        webhook, at the webhook). A $ref back to a schema it is inside of is recursion,
+        which the models follow by reference: it adds no depth."""
+        memo: dict[str, int] = {}
+
+        def depth(schema: Schema, inside: frozenset[str]) -> int:
+            ref = schema.get("$ref")
+            if isinstance(ref, str) and ref.startswith(SCHEMA_PREFIX):
+                name = ref[len(SCHEMA_PREFIX) :]
+                if name in inside or name not in reachable:
+                    return 0
+                if name not in memo:
+                    memo[name] = depth(reachable[name], inside | {name})
+                return memo[name]
+            children = [depth(child, inside) for _, child in schemas.iter_subschemas(schema)]
+            return 1 + max(children, default=0)
+
+        for hook in webhooks:
+            found = depth(hook.payload_schema, frozenset())
+            if found > MAX_NESTING:
+                self.reading.problem(
+                    f"the payload of {hook.event_type!r} nests {found} schemas deep; the models "
+                    f"can read at most {MAX_NESTING} (pydantic builds them recursively)",
+                    *self.reading.item_at[hook.event_type],
+                )
 
     # -- names ----------------------------------------------------------------------------
 

@@ -76,6 +76,7 @@ class _Parser:
         reachable, webhooks = self.references.safe_names(reachable, webhooks)
         reachable = schemas.usable_discriminators(reachable)
         self.checks.check_names(webhooks, set(reachable))
+        self.checks.check_nesting(webhooks, reachable)
         if self.reading.problems:
             raise self.reading.fail()
         return Spec(

@@ -529,3 +529,38 @@ def test_a_default_of_another_type_is_read_as_absent_and_one_that_fits_is_kept(t
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout) == [None, None, 2, 5, None]
+
+
+def _nested(depth: int) -> tuple[dict[str, Any], Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    body: Any = "x"
+    for _ in range(depth):
+        schema, body = {"type": "object", "properties": {"c": schema}}, {"c": body}
+    return schema, body
+
+
+def test_a_payload_nested_too_deep_for_the_models_is_refused_at_its_webhook(tmp_path: Path) -> None:
+    """issue 26's g6: at 70-97 levels the package generated, and every valid body failed
+    with RecursionError."""
+    from codegen.checks import MAX_NESTING
+
+    deep, _ = _nested(MAX_NESTING + 5)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec({"deep_v1": deep, "fine_v1": _nested(3)[0]})))
+    code, output = run_cli("generate", "--spec", str(path), "--out", str(tmp_path / "out"), "--package", "pkg")
+    assert code == 2, output
+    assert "at /webhooks/deep_v1" in output and f"can read at most {MAX_NESTING}" in output
+    assert "fine_v1" not in output
+
+
+def test_a_payload_at_the_nesting_limit_reads_its_bodies_and_recursion_adds_no_depth(tmp_path: Path) -> None:
+    from codegen.checks import MAX_NESTING
+
+    # The envelope and the payload's own level come on top of the nesting counted here.
+    schema, body = _nested(MAX_NESTING - 3)
+    tree = {"type": "object", "properties": {"children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}
+    hooks = {"deep_v1": schema, "tree_v1": {"$ref": "#/components/schemas/Node"}}
+    code, output, _ = generate(spec(hooks, {"Node": tree}), tmp_path)
+    assert code == 0, output
+    parses(tmp_path, "pkg", [{"event_type": "deep_v1", "deep_v1": body},
+                             {"event_type": "tree_v1", "tree_v1": {"children": [{"children": [{"children": []}]}]}}])  # fmt: skip
