@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 from incident_webhooks import _inbox_sql
@@ -27,3 +28,14 @@ def test_the_columns_are_rows_fields_and_every_stored_column_is_one() -> None:
     assert COLUMNS == tuple(f.name for f in dataclasses.fields(Row))
     assert set(_inbox_sql.STORED) <= set(COLUMNS)
 
+
+
+def test_a_sqlite_claim_reads_the_due_index_and_sorts_nothing(tmp_path: Path) -> None:
+    """A claim that read every row of its state and sorted them slowed as the backlog grew
+    (after an outage, when draining matters): its plan is checked, not timed."""
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    params = {"owner": "w", "token": "t", "expires": 1.0, "now": 0.0, "limit": 50}
+    with inbox.transaction() as db:
+        plan = " | ".join(str(row[3]) for row in db.execute("EXPLAIN QUERY PLAN " + inbox.SQL.claim, params))
+    assert "USING INDEX webhook_inbox_due" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan

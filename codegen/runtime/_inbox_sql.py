@@ -49,6 +49,10 @@ class Dialect:
     list_test: str
     # SQLite takes a list as one JSON text (the statement does not change with its length).
     lists_as_json: bool
+    # How the claim names the due rows' partial index: SQLite's planner otherwise reads every
+    # row of the state through the other index and sorts them, so a claim slowed down as the
+    # backlog grew (after an outage, when it matters); PostgreSQL's picks it by itself.
+    due_index: str
 
     def p(self, name: str) -> str:
         """The placeholder of parameter ``name``."""
@@ -64,15 +68,16 @@ class Dialect:
         return json.dumps(list(items)) if self.lists_as_json else list(items)
 
 
-# name, id type, blob, real, claim lock, placeholder, list test, lists as JSON
+# name, id type, blob, real, claim lock, placeholder, list test, lists as JSON, due index
 SQLITE = Dialect(
     "sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", ":{}",
     "({p} IS NULL OR {column} IN (SELECT value FROM json_each({p})))", True,
+    f" INDEXED BY {TABLE}_due",
 )  # fmt: skip
 POSTGRES = Dialect(
     "postgres", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION",
     " FOR UPDATE SKIP LOCKED", "%({})s", "({p}::{kind}[] IS NULL OR {column} = ANY({p}::{kind}[]))",
-    False,
+    False, "",
 )  # fmt: skip
 
 
@@ -195,7 +200,7 @@ def statements(d: Dialect, columns: collections.abc.Sequence[str]) -> Statements
             f"UPDATE {TABLE} SET state = 'processing', lease_owner = {p('owner')},"
             f" lease_token = {p('token')}, lease_expires_at = {p('expires')},"
             f" next_attempt_at = {p('expires')}, attempts = attempts + 1, updated_at = {p('now')}"
-            f" WHERE id IN (SELECT id FROM {TABLE} WHERE {DUE} AND next_attempt_at <= {p('now')}"
+            f" WHERE id IN (SELECT id FROM {TABLE}{d.due_index} WHERE {DUE} AND next_attempt_at <= {p('now')}"
             f" ORDER BY next_attempt_at LIMIT {p('limit')}{d.claim_lock}) RETURNING {selected}"
         ),
         renew=(
