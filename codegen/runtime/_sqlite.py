@@ -17,6 +17,7 @@ import logging
 import os
 import sqlite3
 import time
+import typing
 
 logger = logging.getLogger(__name__.rpartition(".")[0] + ".store")
 
@@ -101,10 +102,9 @@ def at_path(db: Connection) -> bool:
         return False
 
 
-def check_writable(db: Connection) -> None:
-    """For readiness, inside a write transaction: sqlite3.OperationalError when the disk
-    holding the file is (nearly) full, or a write cannot be made (a read-only file or
-    mount). The probe write commits with the caller's transaction."""
+def check_space(db: Connection) -> None:
+    """For readiness: sqlite3.OperationalError when the disk holding the file is (nearly)
+    full, which a probe write alone would not show."""
     folder = os.path.dirname(os.path.abspath(db.path))
     found = os.statvfs(folder)
     free = found.f_bavail * found.f_frsize
@@ -112,9 +112,48 @@ def check_writable(db: Connection) -> None:
         raise sqlite3.OperationalError(
             f"the disk holding {db.path} has {free} bytes free (under {READY_MIN_FREE_BYTES})"
         )
+
+
+def check_writable(db: Connection) -> None:
+    """For readiness, inside a write transaction: :func:`check_space`, and a probe write
+    (a read-only file or mount fails it) that commits with the caller's transaction."""
+    check_space(db)
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     # A real change of the header page, so the commit writes (and syncs) the file.
     db.execute(f"PRAGMA user_version = {1 - version % 2}")
+
+
+def thread_connection(
+    local: typing.Any,
+    path: str,
+    timeout: float,
+    synchronous: str,
+    schema: typing.Callable[[Connection], object],
+) -> Connection:
+    """This thread's connection (``local.db``), opened again when its file is no longer the
+    one at ``path``. A connection opened again runs ``schema`` in a write transaction first:
+    the file at the path may be a new, empty one. Raises what opening raises."""
+    db = reusable(getattr(local, "db", None))
+    if db is not None:
+        return db
+    # A connection there was is one being replaced; remembered until the schema has run.
+    local.replaced = getattr(local, "db", None) is not None or getattr(
+        local, "replaced", False
+    )
+    local.db = None
+    db = connect(path, timeout, synchronous)
+    if local.replaced:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            schema(db)
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            db.close()
+            raise
+    local.db, local.replaced = db, False
+    return db
 
 
 def reusable(db: Connection | None) -> Connection | None:

@@ -231,15 +231,13 @@ class SQLiteDedupeStore:
     def _connection(self) -> _sqlite.Connection:
         # One connection per thread: the receiver claims on the event loop's thread and
         # completes on the handler's.
-        previous = getattr(self._local, "db", None)
-        db = _sqlite.reusable(previous)
-        if db is None:
-            self._local.db = None
-            db = _sqlite.connect(self.path, self.timeout, "NORMAL")
-            if previous is not None:
-                db.execute(self.SCHEMA)  # opened again: the file may be a new one
-            self._local.db = db
-        return db
+        return _sqlite.thread_connection(
+            self._local,
+            self.path,
+            self.timeout,
+            "NORMAL",
+            lambda db: db.execute(self.SCHEMA),
+        )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)

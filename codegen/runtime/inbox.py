@@ -582,10 +582,10 @@ class Inbox(abc.ABC):
         otherwise: a committed probe write, so a read-only or revoked database, a file that
         cannot be written or (SQLite) a full disk is not ready."""
         with self.transaction() as db:
-            self._check_writable(db)
+            self._check_space(db)
             db.execute(self.SQL.ready_probe, {"value": repr(time.time())})
 
-    def _check_writable(self, db: typing.Any) -> None:
+    def _check_space(self, db: typing.Any) -> None:
         """What a probe write cannot see (SQLite: the free space)."""
 
 
@@ -638,28 +638,14 @@ class SQLiteInbox(Inbox):
         return bool(found)
 
     def _connection(self) -> _sqlite.Connection:
-        # A file removed or replaced under this process is opened again at its path.
-        previous = getattr(self._local, "db", None)
-        db = _sqlite.reusable(previous)
-        if db is None:
-            self._local.db = None
-            try:
-                # Every commit is on disk before it returns: a 2xx survives a power cut.
-                db = _sqlite.connect(self.path, self.timeout, "FULL")
-                if previous is not None:
-                    # Opened again (the file was replaced): it may be a new, empty file.
-                    db.execute("BEGIN IMMEDIATE")
-                    try:
-                        self._schema(db)
-                        db.execute("COMMIT")
-                    except BaseException:
-                        db.execute("ROLLBACK")
-                        db.close()
-                        raise
-            except (sqlite3.Error, OSError) as exc:
-                raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
-            self._local.db = db
-        return db
+        # A file removed or replaced under this process is opened again at its path. Every
+        # commit is on disk before it returns: a 2xx survives a power cut.
+        try:
+            return _sqlite.thread_connection(
+                self._local, self.path, self.timeout, "FULL", self._schema
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -684,8 +670,8 @@ class SQLiteInbox(Inbox):
     def _lock_schema(self, db: typing.Any) -> None:
         pass  # BEGIN IMMEDIATE already holds the file's write lock
 
-    def _check_writable(self, db: typing.Any) -> None:
-        _sqlite.check_writable(db)
+    def _check_space(self, db: typing.Any) -> None:
+        _sqlite.check_space(db)
 
     def wait_for_work(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
