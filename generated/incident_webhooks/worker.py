@@ -21,8 +21,11 @@ On shutdown (SIGTERM, SIGINT) the worker stops claiming and gives in-flight hand
 attempt not counted).
 
 An outcome the inbox does not take (a lock held too long, a connection gone) is tried again
-until it is recorded, while the heartbeat keeps the lease: a worker that gave up would let
+until it is recorded, while lease renewal keeps the lease: a worker that gave up would let
 the lease lapse, and another worker would run a handler that had already succeeded.
+
+Beside the claim loop run named side tasks (lease renewal, wake-up, retention); one that
+fails with anything but StoreUnavailable stops the worker (:class:`SideTaskFailed`).
 """
 
 from __future__ import annotations
@@ -479,7 +482,7 @@ class Worker:
         self, row: Row, call: typing.Callable[..., T], *args: typing.Any
     ) -> T:
         """Record an outcome, trying again for as long as the inbox refuses it (the row
-        stays in flight, so the heartbeat keeps its lease meanwhile)."""
+        stays in flight, so lease renewal keeps its lease meanwhile)."""
         delay = RECORD_RETRY_FIRST_SECONDS
         refused: StoreUnavailable | None = None
         try:
