@@ -25,7 +25,9 @@ MODELS_PACKAGE = "models"
 
 
 def _names(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    """The names ``node`` reads. A name it only binds is not a use: an enum member ``Team``
+    does not need the class ``Team``."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 # Far below any file system's limit on a file name (255 bytes on most), with room for the
@@ -33,11 +35,15 @@ def _names(node: ast.AST) -> set[str]:
 MAX_MODULE_NAME = 64
 
 
+_LETTERS = str.maketrans("0123456789abcdef", "ghijklmnopqrstuv")
+
+
 def _module_name(class_name: str, taken: set[str]) -> str:
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
     if len(snake) > MAX_MODULE_NAME:
-        # Cut, and told apart by a digest of the whole name: unique and stable.
-        digest = hashlib.sha256(snake.encode()).hexdigest()[:10]
+        # Cut, and told apart by a digest of the whole name: unique and stable. In letters
+        # only: isort and ruff order digit runs with leading zeros differently.
+        digest = hashlib.sha256(snake.encode()).hexdigest()[:10].translate(_LETTERS)
         snake = f"{snake[: MAX_MODULE_NAME - 11]}_{digest}"
     if keyword.iskeyword(snake):
         snake += "_"  # ``from .def import Def`` is not Python
