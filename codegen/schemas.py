@@ -144,6 +144,11 @@ def tolerant(schema: Schema) -> dict[str, Any]:
             # Unknown properties are kept (the models' own rule): every keyword and spelling
             # that closes an object would fail the event when a property is added upstream.
             del out[key]
+        elif key in out and out.get("properties"):
+            # A type for the properties not listed, beside listed ones: a property added
+            # upstream with another type would fail the event. Kept as sent, like any other
+            # unknown property (a schema with no listed properties stays a typed map).
+            del out[key]
     enum = out.get("enum")
     if isinstance(enum, list) and enum and not _open_enum(enum):
         del out["enum"]
