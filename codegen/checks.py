@@ -95,6 +95,10 @@ class Checks:
                 name = getattr(hook, attr)
                 if hook.event_type in reported:
                     continue
+                if hook.payload_key is None and name == hook.payload_schema_name:
+                    # The event model is the schema the parser named for it.
+                    owners[name] = hook.event_type
+                    continue
                 if name in owners:
                     self.reading.problem(
                         f"webhooks {owners[name]!r} and {hook.event_type!r} both become the "

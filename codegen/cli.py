@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import diff, fetch, formatting, loader, output, parser, project
+from . import diff, envelopes, fetch, formatting, loader, output, parser, project
 from .emit.templates import render
 from .errors import GenerationError, SpecError
-from .ir import Spec
+from .ir import ENVELOPES, Envelope, Spec
 from .naming import is_identifier
 
 DEFAULT_SPEC = Path("spec/webhooks.json")
@@ -55,7 +55,9 @@ def out_path(args: argparse.Namespace) -> Path:
 
 
 def read_spec(path: Path, args: argparse.Namespace) -> Spec:
-    return parser.parse(loader.load_spec(path), str(path), constraints=constraints(args))
+    return parser.parse(
+        loader.load_spec(path), str(path), constraints=constraints(args), envelope=envelope(args)
+    )
 
 
 def find_default_spec() -> Path:
@@ -80,6 +82,23 @@ def constraints(args: argparse.Namespace) -> bool:
     if not isinstance(chosen, bool):
         raise UsageError("[tool.codegen] constraints must be true or false")
     return chosen
+
+
+def envelope(args: argparse.Namespace) -> Envelope | None:
+    """The command line's ``--envelope``, else ``[tool.codegen] envelope`` (a kind's name or a
+    table of fields), else None: inferred from the spec."""
+    chosen = getattr(args, "envelope", None)
+    where = "--envelope"
+    if chosen is None:
+        root = project_root()
+        chosen = fetch.tool_config(root / "pyproject.toml").get("envelope") if root else None
+        where = "[tool.codegen] envelope"
+    if chosen is None:
+        return None
+    try:
+        return envelopes.from_setting(chosen)
+    except envelopes.EnvelopeSettingError as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 # Top-level modules the generated package imports, or that what it imports imports: a
@@ -166,7 +185,9 @@ def cmd_update_spec(args: argparse.Namespace) -> int:
         if not url:
             raise UsageError("no --url given and no [tool.codegen] spec-url in pyproject.toml")
         source, raw = url, fetch.download(url)
-    document, new = fetch.validate(raw, source, constraints=constraints(args))
+    document, new = fetch.validate(
+        raw, source, constraints=constraints(args), envelope=envelope(args)
+    )
     old: Spec | None = None
     if target.exists():
         old_document = loader.load_spec(target)
@@ -174,7 +195,9 @@ def cmd_update_spec(args: argparse.Namespace) -> int:
             print(f"spec unchanged: {target} already holds {source}")
             return 0
         try:
-            old = parser.parse(old_document, str(target), constraints=new.constraints)
+            old = parser.parse(
+                old_document, str(target), constraints=new.constraints, envelope=envelope(args)
+            )
         except SpecError:
             old = None  # the committed spec was unusable; the new one replaces it
     report = diff.compare(old, new) if old is not None else None
@@ -212,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"JSON or YAML spec (default: {DEFAULT_SPEC} of the repository)",
         )  # fmt: skip
         add_constraints(sub)
+        sub.add_argument(
+            "--envelope", choices=sorted(ENVELOPES), default=None,
+            help="how the vendor wraps its events; default: [tool.codegen] envelope, else "
+            "inferred from the spec",
+        )  # fmt: skip
         return sub
 
     def add_constraints(sub: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import loader, parser
 from .errors import SpecError, SpecProblem
-from .ir import Spec
+from .ir import Envelope, Spec
 
 MAX_SPEC_BYTES = loader.MAX_SPEC_BYTES
 TIMEOUT_SECONDS = 60
@@ -68,10 +68,12 @@ def download(url: str) -> bytes:
     return raw
 
 
-def validate(raw: bytes, source: str, *, constraints: bool = False) -> tuple[Any, Spec]:
+def validate(
+    raw: bytes, source: str, *, constraints: bool = False, envelope: Envelope | None = None
+) -> tuple[Any, Spec]:
     """The document and its intermediate model; raises SpecError for anything unusable."""
     document = loader.parse_bytes(raw, source)
-    return document, parser.parse(document, source, constraints=constraints)
+    return document, parser.parse(document, source, constraints=constraints, envelope=envelope)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

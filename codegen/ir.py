@@ -15,6 +15,47 @@ SCHEMA_PREFIX = "#/components/schemas/"
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """How a vendor wraps its events: where a delivery says which event it is, where the
+    payload sits, which header names the delivery and how it is signed. Read once (inferred
+    or configured, see ``codegen.envelopes``); the emitters and, through what they generate,
+    the runtime work from it alone.
+    """
+
+    # "incident.io", "standard-webhooks", "github", or "custom" (fields set one by one).
+    kind: str
+    # The body property that names the event type (``event_type``, ``type``), or None when
+    # a header does.
+    type_field: str | None
+    # The header that names the event (lower case), combined with ``action_field`` of the
+    # body when the spec narrows it per webhook (GitHub's ``issues`` + ``opened``).
+    type_header: str | None
+    action_field: str | None
+    # Where the payload is: "event-key" (the property named after the event type, as
+    # incident.io sends it), "body" (the whole body), or the name of one property (``data``).
+    payload: str
+    # The header whose value identifies a delivery across retries (lower case).
+    id_header: str
+    # "standard-webhooks" (``webhook-signature``) or "github" (``x-hub-signature-256``).
+    signature: str
+
+
+INCIDENT_IO = Envelope(
+    kind="incident.io", type_field="event_type", type_header=None, action_field=None,
+    payload="event-key", id_header="webhook-id", signature="standard-webhooks",
+)  # fmt: skip
+STANDARD_WEBHOOKS = Envelope(
+    kind="standard-webhooks", type_field="type", type_header=None, action_field=None,
+    payload="data", id_header="webhook-id", signature="standard-webhooks",
+)  # fmt: skip
+GITHUB = Envelope(
+    kind="github", type_field=None, type_header="x-github-event", action_field="action",
+    payload="body", id_header="x-github-delivery", signature="github",
+)  # fmt: skip
+ENVELOPES = {e.kind: e for e in (INCIDENT_IO, STANDARD_WEBHOOKS, GITHUB)}
+
+
+@dataclass(frozen=True)
 class PayloadField:
     """One top-level property of a payload, described for people (scaffold comments)."""
 
@@ -31,14 +72,19 @@ class Webhook:
     summary: str
     description: str
     tags: tuple[str, ...]
-    # The envelope key that holds the payload; incident.io uses the event type itself.
-    payload_key: str
+    # The envelope key that holds the payload; incident.io uses the event type itself. None
+    # when the event model is the whole body (every envelope but incident.io's): then
+    # ``payload_schema`` names the event model itself.
+    payload_key: str | None
     # Always a ``$ref`` into ``Spec.schemas``: inline payloads are hoisted and named by the parser.
     payload_schema: Schema
     payload_fields: tuple[PayloadField, ...]
     example: Any | None
     # Where the webhook sits in the spec, for messages.
     pointer: str
+    # With a header envelope: the header's value and the body's action (None: any action).
+    header_value: str | None = None
+    action: str | None = None
 
     @property
     def payload_schema_name(self) -> str:
@@ -58,3 +104,4 @@ class Spec:
     # Whether the models enforce value constraints (lengths, patterns, bounds): off by
     # default, since incident.io relaxes them without notice.
     constraints: bool = False
+    envelope: Envelope = INCIDENT_IO

@@ -10,23 +10,36 @@ go.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from . import layouts, naming, schemas
+from . import envelopes, layouts, naming, schemas
 from .checks import Checks
 from .errors import json_pointer
-from .ir import SCHEMA_PREFIX, PayloadField, Schema, Spec, Webhook
+from .ir import (
+    INCIDENT_IO,
+    SCHEMA_PREFIX,
+    Envelope,
+    PayloadField,
+    Schema,
+    Spec,
+    Webhook,
+)
 from .reading import Reading
 from .references import References, unescape
 
 _METHODS = ("post", "put", "patch", "get", "delete", "head", "options", "trace")
 
 
-def parse(doc: Any, source: str, *, constraints: bool = False) -> Spec:
+def parse(
+    doc: Any, source: str, *, constraints: bool = False, envelope: Envelope | None = None
+) -> Spec:
     """``constraints``: whether the generated models enforce the producer's value constraints
-    (lengths, patterns, bounds); a tolerant reader leaves them to the producer."""
-    return _Parser(doc, source, constraints).parse()
+    (lengths, patterns, bounds); a tolerant reader leaves them to the producer.
+    ``envelope``: the vendor's envelope as configured; None infers it (``codegen.envelopes``)."""
+    return _Parser(doc, source, constraints, envelope).parse()
 
 
 def describe_type(schema: Schema) -> str:
@@ -52,12 +65,28 @@ def describe_type(schema: Schema) -> str:
     return "Any"
 
 
+@dataclass(frozen=True)
+class _Located:
+    key: str
+    operation: Mapping[str, Any]
+    media: Mapping[str, Any]
+    body: Schema
+    body_at: tuple[str, ...]
+    # The operation's pointer, and the webhook's (before any $ref), for messages.
+    at: tuple[str, ...]
+    item_at: tuple[str, ...]
+
+
 class _Parser:
-    def __init__(self, doc: Any, source: str, constraints: bool) -> None:
+    def __init__(
+        self, doc: Any, source: str, constraints: bool, envelope: Envelope | None
+    ) -> None:
         self.reading = Reading(doc, source, constraints)
         self.references = References(self.reading)
         self.checks = Checks(self.reading)
         self.follow = self.references.follow
+        self.configured = envelope
+        self.envelope = envelope or INCIDENT_IO
 
     # -- the document ---------------------------------------------------------------------
 
@@ -69,9 +98,16 @@ class _Parser:
         self.reading.taken = {
             *self.reading.components,
             *(naming.class_name(str(name)) for name in self.reading.components),
-            *(naming.class_name(hook.event_type) for hook in layout.hooks),
         }
-        webhooks = [w for w in (self.webhook(h.event_type, h.item, h.at) for h in layout.hooks) if w]
+        located = [x for x in (self.locate(h.event_type, h.item, h.at) for h in layout.hooks) if x]
+        if self.reading.problems:
+            raise self.reading.fail()
+        self.envelope = self.choose_envelope(located)
+        if self.envelope.payload == "event-key":
+            # The event classes are named after the event types; a hoisted payload is not.
+            self.reading.taken |= {naming.class_name(h.event_type) for h in layout.hooks}
+        webhooks = [w for w in map(self.webhook, located) if w]
+        self.check_event_types(webhooks)
         reachable = self.references.reachable_schemas(webhooks)
         reachable, webhooks = self.references.safe_names(reachable, webhooks)
         reachable = schemas.usable_discriminators(reachable)
@@ -86,13 +122,48 @@ class _Parser:
             webhooks=tuple(webhooks),
             schemas=reachable,
             constraints=self.reading.constraints,
+            envelope=self.envelope,
         )
+
+    def choose_envelope(self, located: list[_Located]) -> Envelope:
+        if self.configured is not None:
+            return self.configured
+        bodies = [envelopes.Body(x.key, x.operation, self.peek(x.body)) for x in located]
+        found = envelopes.infer(bodies, self.peek)
+        if isinstance(found, str):
+            self.reading.problem(found, *located[0].body_at)
+            raise self.reading.fail()
+        return found
+
+    def peek(self, node: Any) -> Any:
+        """``node`` with its ``$ref`` chain resolved, quietly: a dangling or looping one is
+        reported where the schema is read, not while the envelope is inferred."""
+        seen: set[str] = set()
+        while isinstance(node, Mapping) and isinstance(node.get("$ref"), str):
+            if node["$ref"] in seen:
+                return None
+            seen.add(node["$ref"])
+            node = self.references.resolve(node["$ref"])
+        return node
+
+    def check_event_types(self, webhooks: list[Webhook]) -> None:
+        """Two webhooks read as one event type could not be told apart on delivery."""
+        seen: dict[str, str] = {}
+        for hook in webhooks:
+            if hook.event_type in seen:
+                self.reading.problem(
+                    f"webhooks at {seen[hook.event_type]} and {hook.pointer} are both the event "
+                    f"type {hook.event_type!r}: a delivery could not tell them apart",
+                    *self.reading.item_at[hook.event_type],
+                )
+            seen[hook.event_type] = hook.pointer
 
     # -- one webhook ----------------------------------------------------------------------
 
-    def webhook(self, event_type: str, item: Any, at: tuple[str, ...]) -> Webhook | None:
-        self.reading.item_at[event_type] = at
-        item, at = self.follow(item, at)
+    def locate(self, key: str, item: Any, item_at: tuple[str, ...]) -> _Located | None:
+        """The webhook's operation and body schema, whatever its envelope."""
+        self.reading.item_at[key] = item_at
+        item, at = self.follow(item, item_at)
         if not isinstance(item, Mapping):
             self.reading.problem("a webhook must be a path item object", *at)
             return None
@@ -107,28 +178,123 @@ class _Parser:
         if found is None:
             return None
         media, body, body_at = found
-        split = self.envelope(str(event_type), body, body_at)
+        return _Located(str(key), operation, media, body, body_at, at, item_at)
+
+    def webhook(self, found: _Located) -> Webhook | None:
+        if self.envelope.payload == "event-key":
+            return self.keyed_webhook(found)
+        return self.body_webhook(found)
+
+    def keyed_webhook(self, found: _Located) -> Webhook | None:
+        """incident.io's envelope: ``{"event_type": ..., "<event type>": payload}``."""
+        resolved = self.follow(found.body, found.body_at)[0]
+        event_type = self.named_type(resolved) or found.key
+        self.reading.item_at[event_type] = found.item_at
+        split = self.envelope_split(event_type, found.body, found.body_at)
         if split is None:
             return None
         payload_key, payload_schema, payload_at = split
-        cls = naming.class_name(str(event_type))
+        cls = naming.class_name(event_type)
         named = self.named_payload(cls, payload_schema, payload_at)
         if named is None:
             return None
-        payload_schema = named
+        return self.described(found, event_type, cls, payload_key, named)
+
+    def body_webhook(self, found: _Located) -> Webhook | None:
+        """Every other envelope: the event model is the whole body, its tag narrowed to the
+        webhook's own value (so that a union of them discriminates on it)."""
+        envelope = self.envelope
+        resolved, resolved_at = self.follow(found.body, found.body_at)
+        if not isinstance(resolved, Mapping):
+            return None
+        schema = dict(resolved)
+        header_value = action = None
+        if envelope.type_field is not None:
+            properties = resolved.get("properties")
+            if not isinstance(properties, Mapping) or envelope.type_field not in properties:
+                self.reading.problem(
+                    f"the body has no property {envelope.type_field!r}, which names the event "
+                    f"type in this spec's envelope ({envelope.kind}); set {envelopes.SETTING} "
+                    "or [tool.codegen.envelope] type-field",
+                    *resolved_at,
+                )
+                return None
+            event_type = self.named_type(resolved) or found.key
+            schema["properties"] = {
+                **properties, envelope.type_field: {"type": "string", "const": event_type}
+            }
+            required = resolved.get("required")
+            required = [str(r) for r in required] if isinstance(required, list) else []
+            if envelope.type_field not in required:
+                required.insert(0, envelope.type_field)
+            schema["required"] = required
+        else:
+            # The header's value: GitHub's spec names it in the operationId
+            # (``pull-request/review-requested``), spelled with hyphens where the header
+            # has underscores (``pull_request``).
+            operation_id = found.operation.get("operationId")
+            base = operation_id.split("/", 1)[0] if isinstance(operation_id, str) else found.key
+            header_value = base.replace("-", "_")
+            if envelope.action_field is not None:
+                action = envelopes.single_value(resolved, envelope.action_field, self.peek)
+            event_type = f"{header_value}.{action}" if action else header_value
+        self.reading.item_at.setdefault(event_type, found.item_at)
+        doc = "\n\n".join(
+            part for part in (_text(found.operation.get("summary")),
+                              _text(found.operation.get("description"))) if part
+        )  # fmt: skip
+        if doc:
+            schema["description"] = doc
+        cls = self.event_class(event_type)
+        self.reading.hoisted[cls] = schema
+        self.reading.hoisted_at[cls] = resolved_at
+        hook = self.described(found, event_type, cls, None, {"$ref": SCHEMA_PREFIX + cls})
+        hook = replace(hook, header_value=header_value, action=action)
+        # Scaffold comments describe the payload (``data``) where the envelope has one.
+        payload = _properties(schema).get(envelope.payload)
+        if isinstance(payload, Mapping) and isinstance(payload.get("$ref"), str):
+            name = unescape(str(payload["$ref"])[len(SCHEMA_PREFIX) :])
+            if name in self.reading.components:
+                hook = replace(hook, payload_fields=self.fields_of({"$ref": SCHEMA_PREFIX + name}))
+        return hook
+
+    def named_type(self, body: Any) -> str | None:
+        """The event type a body's tag property narrows to, when it does: that, not the
+        webhook's key, is what deliveries carry."""
+        field = self.envelope.type_field
+        if field is None:
+            return None
+        return envelopes.single_value(body, field, self.peek)
+
+    def event_class(self, event_type: str) -> str:
+        """A class name of the event's own, stable whatever else the spec names: the event
+        type's, else with ``Event``, else ``Webhook``, else numbered."""
+        base = naming.class_name(event_type)
+        numbered = (f"{base}Webhook{n}" for n in itertools.count(2))
+        for name in itertools.chain((base, base + "Event", base + "Webhook"), numbered):
+            if name not in self.reading.taken and name not in naming.PUBLIC_NAMES:
+                self.reading.taken.add(name)
+                return name
+        raise AssertionError("unreachable")
+
+    def described(
+        self, found: _Located, event_type: str, cls: str, payload_key: str | None,
+        payload_schema: Schema,
+    ) -> Webhook:  # fmt: skip
+        operation = found.operation
         tags = operation.get("tags")
         return Webhook(
-            event_type=str(event_type),
+            event_type=event_type,
             class_name=cls,
-            handler_name=naming.handler_name(str(event_type)),
+            handler_name=naming.handler_name(event_type),
             summary=_text(operation.get("summary")),
             description=_text(operation.get("description")),
             tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
             payload_key=payload_key,
             payload_schema=payload_schema,
             payload_fields=self.fields_of(payload_schema),
-            example=_example(media, self.follow(body, body_at)[0]),
-            pointer=json_pointer(*at),
+            example=_example(found.media, self.follow(found.body, found.body_at)[0]),
+            pointer=json_pointer(*found.at),
         )
 
     def body_schema(
@@ -165,7 +331,7 @@ class _Parser:
         )
         return None
 
-    def envelope(
+    def envelope_split(
         self, event_type: str, body: Schema, at: tuple[str, ...]
     ) -> tuple[str, Schema, tuple[str, ...]] | None:
         """Split ``{"event_type": ..., "<key>": payload}`` into the key and the payload schema."""
@@ -240,6 +406,11 @@ class _Parser:
         )
 
     # -- references -----------------------------------------------------------------------
+
+def _properties(schema: Any) -> Mapping[str, Any]:
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    return properties if isinstance(properties, Mapping) else {}
+
 
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""

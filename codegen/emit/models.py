@@ -52,7 +52,8 @@ def openapi_document(spec: Spec) -> dict[str, Any]:
     keep = dict if spec.constraints else without_constraints
     schemas: dict[str, Any] = {name: keep(schema) for name, schema in spec.schemas.items()}
     for hook in spec.webhooks:
-        schemas[hook.class_name] = envelope_schema(hook)
+        if hook.payload_key is not None:
+            schemas[hook.class_name] = envelope_schema(hook)
     return {
         "openapi": "3.1.0",
         "info": {"title": spec.title or "webhooks", "version": spec.version or "0"},
@@ -110,13 +111,20 @@ def _render_models(
             # Names come from the spec: nested enums and objects are named after their parent
             # schema and property (IncidentV2Mode), never numbered (Mode1, Mode2).
             naming_strategy=NamingStrategy.FullPath,
-            aliases={f"{h.class_name}.{h.payload_key}": PAYLOAD_ATTRIBUTE for h in spec.webhooks},
+            aliases={
+                f"{h.class_name}.{h.payload_key}": PAYLOAD_ATTRIBUTE
+                for h in spec.webhooks
+                if h.payload_key is not None
+            },
             # Config (unknown properties kept, population by name) lives on one base class.
             base_class=f"{base}.WebhookModel",
             # Enum classes derive from the package's open enums, which accept values added
             # upstream after generation instead of failing the whole event.
             import_overrides={"StrEnum": base, "IntEnum": base, "RootModel": f"{package}._root"},
             use_subclass_enum=True,
+            # A default of an enum type is its member, as the annotation says, not the bare
+            # value (which mypy --strict refuses).
+            set_default_enum_member=True,
             type_mappings=TYPE_MAPPINGS,
             enum_field_as_literal=LiteralType.Off,
             use_annotated=True,
@@ -162,7 +170,18 @@ def event_class_names(tree: ast.Module, spec: Spec) -> dict[str, str]:
         ):
             found.setdefault(tag.slice.value, []).append(node.name)
     names: dict[str, str] = {}
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
     for hook in spec.webhooks:
+        if hook.payload_key is None:
+            # The event model is the body's schema, named by the parser; renamed like any
+            # class that meets an imported name.
+            chosen = next(
+                (n for n in (hook.class_name, hook.class_name + "Model") if n in classes), None
+            )
+            if chosen is None:
+                raise GenerationError(f"cannot find the model class of {hook.event_type!r}")
+            names[hook.event_type] = chosen
+            continue
         candidates = found.get(hook.event_type, [])
         if hook.class_name in candidates:
             names[hook.event_type] = hook.class_name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -38,6 +39,17 @@ def handler_doc(hook: Webhook) -> str:
     return text or f"Handle ``{hook.event_type}`` events."
 
 
+def vendor(spec: Spec) -> str:
+    """Who sends the webhooks, as docstrings and the README name them."""
+    if spec.envelope.kind == "incident.io":
+        return "incident.io"
+    if spec.envelope.kind == "github":
+        return "GitHub"
+    # "Svix API" -> "Svix"; a title that is a sentence -> its first word.
+    title = spec.title.removesuffix(" API").strip()
+    return (title if len(title.split()) <= 2 else title.split()[0]) or "the sender"
+
+
 def _environment(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir),
@@ -54,6 +66,7 @@ def _environment(template_dir: Path = TEMPLATE_DIR) -> jinja2.Environment:
         handler_doc=handler_doc,
         toml_string=toml_string,
         md_code=md_code,
+        vendor=vendor,
     )
     return env
 
@@ -81,6 +94,10 @@ def render_package(
         "spec": spec, "package": package, "exports": exports(spec),
         "model_names": model_names, "model_modules": model_modules,
         "promote_after": PROMOTE_AFTER_PER_WEBHOOK * len(spec.webhooks),
+        "vendor": vendor(spec),
+        "envelope_fields": [
+            (f.name, getattr(spec.envelope, f.name)) for f in dataclasses.fields(spec.envelope)
+        ],
     }  # fmt: skip
     return {name: render(name, **context) for name in PACKAGE_TEMPLATES}
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from . import _inbox_sql, _sqlite, redact
 from ._inbox_sql import CHANNEL, MIGRATIONS, SCHEMA_VERSION, TABLE
 from .errors import StoreUnavailable
+from .events import ENVELOPE
 
 if typing.TYPE_CHECKING:
     import psycopg
@@ -55,7 +56,9 @@ REPLAYABLE: tuple[State, ...] = ("failed", "dead", "invalid", "done")
 # deletes them only when told to by name (``force``).
 UNHANDLED: tuple[State, ...] = ("pending", "failed", "invalid", "dead")
 # The headers kept with a row: enough to verify the body again later; nothing secret.
-KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type")
+# With a header envelope (GitHub's), the header that names the event too: the worker reads
+# the row with it.
+KEPT_HEADERS = (*ENVELOPE.headers, "content-type")
 PRUNE_BATCH = 500
 
 __all__ = [

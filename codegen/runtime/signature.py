@@ -1,15 +1,23 @@
-"""Checks that a request really comes from incident.io (Svix, Standard Webhooks scheme).
+"""Checks that a request really comes from the sender, by the scheme its spec's envelope
+names (``events.ENVELOPE.signature``):
 
-incident.io signs ``"{webhook-id}.{webhook-timestamp}.{body}"`` with HMAC-SHA256 under the
-endpoint's ``whsec_...`` secret and sends ``webhook-signature: v1,<base64> [v1,<base64> ...]``.
-The HMAC itself is computed by the ``standardwebhooks`` library; this module reads the
-headers defensively, applies the caller's clock tolerance and accepts several secrets, so
-that a secret can be rotated without dropping deliveries.
+* ``standard-webhooks`` (incident.io, every Svix sender, ...): ``"{webhook-id}.
+  {webhook-timestamp}.{body}"`` signed with HMAC-SHA256 under the endpoint's ``whsec_...``
+  secret, sent as ``webhook-signature: v1,<base64> [v1,<base64> ...]``. The HMAC itself is
+  computed by the ``standardwebhooks`` library; this module reads the headers defensively and
+  applies the caller's clock tolerance.
+* ``github``: ``x-hub-signature-256: sha256=<hex>``, HMAC-SHA256 of the body under the
+  webhook's secret, as GitHub documents it. No library implements it; the comparison is
+  constant-time. The scheme has no timestamp, so a captured delivery can be replayed: the
+  dedupe store (or the inbox) is what refuses it, by ``x-github-delivery``.
+
+Both accept several secrets, so that a secret can be rotated without dropping deliveries.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 import hmac
 import re
 import time
@@ -20,6 +28,7 @@ from datetime import UTC, datetime
 from standardwebhooks import Webhook
 
 from .errors import InvalidSignature
+from .events import ENVELOPE
 
 DEFAULT_TOLERANCE_SECONDS = 300
 # Far more than Svix ever sends (one signature per active secret); a longer header is refused
@@ -40,7 +49,65 @@ MIN_SECRET_BYTES = 16
 
 
 class SignatureVerifier:
-    """Verifies requests against one or more secrets; build it once, use it for every request."""
+    """Verifies requests against one or more secrets, by the sender's scheme; build it once,
+    use it for every request."""
+
+    def __init__(
+        self, secret: str | Sequence[str], *, tolerance: int = DEFAULT_TOLERANCE_SECONDS
+    ) -> None:
+        self._scheme: StandardWebhooksVerifier | GitHubVerifier = (
+            GitHubVerifier(secret)
+            if ENVELOPE.signature == "github"
+            else StandardWebhooksVerifier(secret, tolerance=tolerance)
+        )
+        self.tolerance = tolerance
+
+    def verify(
+        self, body: bytes, headers: Mapping[str, str], *, now: datetime | None = None
+    ) -> None:
+        """Raise :class:`InvalidSignature` unless ``body`` was signed with one of the secrets
+        (and, where the scheme has a timestamp, within ``tolerance`` seconds of ``now``).
+        Header names are case-insensitive."""
+        self._scheme.verify(body, headers, now=now)
+
+
+class GitHubVerifier:
+    """GitHub's ``x-hub-signature-256`` scheme (see the module docstring)."""
+
+    def __init__(self, secret: str | Sequence[str]) -> None:
+        secrets = [secret] if isinstance(secret, str) else list(secret)
+        if not secrets:
+            raise ValueError("at least one webhook secret is needed")
+        self._keys = [check_secret(s, "github").encode("utf-8") for s in secrets]
+
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        now: datetime | None = None,  # the scheme has no timestamp
+    ) -> None:
+        delivery = header(headers, ENVELOPE.id_header)
+        given = header(headers, "x-hub-signature-256")
+        if len(given) > MAX_SIGNATURE_HEADER_LENGTH or len(delivery) > MAX_ID_LENGTH:
+            raise InvalidSignature(
+                f"x-hub-signature-256 or {ENVELOPE.id_header} header is too long"
+            )
+        scheme, _, digest = given.partition("=")
+        if scheme != "sha256" or len(digest) != 64:
+            raise InvalidSignature(
+                "x-hub-signature-256 must look like sha256=<64 hex digits>"
+            )
+        candidate = digest.lower().encode("ascii", "replace")
+        for key in self._keys:
+            wanted = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+            if hmac.compare_digest(wanted, candidate):
+                return
+        raise InvalidSignature("x-hub-signature-256 matches no known secret")
+
+
+class StandardWebhooksVerifier:
+    """The Standard Webhooks scheme (see the module docstring)."""
 
     def __init__(
         self, secret: str | Sequence[str], *, tolerance: int = DEFAULT_TOLERANCE_SECONDS
@@ -106,7 +173,7 @@ def verify(
     *,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
 ) -> None:
-    """Raise :class:`InvalidSignature` unless incident.io signed ``body`` with ``secret``.
+    """Raise :class:`InvalidSignature` unless the sender signed ``body`` with ``secret``.
 
     ``secret`` may be a list during a rotation: any one of them is accepted.
     """
@@ -142,13 +209,13 @@ def _lookup(headers: Mapping[str, str], name: str) -> object:
 def loggable_id(headers: Mapping[str, str]) -> str:
     """The delivery's id as sent, made safe for a log line (escaped, cut short), for the
     answers given before the id could be trusted."""
-    value = _lookup(headers, "webhook-id")
-    if value is None:
-        value = _lookup(headers, "svix-id")
+    value = _lookup(headers, ENVELOPE.id_header)
+    if value is None and ENVELOPE.id_header in SVIX_NAMES:
+        value = _lookup(headers, SVIX_NAMES[ENVELOPE.id_header])
     return "(none)" if value is None else ascii(str(value))[1:-1][:80]
 
 
-def check_secret(secret: object) -> str:
+def check_secret(secret: object, scheme: str = ENVELOPE.signature) -> str:
     """The secret as given, or ValueError with one line saying what is wrong with it.
 
     A secret that the library would accept but that cannot be the one incident.io signs
@@ -158,10 +225,26 @@ def check_secret(secret: object) -> str:
     if isinstance(secret, str) and secret != secret.strip():
         # One rule everywhere (the verifier, serve, send, the environment): a secret pasted
         # with a space or a newline around it is refused, never silently trimmed.
-        raise ValueError(
-            "the webhook secret has a space or a line break around it: give the whsec_<base64> "
-            "value exactly as incident.io's webhook settings show it"
+        wanted = (
+            "the secret exactly as set on the webhook"
+            if scheme == "github"
+            else "the whsec_<base64> value exactly as incident.io's webhook settings show it"
         )
+        raise ValueError(
+            f"the webhook secret has a space or a line break around it: give {wanted}"
+        )
+    if scheme == "github":
+        # Any text the webhook's owner chose; short ones are guessable offline from one
+        # captured delivery.
+        if (
+            not isinstance(secret, str)
+            or len(secret.encode("utf-8", "replace")) < MIN_SECRET_BYTES
+        ):
+            raise ValueError(
+                f"a webhook secret must be text of at least {MIN_SECRET_BYTES} bytes (the one "
+                "set on the webhook)"
+            )
+        return secret
     match = _SECRET.fullmatch(secret) if isinstance(secret, str) else None
     if match is None or not isinstance(secret, str):
         raise ValueError(

@@ -414,7 +414,7 @@ class Worker:
             )  # fmt: skip
             return
         try:
-            event: typing.Any = parse_event(row.body)
+            event: typing.Any = parse_event(row.body, row.headers)
         except UnknownEventType as exc:
             event = exc
         except InvalidPayload as exc:

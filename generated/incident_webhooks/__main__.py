@@ -52,12 +52,17 @@ class LoggingHandlers(WebhookHandlers):
     and handles nothing."""
 
     def dispatch(self, event: WebhookEvent) -> None:
+        from .events import ENVELOPE, event_type_of
         from .observe import current_webhook_id
 
-        own_id = getattr(event.payload, "id", None)
-        suffix = f" id={own_id}" if isinstance(own_id, str) else ""
+        own_id = getattr(getattr(event, "payload", event), "id", None)
+        suffix = f" id={own_id}" if isinstance(own_id, str | int) else ""
         log.info(
-            "webhook-id %s: %s%s", current_webhook_id.get(), event.event_type, suffix
+            "%s %s: %s%s",
+            ENVELOPE.id_header,
+            current_webhook_id.get(),
+            event_type_of(event),
+            suffix,
         )
 
 
@@ -232,7 +237,10 @@ def send(args: argparse.Namespace) -> int:
     failed = 0
     for label, body in deliveries:
         request = urllib.request.Request(
-            args.url, data=body, headers=testing.sign(body, secret), method="POST"
+            args.url,
+            data=body,
+            headers=testing.sign(body, secret, event_type=args.event or label),
+            method="POST",
         )
         started = time.perf_counter()
         try:

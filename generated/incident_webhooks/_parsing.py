@@ -18,6 +18,8 @@ Bodies are validated in two tiers, chosen by measurement (see the benchmarks):
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
+import functools
 import importlib
 import itertools
 import os
@@ -39,8 +41,7 @@ if typing.TYPE_CHECKING:
 # guards its stack); no incident.io payload comes near it.
 MAX_JSON_DEPTH: typing.Final = 200
 # Only for bodies that start some other way (pretty-printed, say): compiled on first use.
-_SNIFF_BYTES: typing.Final = rb'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
-_SNIFF_TEXT: typing.Final = r'\A\s*\{\s*"event_type"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
+_SNIFF: typing.Final = r'\A\s*\{\s*"%s"\s*:\s*"([A-Za-z0-9_.\-]{1,200})"'
 Body: typing.TypeAlias = (
     bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
 )
@@ -58,6 +59,47 @@ def load_module(name: str) -> types.ModuleType:
         return importlib.import_module(name)
 
 
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """How the vendor wraps its events (the generator's reading of the spec): where a
+    delivery names its event type, which header identifies it, how it is signed."""
+
+    kind: str
+    # The body property naming the event type, or None when a header does.
+    type_field: str | None
+    # That header (lower case), and the body property that narrows it (GitHub's action).
+    type_header: str | None
+    action_field: str | None
+    # "event-key", "body", or the property holding the payload.
+    payload: str
+    id_header: str
+    # "standard-webhooks" or "github".
+    signature: str
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The headers a delivery needs to be verified and read again later."""
+        signed = (
+            ("x-hub-signature-256",)
+            if self.signature == "github"
+            else ("webhook-timestamp", "webhook-signature")
+        )
+        named = (self.type_header,) if self.type_header else ()
+        return (self.id_header, *signed, *named)
+
+
+def header_value(
+    headers: collections.abc.Mapping[str, str] | None, name: str
+) -> str | None:
+    """Header ``name`` (lower case) of a mapping in any case, stripped; None when absent."""
+    if headers is None:
+        return None
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
+    return value.strip() if isinstance(value, str) else None
+
+
 class EventModels(collections.abc.Mapping[str, "type[_base.WebhookModel]"]):
     """Event type -> model class, loading each class (with only the models it reaches) on
     first lookup. ``where``: event type -> (module, class) in ``package``'s models."""
@@ -67,6 +109,18 @@ class EventModels(collections.abc.Mapping[str, "type[_base.WebhookModel]"]):
     ) -> None:
         self._where = where
         self._package = package
+        self._by_class = {
+            (f"{package}.models.{module}", name): event_type
+            for event_type, (module, name) in where.items()
+        }
+
+    def event_type_of(self, event: object) -> str:
+        """The event type whose model ``event`` is an instance of."""
+        cls = type(event)
+        try:
+            return self._by_class[(cls.__module__, cls.__qualname__)]
+        except KeyError:
+            raise TypeError(f"{cls.__qualname__} is not an event model") from None
 
     def __getitem__(self, event_type: str) -> type[_base.WebhookModel]:
         module, name = self._where[event_type]
@@ -92,9 +146,20 @@ class Parser:
     """One package's validators, built as they are needed (see the module docstring)."""
 
     def __init__(
-        self, models: collections.abc.Mapping[str, type[_base.WebhookModel]]
+        self,
+        models: collections.abc.Mapping[str, type[_base.WebhookModel]],
+        envelope: Envelope,
     ) -> None:
         self.models = models
+        self.envelope = envelope
+        field = envelope.type_field
+        # Where the tag's value starts in a body that begins ``{"<field>":"`` (or with a
+        # space after the colon, as ``json.dumps`` writes it).
+        self.tag_at = len(b'{"' + field.encode() + b'":"') if field else 0
+        # Header values whose webhooks are told apart by the body's action.
+        self.with_actions = frozenset(
+            event_type.partition(".")[0] for event_type in models if "." in event_type
+        )
         # The union's compiled validator, once built; then it validates every body.
         self.union: typing.Any = None
         # How many times the union's adapter was built: once, whatever the threads.
@@ -114,12 +179,27 @@ class Parser:
         if len(models) == 1:
             return models[0]
         union = typing.Union[models]  # type: ignore[valid-type]  # noqa: UP007 (a runtime tuple)
-        return typing.Annotated[union, pydantic.Field(discriminator="event_type")]
+        if self.envelope.type_field is None:
+            return union  # told apart by a header: parsing never validates against it
+        return typing.Annotated[
+            union, pydantic.Field(discriminator=self.envelope.type_field)
+        ]
 
     def preload(self) -> None:
-        self.union_validator()
+        if self.envelope.type_field is None:
+            for event_type in self.models:
+                self.validator(event_type)
+        else:
+            self.union_validator()
 
-    def parse(self, data: Body, promote_after: int) -> typing.Any:
+    def parse(
+        self,
+        data: Body,
+        promote_after: int,
+        headers: collections.abc.Mapping[str, str] | None = None,
+    ) -> typing.Any:
+        if self.envelope.type_header is not None:
+            return self._parse_by_header(data, headers)
         # The hot path, kept to a few operations: bytes, as a receiver gets them.
         if type(data) is bytes:
             union = self.union
@@ -128,13 +208,13 @@ class Parser:
                     return union.validate_json(data)
                 except pydantic_core.ValidationError as exc:
                     raise self.explain(exc, data) from exc
-            # incident.io's bodies start ``{"event_type":"<type>"`` (or ``{"event_type":
-            # "<type>"``, as ``json.dumps`` writes): the bytes between the quotes pick the
-            # validator. A body that only looks so fails in that model, which checks the tag
-            # again, and goes on to the union, which is never wrong.
-            by_tag = self.by_tag
-            validator = by_tag.get(data[15 : data.find(b'"', 15)]) or by_tag.get(
-                data[16 : data.find(b'"', 16)]
+            # Bodies start ``{"event_type":"<type>"`` (or ``{"event_type": "<type>"``, as
+            # ``json.dumps`` writes; ``type`` for Standard Webhooks): the bytes between the
+            # quotes pick the validator. A body that only looks so fails in that model,
+            # which checks the tag again, and goes on to the union, which is never wrong.
+            by_tag, at = self.by_tag, self.tag_at
+            validator = by_tag.get(data[at : data.find(b'"', at)]) or by_tag.get(
+                data[at + 1 : data.find(b'"', at + 1)]
             )
             if validator is not None:
                 try:
@@ -170,7 +250,7 @@ class Parser:
         self, data: Body, as_json: bool, promote_after: int
     ) -> typing.Any:
         if self.union is None:
-            event_type = _sniff(data)
+            event_type = self._sniff(data)
             validator = self.validator(event_type) if event_type is not None else None
             if validator is not None:
                 try:
@@ -185,6 +265,79 @@ class Parser:
                     self.preload()
                 return event
         return self.parse_with_union(data)
+
+    def _parse_by_header(
+        self, data: Body, headers: collections.abc.Mapping[str, str] | None
+    ) -> typing.Any:
+        """An envelope whose header names the event (GitHub's): the header, and the body's
+        action where webhooks of that header differ by it, pick the model."""
+        name = self.envelope.type_header
+        assert name is not None
+        if headers is None:
+            raise TypeError(
+                f"this package's events are named by the {name} header: "
+                "parse_event(body, headers=request_headers)"
+            )
+        if not isinstance(data, bytes | bytearray | str | collections.abc.Mapping):
+            raise TypeError(
+                "parse_event takes the body as bytes or str, or as a decoded mapping, "
+                f"not {type(data).__name__}"
+            )
+        value = header_value(headers, name)
+        if not value:
+            raise errors.InvalidPayload(f"missing {name} header")
+        event_type, decoded = value, None
+        if value in self.with_actions:
+            decoded = self._decoded(data)
+            action = decoded.get(self.envelope.action_field or "")
+            if isinstance(action, str) and f"{value}.{action}" in self.models:
+                event_type = f"{value}.{action}"
+            elif value not in self.models:
+                event_type = f"{value}.{action}" if isinstance(action, str) else value
+        validator = self.validator(event_type)
+        if validator is None:
+            payload = decoded if decoded is not None else self._decoded(data)
+            raise errors.UnknownEventType(event_type, payload)
+        try:
+            if isinstance(data, collections.abc.Mapping):
+                return validator.validate_python(data)
+            return validator.validate_json(data)
+        except pydantic_core.ValidationError as exc:
+            raise self.explain(exc, data, event_type) from exc
+        except Exception as exc:
+            raise _unreadable(exc) from exc
+
+    def _decoded(self, data: Body) -> collections.abc.Mapping[str, typing.Any]:
+        if isinstance(data, collections.abc.Mapping):
+            return data
+        try:
+            decoded = pydantic_core.from_json(data)
+        except ValueError as exc:
+            reason = str(exc)
+            if "recursion limit" in reason:
+                raise errors.InvalidPayload(
+                    f"the body nests deeper than the JSON parser's limit of {MAX_JSON_DEPTH} "
+                    f"levels ({reason})"
+                ) from exc
+            raise errors.InvalidPayload(
+                f"the body is not valid JSON ({reason})"
+            ) from exc
+        if not isinstance(decoded, collections.abc.Mapping):
+            raise errors.InvalidPayload("the body is not a JSON object")
+        return decoded
+
+    def _sniff(self, data: Body) -> str | None:
+        """The event type a body says it is, if it starts with it (bytes, text) or has it."""
+        field = self.envelope.type_field or ""
+        if isinstance(data, collections.abc.Mapping):
+            event_type = data.get(field)
+            return event_type if isinstance(event_type, str) else None
+        text, raw = _sniffer(field)
+        if isinstance(data, str):
+            found = text.match(data)
+            return found.group(1) if found is not None else None
+        found_bytes = raw.match(data)
+        return found_bytes.group(1).decode() if found_bytes is not None else None
 
     def validator(self, event_type: str) -> typing.Any:
         tag = event_type.encode()
@@ -221,16 +374,17 @@ class Parser:
             raise self.explain(exc, data) from exc
 
     def explain(
-        self, exc: pydantic_core.ValidationError, data: Body
+        self, exc: pydantic_core.ValidationError, data: Body, known: str | None = None
     ) -> errors.WebhookError:
+        """``known``: the event type, when a header named it."""
         try:
-            return self._explained(exc, data)
+            return self._explained(exc, data, known)
         # Any input at all: only WebhookError may leave parse_event.
         except Exception as failure:  # noqa: BLE001
             return _unreadable(failure)
 
     def _explained(
-        self, exc: pydantic_core.ValidationError, data: Body
+        self, exc: pydantic_core.ValidationError, data: Body, known: str | None
     ) -> errors.WebhookError:
         # Only failures reach here, so the body may be decoded a second time without
         # slowing down the events that validate.
@@ -253,7 +407,9 @@ class Parser:
         )
         if not isinstance(payload, collections.abc.Mapping):
             return errors.InvalidPayload("the body is not a JSON object", exc)
-        event_type = payload.get("event_type")
+        event_type = (
+            known if known is not None else payload.get(self.envelope.type_field or "")
+        )
         if isinstance(event_type, str) and event_type not in self.models:
             return errors.UnknownEventType(event_type, payload)
         details = "; ".join(
@@ -310,16 +466,10 @@ def _unreadable(exc: Exception) -> errors.InvalidPayload:
     )
 
 
-def _sniff(data: Body) -> str | None:
-    """The event type a body says it is, if it starts with it (bytes, text) or has it."""
-    if isinstance(data, collections.abc.Mapping):
-        event_type = data.get("event_type")
-        return event_type if isinstance(event_type, str) else None
-    if isinstance(data, str):
-        found = re.match(_SNIFF_TEXT, data)
-        return found.group(1) if found is not None else None
-    found_bytes = re.match(_SNIFF_BYTES, data)
-    return found_bytes.group(1).decode() if found_bytes is not None else None
+@functools.cache
+def _sniffer(field: str) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+    text = _SNIFF % re.escape(field)
+    return re.compile(text), re.compile(text.encode())
 
 
 def _location(loc: tuple[int | str, ...], event_type: object) -> str:

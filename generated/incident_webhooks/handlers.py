@@ -104,7 +104,7 @@ class WebhookHandlers:
 
         Sent when a new alert is raised in a private context; only the alert ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_alert.alert_created_v1", "no handler for")
 
     def on_private_alert_alert_resolved_v1(
         self, event: models.PrivateAlertAlertResolvedV1
@@ -113,7 +113,7 @@ class WebhookHandlers:
 
         Sent when a private alert moves to resolved; only the alert ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_alert.alert_resolved_v1", "no handler for")
 
     def on_private_escalation_escalation_created_v1(
         self, event: models.PrivateEscalationEscalationCreatedV1
@@ -122,7 +122,7 @@ class WebhookHandlers:
 
         Sent when a private escalation is opened; only the escalation ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_escalation.escalation_created_v1", "no handler for")
 
     def on_private_escalation_escalation_status_updated_v1(
         self, event: models.PrivateEscalationEscalationStatusUpdatedV1
@@ -131,7 +131,7 @@ class WebhookHandlers:
 
         Sent when a private escalation moves to a different status; only the escalation ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_escalation.escalation_status_updated_v1", "no handler for")
 
     def on_private_incident_action_created_v1(
         self, event: models.PrivateIncidentActionCreatedV1
@@ -140,7 +140,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.action_created_v1", "no handler for")
 
     def on_private_incident_action_updated_v1(
         self, event: models.PrivateIncidentActionUpdatedV1
@@ -149,7 +149,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.action_updated_v1", "no handler for")
 
     def on_private_incident_follow_up_created_v1(
         self, event: models.PrivateIncidentFollowUpCreatedV1
@@ -158,7 +158,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_created_v1", "no handler for")
 
     def on_private_incident_follow_up_created_v2(
         self, event: models.PrivateIncidentFollowUpCreatedV2
@@ -167,7 +167,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a private incident (v2 event); only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_created_v2", "no handler for")
 
     def on_private_incident_follow_up_updated_v1(
         self, event: models.PrivateIncidentFollowUpUpdatedV1
@@ -176,7 +176,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_updated_v1", "no handler for")
 
     def on_private_incident_follow_up_updated_v2(
         self, event: models.PrivateIncidentFollowUpUpdatedV2
@@ -185,7 +185,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a private incident is modified (v2 event); only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_updated_v2", "no handler for")
 
     def on_private_incident_incident_created_v2(
         self, event: models.PrivateIncidentIncidentCreatedV2
@@ -194,7 +194,7 @@ class WebhookHandlers:
 
         Sent when a private incident is declared; only the incident ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.incident_created_v2", "no handler for")
 
     def on_private_incident_incident_updated_v2(
         self, event: models.PrivateIncidentIncidentUpdatedV2
@@ -203,7 +203,7 @@ class WebhookHandlers:
 
         Sent when any change is made to a private incident; only the incident ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.incident_updated_v2", "no handler for")
 
     def on_private_incident_membership_granted_v1(
         self, event: models.PrivateIncidentMembershipGrantedV1
@@ -212,7 +212,7 @@ class WebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.membership_granted_v1", "no handler for")
 
     def on_private_incident_membership_revoked_v1(
         self, event: models.PrivateIncidentMembershipRevokedV1
@@ -221,7 +221,7 @@ class WebhookHandlers:
 
         Sent when someone loses their membership of a private incident.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.membership_revoked_v1", "no handler for")
 
     def on_private_incident_postmortem_document_status_updated_v1(
         self, event: models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
@@ -230,7 +230,9 @@ class WebhookHandlers:
 
         Sent when the status of a private incident's postmortem changes; only an ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled(
+            "private_incident.postmortem_document_status_updated_v1", "no handler for"
+        )
 
     def on_public_alert_alert_created_v1(
         self, event: models.PublicAlertAlertCreatedV1
@@ -239,7 +241,7 @@ class WebhookHandlers:
 
         Sent when a new alert is raised, with the full alert payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_alert.alert_created_v1", "no handler for")
 
     def on_public_alert_alert_resolved_v1(
         self, event: models.PublicAlertAlertResolvedV1
@@ -248,7 +250,7 @@ class WebhookHandlers:
 
         Sent when an alert becomes resolved, with the full alert payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_alert.alert_resolved_v1", "no handler for")
 
     def on_public_escalation_escalation_created_v1(
         self, event: models.PublicEscalationEscalationCreatedV1
@@ -257,7 +259,7 @@ class WebhookHandlers:
 
         Sent when a new escalation is opened, with the full escalation payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_escalation.escalation_created_v1", "no handler for")
 
     def on_public_escalation_escalation_status_updated_v1(
         self, event: models.PublicEscalationEscalationStatusUpdatedV1
@@ -266,7 +268,7 @@ class WebhookHandlers:
 
         Sent when an escalation changes status, including the old and new status and who made the change.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_escalation.escalation_status_updated_v1", "no handler for")
 
     def on_public_incident_action_created_v1(
         self, event: models.PublicIncidentActionCreatedV1
@@ -275,7 +277,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a public incident (legacy action shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.action_created_v1", "no handler for")
 
     def on_public_incident_action_updated_v1(
         self, event: models.PublicIncidentActionUpdatedV1
@@ -284,7 +286,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (legacy action shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.action_updated_v1", "no handler for")
 
     def on_public_incident_follow_up_created_v1(
         self, event: models.PublicIncidentFollowUpCreatedV1
@@ -293,7 +295,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v1 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_created_v1", "no handler for")
 
     def on_public_incident_follow_up_created_v2(
         self, event: models.PublicIncidentFollowUpCreatedV2
@@ -302,7 +304,7 @@ class WebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v2 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_created_v2", "no handler for")
 
     def on_public_incident_follow_up_updated_v1(
         self, event: models.PublicIncidentFollowUpUpdatedV1
@@ -311,7 +313,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v1 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_updated_v1", "no handler for")
 
     def on_public_incident_follow_up_updated_v2(
         self, event: models.PublicIncidentFollowUpUpdatedV2
@@ -320,7 +322,7 @@ class WebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v2 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_updated_v2", "no handler for")
 
     def on_public_incident_incident_created_v2(
         self, event: models.PublicIncidentIncidentCreatedV2
@@ -329,7 +331,7 @@ class WebhookHandlers:
 
         Sent when a public incident is declared, with the full incident payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_created_v2", "no handler for")
 
     def on_public_incident_incident_status_updated_v2(
         self, event: models.PublicIncidentIncidentStatusUpdatedV2
@@ -338,7 +340,7 @@ class WebhookHandlers:
 
         Sent when a public incident moves between statuses, including previous and new status.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_status_updated_v2", "no handler for")
 
     def on_public_incident_incident_updated_v2(
         self, event: models.PublicIncidentIncidentUpdatedV2
@@ -347,7 +349,7 @@ class WebhookHandlers:
 
         Sent when any change is made to a public incident, with the full incident payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_updated_v2", "no handler for")
 
     def on_public_incident_postmortem_document_status_updated_v1(
         self, event: models.PublicIncidentPostmortemDocumentStatusUpdatedV1
@@ -356,35 +358,37 @@ class WebhookHandlers:
 
         Sent when the status of a public incident's postmortem document changes.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled(
+            "public_incident.postmortem_document_status_updated_v1", "no handler for"
+        )
 
     def on_schedule_created_v1(self, event: models.ScheduleCreatedV1) -> None:
         """Created
 
         Sent when a new on-call schedule is set up.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.created_v1", "no handler for")
 
     def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Deleted
 
         Sent when an on-call schedule is removed.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.deleted_v1", "no handler for")
 
     def on_schedule_shift_change_v1(self, event: models.ScheduleShiftChangeV1) -> None:
         """Shift change
 
         Sent when the people on call for a schedule change hands.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.shift_change_v1", "no handler for")
 
     def on_schedule_updated_v1(self, event: models.ScheduleUpdatedV1) -> None:
         """Updated
 
         Sent when the configuration of an on-call schedule is changed.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.updated_v1", "no handler for")
 
     def on_status_page_incident_update_shared_v1(
         self, event: models.StatusPageIncidentUpdateSharedV1
@@ -393,7 +397,7 @@ class WebhookHandlers:
 
         Sent when a status page incident update is published, including the first one.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("status_page_incident.update_shared_v1", "no handler for")
 
     def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -407,19 +411,21 @@ class WebhookHandlers:
     def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
         method: collections.abc.Callable[[typing.Any], None] = getattr(
-            self, HANDLER_NAMES[event.event_type]
+            self, HANDLER_NAMES[events.event_type_of(event)]
         )
         method(event)
 
     def handle(
-        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+        self,
+        body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+        headers: collections.abc.Mapping[str, str] | None = None,
     ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = events.parse_event(body)
+            event = events.parse_event(body, headers)
         except errors.UnknownEventType as exc:
             self.on_unknown(exc.event_type, exc.payload)
             return
@@ -445,7 +451,7 @@ class AsyncWebhookHandlers:
 
         Sent when a new alert is raised in a private context; only the alert ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_alert.alert_created_v1", "no handler for")
 
     async def on_private_alert_alert_resolved_v1(
         self, event: models.PrivateAlertAlertResolvedV1
@@ -454,7 +460,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private alert moves to resolved; only the alert ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_alert.alert_resolved_v1", "no handler for")
 
     async def on_private_escalation_escalation_created_v1(
         self, event: models.PrivateEscalationEscalationCreatedV1
@@ -463,7 +469,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private escalation is opened; only the escalation ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_escalation.escalation_created_v1", "no handler for")
 
     async def on_private_escalation_escalation_status_updated_v1(
         self, event: models.PrivateEscalationEscalationStatusUpdatedV1
@@ -472,7 +478,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private escalation moves to a different status; only the escalation ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_escalation.escalation_status_updated_v1", "no handler for")
 
     async def on_private_incident_action_created_v1(
         self, event: models.PrivateIncidentActionCreatedV1
@@ -481,7 +487,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.action_created_v1", "no handler for")
 
     async def on_private_incident_action_updated_v1(
         self, event: models.PrivateIncidentActionUpdatedV1
@@ -490,7 +496,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.action_updated_v1", "no handler for")
 
     async def on_private_incident_follow_up_created_v1(
         self, event: models.PrivateIncidentFollowUpCreatedV1
@@ -499,7 +505,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a private incident; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_created_v1", "no handler for")
 
     async def on_private_incident_follow_up_created_v2(
         self, event: models.PrivateIncidentFollowUpCreatedV2
@@ -508,7 +514,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a private incident (v2 event); only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_created_v2", "no handler for")
 
     async def on_private_incident_follow_up_updated_v1(
         self, event: models.PrivateIncidentFollowUpUpdatedV1
@@ -517,7 +523,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a private incident is modified; only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_updated_v1", "no handler for")
 
     async def on_private_incident_follow_up_updated_v2(
         self, event: models.PrivateIncidentFollowUpUpdatedV2
@@ -526,7 +532,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a private incident is modified (v2 event); only its ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.follow_up_updated_v2", "no handler for")
 
     async def on_private_incident_incident_created_v2(
         self, event: models.PrivateIncidentIncidentCreatedV2
@@ -535,7 +541,7 @@ class AsyncWebhookHandlers:
 
         Sent when a private incident is declared; only the incident ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.incident_created_v2", "no handler for")
 
     async def on_private_incident_incident_updated_v2(
         self, event: models.PrivateIncidentIncidentUpdatedV2
@@ -544,7 +550,7 @@ class AsyncWebhookHandlers:
 
         Sent when any change is made to a private incident; only the incident ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.incident_updated_v2", "no handler for")
 
     async def on_private_incident_membership_granted_v1(
         self, event: models.PrivateIncidentMembershipGrantedV1
@@ -553,7 +559,7 @@ class AsyncWebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.membership_granted_v1", "no handler for")
 
     async def on_private_incident_membership_revoked_v1(
         self, event: models.PrivateIncidentMembershipRevokedV1
@@ -562,7 +568,7 @@ class AsyncWebhookHandlers:
 
         Sent when someone loses their membership of a private incident.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.membership_revoked_v1", "no handler for")
 
     async def on_private_incident_postmortem_document_status_updated_v1(
         self, event: models.PrivateIncidentPostmortemDocumentStatusUpdatedV1
@@ -571,7 +577,9 @@ class AsyncWebhookHandlers:
 
         Sent when the status of a private incident's postmortem changes; only an ID is delivered.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled(
+            "private_incident.postmortem_document_status_updated_v1", "no handler for"
+        )
 
     async def on_public_alert_alert_created_v1(
         self, event: models.PublicAlertAlertCreatedV1
@@ -580,7 +588,7 @@ class AsyncWebhookHandlers:
 
         Sent when a new alert is raised, with the full alert payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_alert.alert_created_v1", "no handler for")
 
     async def on_public_alert_alert_resolved_v1(
         self, event: models.PublicAlertAlertResolvedV1
@@ -589,7 +597,7 @@ class AsyncWebhookHandlers:
 
         Sent when an alert becomes resolved, with the full alert payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_alert.alert_resolved_v1", "no handler for")
 
     async def on_public_escalation_escalation_created_v1(
         self, event: models.PublicEscalationEscalationCreatedV1
@@ -598,7 +606,7 @@ class AsyncWebhookHandlers:
 
         Sent when a new escalation is opened, with the full escalation payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_escalation.escalation_created_v1", "no handler for")
 
     async def on_public_escalation_escalation_status_updated_v1(
         self, event: models.PublicEscalationEscalationStatusUpdatedV1
@@ -607,7 +615,7 @@ class AsyncWebhookHandlers:
 
         Sent when an escalation changes status, including the old and new status and who made the change.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_escalation.escalation_status_updated_v1", "no handler for")
 
     async def on_public_incident_action_created_v1(
         self, event: models.PublicIncidentActionCreatedV1
@@ -616,7 +624,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a public incident (legacy action shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.action_created_v1", "no handler for")
 
     async def on_public_incident_action_updated_v1(
         self, event: models.PublicIncidentActionUpdatedV1
@@ -625,7 +633,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (legacy action shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.action_updated_v1", "no handler for")
 
     async def on_public_incident_follow_up_created_v1(
         self, event: models.PublicIncidentFollowUpCreatedV1
@@ -634,7 +642,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v1 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_created_v1", "no handler for")
 
     async def on_public_incident_follow_up_created_v2(
         self, event: models.PublicIncidentFollowUpCreatedV2
@@ -643,7 +651,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up is added to a public incident (v2 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_created_v2", "no handler for")
 
     async def on_public_incident_follow_up_updated_v1(
         self, event: models.PublicIncidentFollowUpUpdatedV1
@@ -652,7 +660,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v1 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_updated_v1", "no handler for")
 
     async def on_public_incident_follow_up_updated_v2(
         self, event: models.PublicIncidentFollowUpUpdatedV2
@@ -661,7 +669,7 @@ class AsyncWebhookHandlers:
 
         Sent when a follow-up on a public incident is modified (v2 shape).
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.follow_up_updated_v2", "no handler for")
 
     async def on_public_incident_incident_created_v2(
         self, event: models.PublicIncidentIncidentCreatedV2
@@ -670,7 +678,7 @@ class AsyncWebhookHandlers:
 
         Sent when a public incident is declared, with the full incident payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_created_v2", "no handler for")
 
     async def on_public_incident_incident_status_updated_v2(
         self, event: models.PublicIncidentIncidentStatusUpdatedV2
@@ -679,7 +687,7 @@ class AsyncWebhookHandlers:
 
         Sent when a public incident moves between statuses, including previous and new status.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_status_updated_v2", "no handler for")
 
     async def on_public_incident_incident_updated_v2(
         self, event: models.PublicIncidentIncidentUpdatedV2
@@ -688,7 +696,7 @@ class AsyncWebhookHandlers:
 
         Sent when any change is made to a public incident, with the full incident payload.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_updated_v2", "no handler for")
 
     async def on_public_incident_postmortem_document_status_updated_v1(
         self, event: models.PublicIncidentPostmortemDocumentStatusUpdatedV1
@@ -697,21 +705,23 @@ class AsyncWebhookHandlers:
 
         Sent when the status of a public incident's postmortem document changes.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled(
+            "public_incident.postmortem_document_status_updated_v1", "no handler for"
+        )
 
     async def on_schedule_created_v1(self, event: models.ScheduleCreatedV1) -> None:
         """Created
 
         Sent when a new on-call schedule is set up.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.created_v1", "no handler for")
 
     async def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Deleted
 
         Sent when an on-call schedule is removed.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.deleted_v1", "no handler for")
 
     async def on_schedule_shift_change_v1(
         self, event: models.ScheduleShiftChangeV1
@@ -720,14 +730,14 @@ class AsyncWebhookHandlers:
 
         Sent when the people on call for a schedule change hands.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.shift_change_v1", "no handler for")
 
     async def on_schedule_updated_v1(self, event: models.ScheduleUpdatedV1) -> None:
         """Updated
 
         Sent when the configuration of an on-call schedule is changed.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.updated_v1", "no handler for")
 
     async def on_status_page_incident_update_shared_v1(
         self, event: models.StatusPageIncidentUpdateSharedV1
@@ -736,7 +746,7 @@ class AsyncWebhookHandlers:
 
         Sent when a status page incident update is published, including the first one.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("status_page_incident.update_shared_v1", "no handler for")
 
     async def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -751,18 +761,20 @@ class AsyncWebhookHandlers:
         """Call the ``on_*`` method of the event's type."""
         method: collections.abc.Callable[
             [typing.Any], collections.abc.Awaitable[None]
-        ] = getattr(self, HANDLER_NAMES[event.event_type])
+        ] = getattr(self, HANDLER_NAMES[events.event_type_of(event)])
         await method(event)
 
     async def handle(
-        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+        self,
+        body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+        headers: collections.abc.Mapping[str, str] | None = None,
     ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = events.parse_event(body)
+            event = events.parse_event(body, headers)
         except errors.UnknownEventType as exc:
             await self.on_unknown(exc.event_type, exc.payload)
             return

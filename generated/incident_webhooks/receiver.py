@@ -47,8 +47,8 @@ from .dedupe import (
     StoreUnavailable,
     Taken,
 )
-from .errors import InvalidPayload, InvalidSignature, UnknownEventType
-from .events import parse_event
+from .errors import InvalidPayload, InvalidSignature, UnknownEventType, WebhookError
+from .events import ENVELOPE, event_type_of, parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
 from .inbox import Failure, Inbox
 from .inbox import from_url as inbox_from_url
@@ -74,6 +74,14 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES", "DedupeStore", "InMemoryDedupeStore", "Response",
     "StoreUnavailable", "WebhookReceiver", "current_webhook_id",
 ]  # fmt: skip
+
+
+def _event_type(event: object) -> str:
+    """The event type of a parsed event, or the one a parse error names ("" if none)."""
+    if isinstance(event, WebhookError):
+        named: object = getattr(event, "event_type", "")
+        return named if isinstance(named, str) else ""
+    return event_type_of(event)
 
 
 @dataclass(frozen=True)
@@ -151,7 +159,7 @@ class WebhookReceiver:
         webhook_id, event = accepted
         claim = self._call(None, self.dedupe.claim, self._key(webhook_id, endpoint))
         if not isinstance(claim, Lease):
-            return self._refused(webhook_id, claim, event.event_type)
+            return self._refused(webhook_id, claim, _event_type(event))
         return self._run(handlers, webhook_id, event, claim, None)
 
     async def handle_async(
@@ -174,7 +182,7 @@ class WebhookReceiver:
             self.dedupe.claim, self._key(webhook_id, endpoint)
         )
         if not isinstance(lease, Lease):
-            return self._refused(webhook_id, lease, event.event_type)
+            return self._refused(webhook_id, lease, _event_type(event))
         handlers = self.handlers
         if not isinstance(handlers, AsyncWebhookHandlers):
             # A thread cannot be stopped: if this task is cancelled, the handler still runs
@@ -192,7 +200,7 @@ class WebhookReceiver:
             return await asyncio.shield(future)
         current_webhook_id.set(webhook_id)
         try:
-            with handler_run(webhook_id, event.event_type):
+            with handler_run(webhook_id, _event_type(event)):
                 if isinstance(event, UnknownEventType):
                     await handlers.on_unknown(event.event_type, event.payload)
                 else:
@@ -201,8 +209,8 @@ class WebhookReceiver:
             logger.exception(
                 "webhook-id %s: 500, the %s handler raised",
                 webhook_id,
-                event.event_type,
-                extra=answered(webhook_id, "handler_error", event.event_type),
+                _event_type(event),
+                extra=answered(webhook_id, "handler_error", _event_type(event)),
             )
             await self._settle_async(self.dedupe.release, lease)
             return _json(500, error="handler failed; incident.io will retry")
@@ -236,7 +244,7 @@ class WebhookReceiver:
         invalid = None
         if isinstance(event, InvalidPayload):
             invalid = Failure("InvalidPayload", str(event))
-        event_type = event.event_type or ""
+        event_type = _event_type(event)
         endpoint = self.endpoint if endpoint is None else endpoint
         try:
             stored = self.inbox.store(
@@ -298,13 +306,13 @@ class WebhookReceiver:
                 extra=answered(loggable_id(headers), outcome),
             )
             return _json(401, error="invalid signature")
-        webhook_id = header(headers, "webhook-id")
+        webhook_id = header(headers, ENVELOPE.id_header)
         event: Event | InvalidPayload
         try:
-            event = parse_event(body)
+            event = parse_event(body, headers)
         except (UnknownEventType, InvalidPayload) as exc:
             event = exc
-        event_type = event.event_type or ""
+        event_type = _event_type(event)
         if isinstance(event, InvalidPayload) and any(
             e.get("type") == "json_invalid" for e in event.errors
         ):
@@ -443,7 +451,7 @@ class WebhookReceiver:
         event loop an asyncio store runs on, when this runs in a worker thread."""
         current_webhook_id.set(webhook_id)
         try:
-            with handler_run(webhook_id, event.event_type):
+            with handler_run(webhook_id, _event_type(event)):
                 if isinstance(event, UnknownEventType):
                     handlers.on_unknown(event.event_type, event.payload)
                 else:
@@ -452,8 +460,8 @@ class WebhookReceiver:
             logger.exception(
                 "webhook-id %s: 500, the %s handler raised",
                 webhook_id,
-                event.event_type,
-                extra=answered(webhook_id, "handler_error", event.event_type),
+                _event_type(event),
+                extra=answered(webhook_id, "handler_error", _event_type(event)),
             )
             self._call(loop, self.dedupe.release, lease)
             return _json(500, error="handler failed; incident.io will retry")
@@ -471,8 +479,8 @@ class WebhookReceiver:
         logger.warning(
             "webhook-id %s: the %s handler was interrupted",
             webhook_id,
-            event.event_type,
-            extra=answered(webhook_id, "interrupted", event.event_type),
+            _event_type(event),
+            extra=answered(webhook_id, "interrupted", _event_type(event)),
         )
 
     def _call(
@@ -556,8 +564,8 @@ def _handled(webhook_id: str, event: Event) -> None:
     logger.info(
         "webhook-id %s: handled %s",
         webhook_id,
-        event.event_type,
-        extra=answered(webhook_id, outcome, event.event_type),
+        _event_type(event),
+        extra=answered(webhook_id, outcome, _event_type(event)),
     )
 
 

@@ -2,7 +2,8 @@
 # same in every package. Do not edit: change the generator, then run `make generate`.
 """Test your handlers and endpoints the way incident.io will call them.
 
-* :func:`sign` gives the three headers incident.io's sender (Svix) puts on a delivery;
+* :func:`sign` gives the headers the sender puts on a delivery (Standard Webhooks' three
+  for incident.io and every Svix sender; GitHub's for GitHub);
 * :func:`example` and :func:`example_body` give the spec's example of every webhook, as its
   model or as the bytes of a request body.
 
@@ -13,11 +14,14 @@ examples are read from the package's data only when first asked for.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import importlib.resources
 import json
 import secrets
 import time
 import typing
+import uuid
 from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
@@ -31,14 +35,35 @@ def sign(
     *,
     msg_id: str | None = None,
     timestamp: datetime | int | None = None,
+    event_type: str | None = None,
 ) -> dict[str, str]:
-    """``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` for ``body``, signed
-    with ``secret`` (``whsec_...``) by the Standard Webhooks library, as incident.io does.
+    """The headers the sender puts on a delivery of ``body``, signed with ``secret`` by its
+    scheme (``events.ENVELOPE``).
 
-    ``msg_id`` defaults to a new random id; ``timestamp`` to now.
+    Standard Webhooks (incident.io, Svix senders): ``webhook-id``, ``webhook-timestamp`` and
+    ``webhook-signature``, signed by the ``standardwebhooks`` library; ``timestamp`` defaults
+    to now. GitHub: ``x-github-delivery``, ``x-hub-signature-256`` and ``x-github-event``,
+    the header of ``event_type`` (``issues`` of ``issues.opened``), which is then required.
+    ``msg_id`` defaults to a new random id.
     """
+    envelope = events.ENVELOPE
     signature.check_secret(secret)
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if envelope.signature == "github":
+        if envelope.type_header is not None and not event_type:
+            raise TypeError(
+                f"sign() needs event_type=: the {envelope.type_header} header names the event"
+            )
+        digest = hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest()
+        headers = {
+            envelope.id_header: msg_id or str(uuid.uuid4()),
+            "x-hub-signature-256": "sha256=" + digest,
+            "content-type": "application/json",
+        }
+        if envelope.type_header is not None and event_type:
+            headers[envelope.type_header] = event_type.partition(".")[0]
+        return headers
+    text = raw.decode("utf-8")
     if timestamp is None:
         timestamp = int(time.time())
     at = (
@@ -48,7 +73,7 @@ def sign(
     )
     msg_id = msg_id or "msg_" + secrets.token_hex(12)
     return {
-        "webhook-id": msg_id,
+        envelope.id_header: msg_id,
         "webhook-timestamp": str(int(at.timestamp())),
         "webhook-signature": Webhook(secret).sign(msg_id, at, text),
         "content-type": "application/json",
@@ -83,4 +108,7 @@ def example_body(event_type: str) -> bytes:
 
 def example(event_type: str) -> events.WebhookEvent:
     """The spec's example of ``event_type``, parsed into its model."""
-    return events.parse_event(example_body(event_type))
+    headers = None
+    if events.ENVELOPE.type_header is not None:
+        headers = {events.ENVELOPE.type_header: event_type.partition(".")[0]}
+    return events.parse_event(example_body(event_type), headers)

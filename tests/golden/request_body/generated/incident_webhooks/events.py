@@ -13,8 +13,6 @@ import typing
 from . import _parsing
 
 if typing.TYPE_CHECKING:
-    import pydantic
-
     from . import _base
     from . import models as _models
 
@@ -30,8 +28,19 @@ _WHERE: typing.Final[dict[str, tuple[str, str]]] = {
 }
 
 
+_MODELS: typing.Final = _parsing.EventModels(_WHERE, __name__.rpartition(".")[0])
 EVENT_MODELS: typing.Final[collections.abc.Mapping[str, type[_base.WebhookModel]]] = (
-    _parsing.EventModels(_WHERE, __name__.rpartition(".")[0])
+    _MODELS
+)
+# How incident.io wraps its events, as the generator read it from the spec.
+ENVELOPE: typing.Final = _parsing.Envelope(
+    kind="incident.io",
+    type_field="event_type",
+    type_header=None,
+    action_field=None,
+    payload="event-key",
+    id_header="webhook-id",
+    signature="standard-webhooks",
 )
 MAX_JSON_DEPTH: typing.Final = _parsing.MAX_JSON_DEPTH
 # Bodies are validated by their own model's compiled validator at first, then by the union
@@ -40,7 +49,7 @@ MAX_JSON_DEPTH: typing.Final = _parsing.MAX_JSON_DEPTH
 # ``_parsing``). Set it before the first parse to move sooner (0: on the first event) or
 # never.
 PROMOTE_AFTER: int = 3_000
-_PARSER: typing.Final = _parsing.Parser(EVENT_MODELS)
+_PARSER: typing.Final = _parsing.Parser(EVENT_MODELS, ENVELOPE)
 
 
 # Hidden from type checkers: a ``__getattr__`` they can see makes every missing name ``Any``.
@@ -67,6 +76,7 @@ def preload() -> None:
 
 def parse_event(
     data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+    headers: collections.abc.Mapping[str, str] | None = None,
 ) -> WebhookEvent:
     """Validate a webhook body into the model of its event type.
 
@@ -74,5 +84,13 @@ def parse_event(
     compiled validators only; a model is built when its event type is first seen. Raises
     :class:`UnknownEventType` for an event type not in the spec this package was generated
     from, and :class:`InvalidPayload` for anything else that does not validate.
+
+    ``headers`` are not needed (incident.io's bodies name their event type); accepted so that
+    every generated package is called the same way.
     """
-    return _PARSER.parse(data, PROMOTE_AFTER)  # type: ignore[no-any-return]
+    return _PARSER.parse(data, PROMOTE_AFTER, headers)  # type: ignore[no-any-return]
+
+
+def event_type_of(event: object) -> str:
+    """The event type of a model :func:`parse_event` returned (its handler's key)."""
+    return _MODELS.event_type_of(event)

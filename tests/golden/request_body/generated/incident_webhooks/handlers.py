@@ -71,7 +71,7 @@ class WebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.membership_granted_v1", "no handler for")
 
     def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -85,19 +85,21 @@ class WebhookHandlers:
     def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
         method: collections.abc.Callable[[typing.Any], None] = getattr(
-            self, HANDLER_NAMES[event.event_type]
+            self, HANDLER_NAMES[events.event_type_of(event)]
         )
         method(event)
 
     def handle(
-        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+        self,
+        body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+        headers: collections.abc.Mapping[str, str] | None = None,
     ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = events.parse_event(body)
+            event = events.parse_event(body, headers)
         except errors.UnknownEventType as exc:
             self.on_unknown(exc.event_type, exc.payload)
             return
@@ -123,7 +125,7 @@ class AsyncWebhookHandlers:
 
         This webhook is emitted whenever a user is given access to a private incident.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("private_incident.membership_granted_v1", "no handler for")
 
     async def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -138,18 +140,20 @@ class AsyncWebhookHandlers:
         """Call the ``on_*`` method of the event's type."""
         method: collections.abc.Callable[
             [typing.Any], collections.abc.Awaitable[None]
-        ] = getattr(self, HANDLER_NAMES[event.event_type])
+        ] = getattr(self, HANDLER_NAMES[events.event_type_of(event)])
         await method(event)
 
     async def handle(
-        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+        self,
+        body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+        headers: collections.abc.Mapping[str, str] | None = None,
     ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = events.parse_event(body)
+            event = events.parse_event(body, headers)
         except errors.UnknownEventType as exc:
             await self.on_unknown(exc.event_type, exc.payload)
             return

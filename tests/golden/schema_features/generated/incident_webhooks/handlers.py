@@ -73,11 +73,11 @@ class WebhookHandlers:
         Exercises enums, nested and inline objects, arrays, nullable fields,
         free-form objects and property names with dots.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_updated_v2", "no handler for")
 
     def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Schedule deleted"""
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.deleted_v1", "no handler for")
 
     def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -91,19 +91,21 @@ class WebhookHandlers:
     def dispatch(self, event: events.WebhookEvent) -> None:
         """Call the ``on_*`` method of the event's type."""
         method: collections.abc.Callable[[typing.Any], None] = getattr(
-            self, HANDLER_NAMES[event.event_type]
+            self, HANDLER_NAMES[events.event_type_of(event)]
         )
         method(event)
 
     def handle(
-        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+        self,
+        body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+        headers: collections.abc.Mapping[str, str] | None = None,
     ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = events.parse_event(body)
+            event = events.parse_event(body, headers)
         except errors.UnknownEventType as exc:
             self.on_unknown(exc.event_type, exc.payload)
             return
@@ -130,11 +132,11 @@ class AsyncWebhookHandlers:
         Exercises enums, nested and inline objects, arrays, nullable fields,
         free-form objects and property names with dots.
         """
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("public_incident.incident_updated_v2", "no handler for")
 
     async def on_schedule_deleted_v1(self, event: models.ScheduleDeletedV1) -> None:
         """Schedule deleted"""
-        _unhandled(event.event_type, "no handler for")
+        _unhandled("schedule.deleted_v1", "no handler for")
 
     async def on_unknown(
         self, event_type: str, payload: collections.abc.Mapping[str, typing.Any]
@@ -149,18 +151,20 @@ class AsyncWebhookHandlers:
         """Call the ``on_*`` method of the event's type."""
         method: collections.abc.Callable[
             [typing.Any], collections.abc.Awaitable[None]
-        ] = getattr(self, HANDLER_NAMES[event.event_type])
+        ] = getattr(self, HANDLER_NAMES[events.event_type_of(event)])
         await method(event)
 
     async def handle(
-        self, body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any]
+        self,
+        body: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+        headers: collections.abc.Mapping[str, str] | None = None,
     ) -> None:
         """Parse a webhook body and dispatch it; an unknown event type goes to ``on_unknown``.
 
         Raises :class:`~.errors.InvalidPayload` when the body does not validate.
         """
         try:
-            event = events.parse_event(body)
+            event = events.parse_event(body, headers)
         except errors.UnknownEventType as exc:
             await self.on_unknown(exc.event_type, exc.payload)
             return
