@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import envelopes, layouts, naming, schemas
-from .checks import Checks
+from .checks import RESERVED_HANDLER_NAMES, Checks
 from .errors import json_pointer
 from .ir import (
     INCIDENT_IO,
@@ -108,6 +108,8 @@ class _Parser:
             self.reading.taken |= {naming.class_name(h.event_type) for h in layout.hooks}
         webhooks = [w for w in map(self.webhook, located) if w]
         self.check_event_types(webhooks)
+        if self.envelope.payload != "event-key":
+            webhooks = self.distinct_handlers(sorted(webhooks, key=lambda w: w.event_type))
         reachable = self.references.reachable_schemas(webhooks)
         reachable, webhooks = self.references.safe_names(reachable, webhooks)
         reachable = schemas.usable_discriminators(reachable)
@@ -145,6 +147,20 @@ class _Parser:
             seen.add(node["$ref"])
             node = self.references.resolve(node["$ref"])
         return node
+
+    def distinct_handlers(self, webhooks: list[Webhook]) -> list[Webhook]:
+        """Event types that read as one method name (``a.b`` and ``a_b``): the first in event
+        type order keeps it, the next get ``_2``, ``_3``, ... (stable: a new webhook never
+        renames an older one's method unless it sorts before it)."""
+        taken = set(RESERVED_HANDLER_NAMES)
+        named = []
+        for hook in webhooks:
+            name, number = hook.handler_name, 2
+            while name in taken:
+                name, number = f"{hook.handler_name}_{number}", number + 1
+            taken.add(name)
+            named.append(replace(hook, handler_name=name))
+        return named
 
     def check_event_types(self, webhooks: list[Webhook]) -> None:
         """Two webhooks read as one event type could not be told apart on delivery."""
@@ -358,6 +374,19 @@ class _Parser:
         schema = properties[key]
         if not isinstance(schema, Mapping):
             self.reading.problem("a schema must be an object", *resolved_at, "properties", key)
+            return None
+        beside = sorted(str(k) for k in properties if k not in ("event_type", key))
+        if beside:
+            # The event model holds event_type and the payload only: these would be read as
+            # untyped extras, never as fields, so the package would not model what the spec
+            # says the body is.
+            self.reading.problem(
+                f"the body has properties beside event_type and the payload {key!r}: "
+                f"{beside!r}; incident.io's envelope has none. To model the whole body, set "
+                '[tool.codegen.envelope] type-field = "event_type", payload = "body"',
+                *resolved_at,
+                "properties",
+            )
             return None
         return str(key), schema, (*resolved_at, "properties", str(key))
 
