@@ -564,3 +564,35 @@ def test_a_payload_at_the_nesting_limit_reads_its_bodies_and_recursion_adds_no_d
     assert code == 0, output
     parses(tmp_path, "pkg", [{"event_type": "deep_v1", "deep_v1": body},
                              {"event_type": "tree_v1", "tree_v1": {"children": [{"children": [{"children": []}]}]}}])  # fmt: skip
+
+
+# -- what GitHub's spec found in the model split and the tolerant reader -------------------
+
+
+def test_an_enum_member_named_like_a_class_does_not_import_that_class(tmp_path: Path) -> None:
+    schemas = {
+        "Team": {"type": "object", "properties": {"id": {"type": "integer"}}},
+        "Kind": {"type": "string", "enum": ["Team", "User"]},
+        "P": {"type": "object", "properties": {"kind": {"$ref": "#/components/schemas/Kind"},
+                                               "team": {"$ref": "#/components/schemas/Team"}}},
+    }  # fmt: skip
+    code, output, package = generate(spec({"a.b_v1": {"$ref": "#/components/schemas/P"}}, schemas), tmp_path)
+    assert code == 0, output
+    assert "import Team" not in (package / "models" / "kind.py").read_text()
+    lint = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ruff"), "check", "--config", str(ROOT / "pyproject.toml"), str(package)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert lint.returncode == 0, lint.stdout
+
+
+def test_a_type_for_unlisted_properties_beside_listed_ones_does_not_refuse_a_new_property(
+    tmp_path: Path,
+) -> None:
+    payload = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}},
+               "additionalProperties": {"type": "string"}}  # fmt: skip
+    code, output, package = generate(spec({"a.b_v1": payload}), tmp_path)
+    assert code == 0, output
+    # Added upstream with another type than the unlisted ones had: still read, kept as sent.
+    parses(tmp_path, "pkg", [{"event_type": "a.b_v1", "a.b_v1": {"id": "x", "new": {"n": 1}}}])
+    assert "Dict" not in "".join(p.read_text() for p in (package / "models").glob("*.py"))

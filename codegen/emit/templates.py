@@ -78,11 +78,19 @@ def render(template: str, **context: Any) -> str:
     return _ENV.get_template(template + ".jinja").render(**context)
 
 
+def isort_order(name: str) -> tuple[int, str]:
+    """isort's order (CONSTANTS, Classes, functions), as ruff's RUF022 reads it: a single
+    upper-case letter (a class ``P``) is a class, not a constant."""
+    if len(name) > 1 and name.isupper():
+        return 0, name
+    return (1 if name[0].isupper() else 2), name
+
+
 def exports(spec: Spec) -> list[str]:
     names = set(PUBLIC_NAMES)
     names.update(hook.class_name for hook in spec.webhooks)
     # isort's order (CONSTANTS, Classes, functions), the one ruff's RUF022 expects.
-    return sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
+    return sorted(names, key=isort_order)
 
 
 def render_package(
@@ -115,7 +123,7 @@ def render_models_init(spec: Spec, where: Mapping[str, str]) -> str:
     """``models/__init__.py``: every model name (``where``: class -> its module), each
     loaded with its module on first use; type checkers see them all."""
     # isort's order (CONSTANTS, Classes), the one ruff's RUF022 expects.
-    names = sorted(where, key=lambda n: (0 if n.isupper() else 1, n))
+    names = sorted(where, key=isort_order)
     return render("models/__init__.py", spec=spec, names=names, where=where)
 
 
