@@ -206,6 +206,8 @@ def test_envelopes_are_inferred_and_event_types_come_from_where_the_spec_says() 
     assert github["issues.opened"].handler_name == "on_issues_opened"
     assert github["pull_request.review_requested"].class_name == "PullRequestReviewRequested"
     assert "push" in github and "security_and_analysis" in github
+    # GitHub's schema security-and-analysis is the class SecurityAndAnalysis already.
+    assert github["security_and_analysis"].class_name == "SecurityAndAnalysisEvent"
     # An action the spec leaves open: the header alone picks the model.
     assert github["repository_dispatch"].action is None
     svix = {h.event_type: h for h in parser.parse(load("svix"), "svix").webhooks}
@@ -303,3 +305,114 @@ def test_each_vendor_package_passes_mypy_strict_and_ruff(
         cwd=root, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert lint.returncode == 0, lint.stdout[-3000:]
+
+
+def test_envelope_properties_beside_incident_ios_payload_are_refused_then_modelled(
+    tmp_path: Path,
+) -> None:
+    """g1: a body ``{event_type, organization_id, <event type>: payload}`` would have been a
+    package that drops organization_id from its models; refused with the setting that models
+    the whole body, which then reads it as a field."""
+    doc = json.loads((ROOT / "tests" / "golden" / "membership_granted" / "spec.json").read_text())
+    body = next(iter(doc["components"]["schemas"].values()))
+    for item in doc["webhooks"].values():
+        ref = item["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        body = doc["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        body["properties"]["organization_id"] = {"type": "string"}
+        body["required"] = [*body.get("required", []), "organization_id"]
+    code, output, _ = generate(doc, tmp_path / "refused")
+    assert code == 2, output
+    assert "properties beside event_type and the payload" in output and "organization_id" in output
+    assert 'type-field = "event_type", payload = "body"' in output
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(doc))
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.codegen]\nenvelope = { type-field = "event_type", payload = "body" }\n'
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        code, output = run_cli("generate", "--spec", str(spec), "--out", str(tmp_path / "out"),
+                               "--package", "pkg")  # fmt: skip
+    assert code == 0, output
+    models = "".join(p.read_text() for p in (tmp_path / "out" / "pkg" / "models").glob("*.py"))
+    assert "organization_id: str" in models
+
+
+def test_event_types_that_read_as_one_method_get_numbered_methods(tmp_path: Path) -> None:
+    doc = load("resend")
+    first = doc["webhooks"]["contact.created"]
+    doc["webhooks"]["contact_created"] = copy.deepcopy(first)
+    schemas = doc["components"]["schemas"]
+    schemas["ContactCreatedTwin"] = copy.deepcopy(schemas["ContactCreatedEvent"])
+    schemas["ContactCreatedTwin"]["properties"]["type"] = {"type": "string", "const": "contact_created"}
+    media = doc["webhooks"]["contact_created"]["post"]["requestBody"]["content"]["application/json"]
+    media["schema"] = {"$ref": "#/components/schemas/ContactCreatedTwin"}
+    hooks = {h.event_type: h for h in parser.parse(doc, "resend").webhooks}
+    assert hooks["contact.created"].handler_name == "on_contact_created"
+    assert hooks["contact_created"].handler_name == "on_contact_created_2"
+    # ContactCreated is the first's, ContactCreatedEvent a schema of the spec.
+    assert hooks["contact_created"].class_name == "ContactCreatedWebhook"
+    assert len({h.class_name for h in hooks.values()}) == len(hooks)
+
+
+HOSTILE = """
+import hashlib, hmac, json
+import pkg as p
+from pkg import receiver, signature, testing
+SECRET = "a-github-webhook-secret-of-some-length"
+body = json.dumps({"action": "created", "starred_at": None, "repository": {"id": 1,
+        "full_name": "o/r"}, "sender": {"login": "u", "id": 2}}).encode()
+good = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+base = {"X-GitHub-Event": "star", "X-GitHub-Delivery": "d-1"}
+got = receiver.WebhookReceiver([SECRET, "another-secret-being-rotated-in"], p.WebhookHandlers())
+results = {}
+for name, value in {
+    "good": good, "upper-case hex": good.upper().replace("SHA256", "sha256"),
+    "no scheme": good[7:], "sha1": "sha1=" + good[7:], "short": good[:-1], "long": good + "0",
+    "not hex": good[:-1] + "g", "non-ascii": good[:-1] + "\\u00e9", "empty": "",
+    "other secret": "sha256=" + hmac.new(b"x" * 20, body, hashlib.sha256).hexdigest(),
+    "huge": "sha256=" + "0" * 10000,
+}.items():
+    results[name] = got.handle(body, {**base, "X-Hub-Signature-256": value}).status
+results["no signature"] = got.handle(body, base).status
+results["no delivery id"] = got.handle(body, {"X-GitHub-Event": "star", "X-Hub-Signature-256": good}).status
+results["no event header"] = got.handle(body, {"X-GitHub-Delivery": "d-2", "X-Hub-Signature-256": good}).status
+results["rotated"] = got.handle(body, {**base, "X-GitHub-Delivery": "d-3", "X-Hub-Signature-256":
+    "sha256=" + hmac.new(b"another-secret-being-rotated-in", body, hashlib.sha256).hexdigest()}).status
+for weak in ("short", " a-github-webhook-secret-of-some-length", ""):
+    try:
+        receiver.WebhookReceiver(weak, p.WebhookHandlers())
+    except ValueError as exc:
+        results["secret " + repr(weak)] = str(exc)[:40]
+try:
+    p.parse_event(body)
+except TypeError as exc:
+    results["no headers"] = "TypeError"
+try:
+    p.parse_event(body, {"X-GitHub-Event": "star", "x": "y"} | {"X-GitHub-Event": "fork"})
+except p.UnknownEventType as exc:
+    results["unknown"] = exc.event_type
+try:
+    p.parse_event(body.replace(b"created", b"renamed"), {"x-github-event": "star"})
+except p.UnknownEventType as exc:
+    results["unknown action"] = exc.event_type
+print(json.dumps(results))
+"""
+
+
+def test_github_signatures_are_checked_strictly_and_in_constant_time_form(tmp_path: Path) -> None:
+    doc = json.loads((ROOT / "tests" / "golden" / "envelope_github" / "spec.json").read_text())
+    code, output, _ = generate(doc, tmp_path)
+    assert code == 0, output
+    result = python(tmp_path, HOSTILE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.splitlines()[-1])
+    assert got.pop("good") == 200 and got.pop("rotated") == 200
+    assert got.pop("upper-case hex") == 200  # hex is hex in either case
+    assert got.pop("no event header") == 400  # verified, but no event can be read
+    assert got.pop("no headers") == "TypeError"
+    assert got.pop("unknown") == "fork"
+    assert got.pop("unknown action") == "star.renamed"
+    secrets = {k: got.pop(k) for k in list(got) if k.startswith("secret ")}
+    assert len(secrets) == 3, secrets
+    assert set(got.values()) == {401}, got
