@@ -81,15 +81,22 @@ def format_files(files: Mapping[str, str], package: str) -> dict[str, str]:
 def format_halves(
     first: Mapping[str, str], second: Mapping[str, str], package: str
 ) -> dict[str, str]:
-    """Both sets of files formatted: for a large project ``first`` in a forked worker while
-    ``second`` is formatted here (formatting is the slowest step). Same bytes either way.
-    """
-    overlap = min(sum(map(len, first.values())), sum(map(len, second.values())))
-    with _formatter(overlap >= PARALLEL_FORMAT_CHARS) as pool:
-        pending = pool.submit(format_files, first, package) if pool else None
-        formatted = format_files(second, package)
-        formatted |= pending.result() if pending else format_files(first, package)
-    return formatted
+    """Both sets of files formatted, for a large project in two halves of about the same
+    size, one in a forked worker (formatting is the slowest step: GitHub's 4,500 model
+    modules are most of its generation). Same bytes either way."""
+    files = {**first, **second}
+    halves: tuple[dict[str, str], dict[str, str]] = ({}, {})
+    sizes = [0, 0]
+    # Largest first, each to the lighter half: balanced, and the same split every run.
+    for name in sorted(files, key=lambda n: (-len(files[n]), n)):
+        lighter = 0 if sizes[0] <= sizes[1] else 1
+        halves[lighter][name] = files[name]
+        sizes[lighter] += len(files[name])
+    with _formatter(min(sizes) >= PARALLEL_FORMAT_CHARS) as pool:
+        pending = pool.submit(format_files, halves[0], package) if pool else None
+        formatted = format_files(halves[1], package)
+        formatted |= pending.result() if pending else format_files(halves[0], package)
+    return {name: formatted[name] for name in files}
 
 
 @contextlib.contextmanager
