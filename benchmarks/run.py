@@ -31,6 +31,7 @@ from benchmarks.receive import bench_receive
 from benchmarks.report import cpu_model, render, targets
 from benchmarks.scale import bench_scale
 from benchmarks.stores import bench_stores
+from benchmarks.vendors import bench_vendors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             "import": bench_import(),
             "size": bench_size(),
             "scale": bench_scale(Path(scratch)),
+            "vendors": bench_vendors(Path(scratch)),
         }
     results["environment"] = {
         "cpu": cpu_model(),
