@@ -113,6 +113,7 @@ class _Parser:
         reachable = self.references.reachable_schemas(webhooks)
         reachable, webhooks = self.references.safe_names(reachable, webhooks)
         reachable = schemas.usable_discriminators(reachable)
+        reachable = schemas.intersections_without_unions(reachable)
         self.checks.check_names(webhooks, set(reachable))
         self.checks.check_nesting(webhooks, reachable)
         if self.reading.problems:

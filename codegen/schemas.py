@@ -283,3 +283,36 @@ def usable_discriminators(found: Mapping[str, Schema]) -> dict[str, Schema]:
         return out
 
     return {name: fix(schema) for name, schema in found.items()}
+
+
+def _is_union(schema: Any, found: Mapping[str, Schema]) -> bool:
+    """A ``oneOf``/``anyOf`` and nothing else (directly or through a ``$ref``)."""
+    seen: set[str] = set()
+    while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and len(schema) == 1:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+        if name in seen:
+            return False
+        seen.add(name)
+        schema = found.get(name)
+    if not isinstance(schema, Mapping):
+        return False
+    return any(k in schema for k in ("oneOf", "anyOf")) and not schema.get("properties")
+
+
+def intersections_without_unions(found: Mapping[str, Schema]) -> dict[str, Schema]:
+    """The schemas with every union dropped from an ``allOf`` that has other members: the model
+    generator makes an ``allOf`` a class with a base per member, and a union cannot be one (a
+    union of the other member's own class made ``class X(Person, Person)``, a package that
+    fails at import). The model then checks the other members only: it accepts what the spec
+    accepts, and more, as a tolerant reader may."""
+
+    def fix(schema: Schema) -> dict[str, Any]:
+        out = map_subschemas(schema, fix)
+        members = out.get("allOf")
+        if isinstance(members, list) and len(members) > 1:
+            kept = [m for m in members if not _is_union(m, found)]
+            if kept and len(kept) < len(members):
+                out["allOf"] = kept
+        return out
+
+    return {name: fix(schema) for name, schema in found.items()}

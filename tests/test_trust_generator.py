@@ -596,3 +596,18 @@ def test_a_type_for_unlisted_properties_beside_listed_ones_does_not_refuse_a_new
     # Added upstream with another type than the unlisted ones had: still read, kept as sent.
     parses(tmp_path, "pkg", [{"event_type": "a.b_v1", "a.b_v1": {"id": "x", "new": {"n": 1}}}])
     assert "Dict" not in "".join(p.read_text() for p in (package / "models").glob("*.py"))
+
+
+def test_an_intersection_with_a_union_generates_a_package_that_imports(tmp_path: Path) -> None:
+    """``allOf: [Person, oneOf: [Person, Circle]]`` made ``class X(Person, Person)`` (a
+    TypeError at import, found by the diff's fuzzer, seed 5096)."""
+    schemas = {
+        "Person": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+        "Circle": {"type": "object", "required": ["radius"], "properties": {"radius": {"type": "number"}}},
+        "Either": {"oneOf": [{"$ref": "#/components/schemas/Person"}, {"$ref": "#/components/schemas/Circle"}]},
+    }  # fmt: skip
+    payload = {"type": "object", "properties": {"who": {"allOf": [
+        {"$ref": "#/components/schemas/Person"}, {"$ref": "#/components/schemas/Either"}]}}}  # fmt: skip
+    code, output, _ = generate(spec({"a.b_v1": payload}, schemas), tmp_path)
+    assert code == 0, output
+    parses(tmp_path, "pkg", [{"event_type": "a.b_v1", "a.b_v1": {"who": {"name": "n"}}}])
