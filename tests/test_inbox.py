@@ -622,3 +622,94 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(in
     assert {r.webhook_id for r in inbox.rows(limit=10)} == {"parent-1", "child-1", "parent-2"}
 
 
+
+
+# -- group commit: concurrent deliveries share one transaction ---------------------------
+
+
+def test_a_batch_whose_commit_fails_fails_each_of_its_deliveries_and_stores_none(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path, timeout=10)
+    setup = sqlite3.connect(path)
+    setup.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON webhook_inbox WHEN NEW.webhook_id = 'msg_poison' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+    )
+    setup.commit()
+    # Another connection holds the write lock: the first delivery's commit waits for it,
+    # and every delivery that arrives meanwhile queues for the next commit.
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    results: dict[str, object] = {}
+
+    def store(webhook_id: str) -> None:
+        try:
+            results[webhook_id] = inbox.store("e", webhook_id, "t", b"{}", {})
+        except Exception as exc:  # noqa: BLE001 - the answer under test
+            results[webhook_id] = exc
+
+    first = threading.Thread(target=store, args=("msg_first",))
+    first.start()
+    while not inbox._batches._committing:
+        time.sleep(0.005)
+    rest = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
+    threads = [threading.Thread(target=store, args=(i,)) for i in rest]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(inbox._batches._queue) < len(rest) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(inbox._batches._queue) == len(rest)  # one batch of seven, queued
+    blocker.execute("ROLLBACK")
+    for thread in [first, *threads]:
+        thread.join(30)
+    assert results["msg_first"] is True
+    # The poisoned row failed its batch: each of its seven deliveries is told (a 503 to
+    # Svix, which sends it again), none of them is stored.
+    assert all(isinstance(results[i], InboxUnavailable) for i in rest), results
+    stored = {row[0] for row in setup.execute("SELECT webhook_id FROM webhook_inbox")}
+    assert stored == {"msg_first"}
+    # Sent again, alone, each is stored; the poisoned one fails alone.
+    assert all(inbox.store("e", i, "t", b"{}", {}) for i in rest[:-1])
+    with pytest.raises(InboxUnavailable):
+        inbox.store("e", "msg_poison", "t", b"{}", {})
+
+
+KILLED_MID_BATCH = """
+import os, sys, threading
+from incident_webhooks.inbox import SQLiteInbox
+inbox = SQLiteInbox(sys.argv[1])
+
+def store(worker):
+    number = 0
+    while True:
+        number += 1
+        webhook_id = f"msg_{worker}_{number}"
+        if inbox.store("e", webhook_id, "t", b"{}", {}):
+            os.write(1, (webhook_id + "\\n").encode())  # answered 2xx
+
+for worker in range(16):
+    threading.Thread(target=store, args=(worker,), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_a_kill_in_the_middle_of_batched_commits_loses_no_delivery_answered_stored(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    SQLiteInbox(path)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_BATCH, str(path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert child.stdout is not None
+    answered: list[str] = []
+    while len(answered) < 500:
+        line = child.stdout.readline()
+        assert line, child.stderr.read() if child.stderr else ""
+        answered.append(line.decode().strip())
+    os.kill(child.pid, signal.SIGKILL)
+    answered += [line.decode().strip() for line in child.stdout.readlines()]
+    child.wait(10)
+    with sqlite3.connect(path) as db:
+        stored = {row[0] for row in db.execute("SELECT webhook_id FROM webhook_inbox")}
+    assert set(answered) <= stored

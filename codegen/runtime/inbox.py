@@ -168,6 +168,76 @@ _INBOXES: weakref.WeakSet[Inbox] = weakref.WeakSet()
 _LEFT_BEHIND: list[object] = []
 
 
+class _Pending:
+    __slots__ = ("done", "error", "item", "result")
+
+    def __init__(self, item: typing.Any) -> None:
+        self.item = item
+        self.done = False
+        self.result: typing.Any = None
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Group commit: a caller that finds no commit under way commits its own item and every
+    item queued by then, in one transaction (at most ``MAX_BATCH``); callers that arrive
+    meanwhile queue, and the next of them to wake commits theirs. Each caller returns only
+    once its own item's transaction has ended, with its own result or the batch's error.
+    A flush to disk costs the same for one row as for fifty, so concurrent deliveries share
+    it instead of queueing for one each."""
+
+    MAX_BATCH = 64
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._queue: list[_Pending] = []
+        self._committing = False
+
+    def run(
+        self,
+        commit: typing.Callable[[list[typing.Any]], list[typing.Any]],
+        item: typing.Any,
+    ) -> typing.Any:
+        mine = _Pending(item)
+        ran_mine = False  # whether this thread ran the commit its own item was in
+        with self._changed:
+            self._queue.append(mine)
+            while not mine.done:
+                if self._committing:
+                    self._changed.wait()
+                    continue
+                self._committing = True
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+                ran_mine = mine in batch
+                self._changed.release()
+                try:
+                    results = commit([p.item for p in batch])
+                    for pending, result in zip(batch, results, strict=True):
+                        pending.result = result
+                # Whatever ends the commit ends it for every row of the batch; each of
+                # its callers raises it below.
+                except BaseException as exc:  # noqa: BLE001
+                    for pending in batch:
+                        pending.error = exc
+                finally:
+                    self._changed.acquire()
+                    for pending in batch:
+                        pending.done = True
+                    self._committing = False
+                    self._changed.notify_all()
+        error = mine.error
+        if error is None:
+            return mine.result
+        if ran_mine:
+            raise error
+        # Another caller's commit failed with this row in it: raised here as this caller's
+        # own error (one exception object raised in two threads would share a traceback).
+        raise InboxUnavailable(
+            f"the batch this delivery was committed in failed: {error}"
+        ) from error
+
+
 def _after_fork_in_child() -> None:
     for inbox in list(_INBOXES):
         inbox._after_fork()
@@ -193,6 +263,7 @@ class Inbox(abc.ABC):
         self._local = threading.local()
         # Set when this process stores a row, so that an in-process worker starts at once.
         self._stored = threading.Event()
+        self._batches = _GroupCommit()
         _INBOXES.add(self)
         if not create and not self._exists():
             raise InboxMissing(f"there is no inbox in {self!r} (no {TABLE}_meta table)")
@@ -209,6 +280,8 @@ class Inbox(abc.ABC):
         _LEFT_BEHIND.append(self._local)
         self._local = threading.local()
         self._stored = threading.Event()
+        # A batch another thread was committing at the fork is not this process's to answer.
+        self._batches = _GroupCommit()
 
     # -- what a subclass provides ----------------------------------------------------------
 
@@ -297,11 +370,25 @@ class Inbox(abc.ABC):
         # A pending row wakes other processes' idle workers (PostgreSQL: NOTIFY, sent with
         # the commit); an invalid one waits for a replay.
         statement = self.SQL.store_and_notify if invalid is None else self.SQL.store
-        with self._one_statement() as db:
-            stored = bool(db.execute(statement, row).fetchall())
+        stored = bool(self._batches.run(self._store_batch, (statement, row)))
         if stored:
             self._stored.set()
         return stored
+
+    def _store_batch(
+        self, batch: list[tuple[str, dict[str, typing.Any]]]
+    ) -> list[bool]:
+        """The rows of concurrent ``store`` calls, in one transaction: one commit (one
+        flush to disk) for all of them. Whatever fails, fails the whole batch, and each of
+        its callers gets the error: nothing is answered stored that was not committed.
+        """
+        if len(batch) == 1:
+            with self._one_statement() as db:
+                return [bool(db.execute(batch[0][0], batch[0][1]).fetchall())]
+        with self.transaction() as db:
+            return [
+                bool(db.execute(statement, row).fetchall()) for statement, row in batch
+            ]
 
     def _announce(self, db: typing.Any) -> None:
         """Tell other processes' idle workers, inside the transaction (PostgreSQL)."""
