@@ -99,5 +99,9 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 # Never part of `make test`: timings on a shared machine are for reading, not for asserting.
-bench: $(BENCH_STAMP) servers ## Benchmarks (34 and 340 webhooks, the SDK, orjson, the stores, the inbox) -> build/bench/ (untracked)
+bench: $(BENCH_STAMP) servers ## Benchmarks (34 and 340 webhooks, the SDK, orjson, the stores, the inbox, bursts through HTTP, GitHub's spec) -> build/bench/ (untracked)
+	@# wrk, the load generator of the burst bench (C: it needs a fraction of a core).
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk is missing (Debian: apt-get install wrk): the burst rows are left out"
 	$(BIN)/python benchmarks/run.py

@@ -208,6 +208,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         *(render_inbox(results["inbox"]) if "inbox" in results else []),
         *(render_vendors(results["vendors"]) if "vendors" in results else []),
+        *(render_burst(results["burst"]) if "burst" in results else []),
         *([(f"Receiving with metrics on (Prometheus counters and histograms) takes {results['metrics']['on_over_off']['median']:.3f}× "
            "the time with them off (alternating bursts, the same signed delivery)."), ""] if "metrics" in results else []),
         "## Reproduce",
@@ -263,6 +264,63 @@ def scale_rows(scale: dict[str, Any]) -> list[str]:
         f"| time the union saves per event, large / small | {both(saved_cell)} |",
         f"| events for the union to pay for itself, large / small | {both(break_even_cell)} |",
         f"| `PROMOTE_AFTER` in the generated package | {both(lambda r: format(r['promote_after'], ','))} |",
+    ]
+
+
+def render_burst(b: dict[str, Any]) -> list[str]:
+    nothing = b["do_nothing"]
+    lines = [
+        "## Bursts through the real HTTP server",
+        "",
+        (f"`serve --inbox URL --no-worker --workers 2` under {b['connections']} concurrent keep-alive "
+         f"connections from `wrk` for {b['seconds']} s, each request a pre-signed unique delivery of "
+         "incident_created_v2 (~2.3 KB), against a bare sequential INSERT + COMMIT loop on the same "
+         "database with the inbox's durability (SQLite WAL + synchronous=FULL; PostgreSQL "
+         f"fsync={b['postgres_settings']['fsync']}, synchronous_commit="
+         f"{b['postgres_settings']['synchronous_commit']}, read with SHOW). The load generator against "
+         f"a do-nothing app on the same stack (uvicorn, uvloop, httptools, 2 processes): "
+         f"{nothing['per_second']:,.0f} requests/s, p99 {nothing['p99_ms']:.1f} ms: it is not the limit."),
+        "",
+        "| | SQLite | PostgreSQL |",
+        "|---|---|---|",
+        f"| bare INSERT + COMMIT, rows/s | {b['bare_per_second']['sqlite']:,.0f} | {b['bare_per_second']['postgres']:,.0f} |",
+    ]
+    s, p = b["sqlite"], b["postgres"]
+    lines += [
+        f"| `serve` stores, deliveries/s | {s['ingest']['stored_per_second']:,.0f} ({s['ingest_over_bare']:.2f}×) | {p['ingest']['stored_per_second']:,.0f} ({p['ingest_over_bare']:.2f}×) |",
+        f"| p50 / p99 answer, ms | {s['ingest']['p50_ms']:.0f} / {s['ingest']['p99_ms']:.0f} | {p['ingest']['p50_ms']:.0f} / {p['ingest']['p99_ms']:.0f} |",
+        f"| answers that were not 2xx | {s['ingest']['non_2xx']} | {p['ingest']['non_2xx']} |",
+        f"| 2 workers drain 1,000 pending (no-op handler), rows/s | {s['drain_1000']['per_second']:,.0f} ({s['drain_1000_over_bare']:.2f}×) | {p['drain_1000']['per_second']:,.0f} ({p['drain_1000_over_bare']:.2f}×) |",
+        f"| 2 workers drain 20,000 pending, rows/s | {s['drain_20000']['per_second']:,.0f} ({s['drain_20000_over_bare']:.2f}×) | {p['drain_20000']['per_second']:,.0f} ({p['drain_20000_over_bare']:.2f}×) |",
+        f"| drain at 20,000 over at 1,000 | {s['drain_20000_over_1000']:.2f}× | {p['drain_20000_over_1000']:.2f}× |",
+        "",
+        ("Where the time goes. Ingest is CPU-bound in the receiving processes, about 1 ms of Python "
+         "per delivery past the HTTP stack (verification, validation of the body, the inbox's "
+         "statements, the thread hop): the stack itself answers 30× faster. Concurrent deliveries of "
+         "a process share one commit (group commit), so the flush is no longer the limit; on SQLite "
+         "two processes also take turns at the file's write lock, whose busy handler sleeps in steps "
+         "of milliseconds (the p99). The drain commits each row's outcome in its own transaction: "
+         "its rate is the per-row cost of claim, handler, record, and does not fall with the backlog "
+         "(the claim reads the partial index of due rows)."),
+        "",
+    ]
+    return lines
+
+
+def burst_targets(b: dict[str, Any]) -> list[dict[str, Any]]:
+    def row(target: str, value: float, ok: bool, unit: str = "×") -> dict[str, Any]:
+        return {"target": target, "measured": f"{value:.2f}{unit}", "met": ok, "before": ""}
+
+    s, p = b["sqlite"], b["postgres"]
+    return [
+        row("burst ingest through HTTP ≥ 1× bare INSERT + COMMIT (SQLite)", s["ingest_over_bare"], s["ingest_over_bare"] >= 1),
+        row("burst ingest through HTTP ≥ 1.5× bare (PostgreSQL, fsync on)", p["ingest_over_bare"], p["ingest_over_bare"] >= 1.5),
+        row("burst p99 ≤ 250 ms (SQLite)", s["ingest"]["p99_ms"], s["ingest"]["p99_ms"] <= 250, " ms"),
+        row("burst p99 ≤ 250 ms (PostgreSQL)", p["ingest"]["p99_ms"], p["ingest"]["p99_ms"] <= 250, " ms"),
+        row("drain ≥ 1× bare (SQLite, 1,000 pending)", s["drain_1000_over_bare"], s["drain_1000_over_bare"] >= 1),
+        row("drain ≥ 1× bare (PostgreSQL, 1,000 pending)", p["drain_1000_over_bare"], p["drain_1000_over_bare"] >= 1),
+        row("drain at 20,000 pending ≥ 1/1.2 of at 1,000 (SQLite)", s["drain_20000_over_1000"], s["drain_20000_over_1000"] >= 1 / 1.2),
+        row("drain at 20,000 pending ≥ 1/1.2 of at 1,000 (PostgreSQL)", p["drain_20000_over_1000"], p["drain_20000_over_1000"] >= 1 / 1.2),
     ]
 
 
@@ -329,6 +387,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("import ≥10× faster than the SDK's", i["sdk_over_ours"], i["sdk_over_ours"]["median"] >= 10),
         *(inbox_targets(results["inbox"]) if "inbox" in results else []),
         *(vendor_targets(results["vendors"]) if "vendors" in results else []),
+        *(burst_targets(results["burst"]) if "burst" in results else []),
         *([row("receive path with metrics on ≤ 1.1× off", m, m["median"] <= 1.1)]
           if (m := results.get("metrics", {}).get("on_over_off")) else []),
     ]

@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.burst import bench_burst, wrk_available
 from benchmarks.common import DEFAULT_OUTPUT, PACKAGE, ROUNDS
 from benchmarks.generation import bench_generation
 from benchmarks.imports import bench_import, bench_size
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             "scale": bench_scale(Path(scratch)),
             "vendors": bench_vendors(Path(scratch)),
         }
+        if wrk_available():
+            results["burst"] = bench_burst(Path(scratch))
     results["environment"] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

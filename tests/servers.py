@@ -244,9 +244,11 @@ class PostgresServer:
     """A PostgreSQL cluster of its own in ``folder``, on a free port of 127.0.0.1, started
     and stopped by the tests. PostgreSQL refuses to run as root: as root, the cluster
     belongs to the ``postgres`` user (Debian's package creates it) and runs as that user.
-    ``fsync=off``: these tests are about concurrency and outages, not power cuts."""
+    ``fsync=off``: these tests are about concurrency and outages, not power cuts; ``durable``
+    keeps PostgreSQL's defaults (fsync and synchronous_commit on), for the benchmarks."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, durable: bool = False) -> None:
+        self.durable = durable
         self.folder = folder
         self.data = folder / "data"
         self.port = free_port()
@@ -279,7 +281,7 @@ class PostgresServer:
         self.process = subprocess.Popen(
             [postgres_binary("postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
-             "-c", "fsync=off", "-c", "max_connections=200"],
+             *(() if self.durable else ("-c", "fsync=off")), "-c", "max_connections=200"],
             stdout=log, stderr=log, **self._as,
         )  # fmt: skip
         wait_until(self.answers, "PostgreSQL")

@@ -1,0 +1,310 @@
+"""Bursts through the real HTTP server: ``serve --inbox URL --no-worker --workers 2`` under 32
+concurrent keep-alive connections from ``wrk`` (a C load generator), pre-signed unique
+deliveries, against a bare sequential INSERT + COMMIT loop on the same database with the
+inbox's own durability (SQLite WAL + synchronous=FULL; PostgreSQL with fsync and
+synchronous_commit on, checked with SHOW). The load generator is measured against a
+do-nothing app on the same HTTP stack in the same run, to show it is not the limit. Then
+the drain: two worker processes with a no-op handler, timed from the first claim, at 1,000
+and 20,000 rows pending."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import LARGE, ROOT, SECRET, example
+
+CONNECTIONS = 32
+SECONDS = 6
+DELIVERIES = 24_000
+DRAIN_SIZES = (1_000, 20_000)
+BARE_ROWS = 2_000
+WRK_SCRIPT = """
+local reqs, i, threads = {}, 0, 0
+function setup(thread) thread:set("id", threads); threads = threads + 1 end
+function init(args)
+  local f = io.open(args[1], "r")
+  local n = 0
+  for line in f:lines() do
+    n = n + 1
+    if n % 2 == id then
+      local mid, ts, sig, body = line:match("([^\\t]+)\\t([^\\t]+)\\t([^\\t]+)\\t(.*)")
+      reqs[#reqs + 1] = wrk.format("POST", nil, {["webhook-id"] = mid, ["webhook-timestamp"] = ts,
+        ["webhook-signature"] = sig, ["content-type"] = "application/json"}, body)
+    end
+  end
+  f:close()
+end
+function request() i = i + 1; if i > #reqs then i = 1 end; return reqs[i] end
+"""
+# The same HTTP stack as `serve` (uvicorn, uvloop, httptools, two processes), answering
+# every request at once: the most the load generator and the stack can do on this machine.
+NOTHING_APP = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+"""
+NOOP_HANDLERS = """
+from incident_webhooks import WebhookHandlers
+
+class Noop(WebhookHandlers):
+    def dispatch(self, event):
+        pass
+"""
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(port: int, timeout: float = 30) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return  # answered, with whatever status
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+@contextmanager
+def _process(command: list[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
+    try:
+        yield process
+    finally:
+        with_group = os.getpgid(process.pid)
+        os.killpg(with_group, signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(with_group, signal.SIGKILL)
+            process.wait()
+
+
+def _wrk(port: int, script: Path, deliveries: Path, seconds: int = SECONDS) -> dict[str, float]:
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/webhooks", "--", str(deliveries)],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    )  # fmt: skip
+    out = done.stdout
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if found is None:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    total = re.search(r"(\d+) requests in ([\d.]+)s", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert total is not None, out
+    return {
+        "requests": int(total.group(1)), "seconds": float(total.group(2)),
+        "per_second": int(total.group(1)) / float(total.group(2)),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0, "p50_ms": ms("50"), "p99_ms": ms("99"),
+    }  # fmt: skip
+
+
+def _sign_deliveries(target: Path, count: int, prefix: str) -> None:
+    from incident_webhooks.testing import sign
+
+    body = example(LARGE)
+    text = body.decode()
+    with target.open("w") as out:
+        for n in range(count):
+            headers = sign(body, SECRET, msg_id=f"msg_{prefix}_{n}")
+            out.write(f"{headers['webhook-id']}\t{headers['webhook-timestamp']}\t"
+                      f"{headers['webhook-signature']}\t{text}\n")  # fmt: skip
+
+
+def _bare_sqlite(path: Path, body: bytes) -> float:
+    """Rows per second, one INSERT + COMMIT each, with the inbox's pragmas."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, webhook_id TEXT UNIQUE, body BLOB)")
+    started = time.perf_counter()
+    for n in range(BARE_ROWS):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (webhook_id, body) VALUES (?, ?)", (f"bare_{n}", body))
+        db.execute("COMMIT")
+    spent = time.perf_counter() - started
+    db.close()
+    return BARE_ROWS / spent
+
+
+def _bare_postgres(url: str, body: bytes) -> float:
+    """Rows per second, one autocommitted INSERT each: one round trip, one commit."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, webhook_id TEXT UNIQUE, body BYTEA)")
+        started = time.perf_counter()
+        for n in range(BARE_ROWS):
+            db.execute("INSERT INTO t (webhook_id, body) VALUES (%s, %s)", (f"bare_{n}", body))
+        return BARE_ROWS / (time.perf_counter() - started)
+
+
+def _stored(inbox_url: str) -> int:
+    from incident_webhooks.inbox import from_url
+
+    inbox = from_url(inbox_url)
+    with inbox.transaction() as db:
+        return int(db.execute("SELECT COUNT(*) FROM webhook_inbox").fetchone()[0])
+
+
+def _ingest(scratch: Path, name: str, inbox_url: str, script: Path, deliveries: Path) -> dict[str, Any]:
+    port = _free_port()
+    command = [sys.executable, "-m", "incident_webhooks", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "2", "--inbox", inbox_url, "--no-worker"]  # fmt: skip
+    with _process(command, {"INCIDENT_WEBHOOK_SECRET": SECRET}, scratch):
+        _wait_http(port)
+        result = _wrk(port, script, deliveries)
+    result["stored"] = _stored(inbox_url)
+    result["stored_per_second"] = result["stored"] / result["seconds"]
+    return result
+
+
+def _fill(inbox_url: str, rows: int) -> None:
+    """``rows`` pending deliveries, stored through the inbox in batches (as a burst would)."""
+    from incident_webhooks.inbox import from_url
+
+    inbox = from_url(inbox_url)
+    body = example(LARGE)
+    sql = inbox.SQL.store
+    now = time.time()
+    for start in range(0, rows, 500):
+        batch = []
+        for n in range(start, min(rows, start + 500)):
+            batch.append((sql, {
+                "endpoint": "default", "webhook_id": f"msg_fill_{n}",
+                "event_type": "public_incident.incident_created_v2", "body": body,
+                "headers": "{}", "received_at": now, "state": "pending", "next_attempt_at": now,
+                "updated_at": now, "last_error_type": None, "last_error_message": None,
+            }))  # fmt: skip
+        inbox._store_batch(batch)
+
+
+def _drain(scratch: Path, inbox_url: str, rows: int) -> dict[str, float]:
+    """Two worker processes, no-op handler: rows per second from the first claim (the first
+    attempt's start, as the inbox records it) to the last row done."""
+    _fill(inbox_url, rows)
+    handlers = scratch / "noop_handlers.py"
+    handlers.write_text(NOOP_HANDLERS)
+    command = [sys.executable, "-m", "incident_webhooks", "worker", "--inbox", inbox_url,
+               "--handlers", "noop_handlers:Noop"]  # fmt: skip
+    env = {"PYTHONPATH": f"{scratch}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    from incident_webhooks.inbox import from_url
+
+    inbox = from_url(inbox_url)
+    started = None
+    with _process(command, env, scratch), _process(command, env, scratch):
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            with inbox.transaction() as db:
+                pending, left = db.execute(
+                    "SELECT SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),"
+                    " SUM(CASE WHEN state != 'done' THEN 1 ELSE 0 END) FROM webhook_inbox"
+                ).fetchone()
+            if started is None and (pending or 0) < rows:
+                started = time.time()  # the first claim, within one poll
+            if not left:
+                break
+            time.sleep(0.002 if started is None else 0.05)
+    with inbox.transaction() as db:
+        (last,) = db.execute("SELECT MAX(finished_at) FROM webhook_inbox_attempts").fetchone()
+    assert started is not None
+    return {"rows": rows, "seconds": last - started, "per_second": rows / (last - started)}
+
+
+def bench_burst(scratch: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from servers import PostgresServer
+
+    script = scratch / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    body = example(LARGE)
+    results: dict[str, Any] = {"connections": CONNECTIONS, "seconds": SECONDS}
+    # The load generator's own ceiling, on the same stack with nothing behind it.
+    nothing = scratch / "nothing_app.py"
+    nothing.write_text(NOTHING_APP)
+    deliveries = scratch / "nothing.tsv"
+    _sign_deliveries(deliveries, 2_000, "nothing")
+    port = _free_port()
+    command = [sys.executable, "-m", "uvicorn", "nothing_app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    with _process(command, {"PYTHONPATH": str(scratch)}, scratch):
+        _wait_http(port)
+        results["do_nothing"] = _wrk(port, script, deliveries)
+    with PostgresServer(scratch / "pg-burst", durable=True) as server:
+        import psycopg
+
+        with psycopg.connect(server.url, autocommit=True) as db:
+            settings = {k: db.execute(f"SHOW {k}").fetchone()[0] for k in ("fsync", "synchronous_commit")}
+            for name in ("bare", "ingest", "drain1000", "drain20000"):
+                db.execute(f"CREATE DATABASE {name}")
+        results["postgres_settings"] = settings
+        base = server.url.rsplit("/", 1)[0]
+        databases = {
+            "sqlite": {k: f"sqlite:///{scratch}/burst-{k}.db" for k in ("ingest", "drain1000", "drain20000")},
+            "postgres": {k: f"{base}/{k}" for k in ("ingest", "drain1000", "drain20000")},
+        }
+        results["bare_per_second"] = {
+            "sqlite": _bare_sqlite(scratch / "burst-bare.db", body),
+            "postgres": _bare_postgres(f"{base}/bare", body),
+        }
+        for name, urls in databases.items():
+            deliveries = scratch / f"{name}.tsv"
+            _sign_deliveries(deliveries, DELIVERIES, name)
+            results[name] = {"ingest": _ingest(scratch, name, urls["ingest"], script, deliveries)}
+            for rows in DRAIN_SIZES:
+                results[name][f"drain_{rows}"] = _drain(scratch, urls[f"drain{rows}"], rows)
+    for name in ("sqlite", "postgres"):
+        bare = results["bare_per_second"][name]
+        r = results[name]
+        r["ingest_over_bare"] = r["ingest"]["stored_per_second"] / bare
+        r["drain_1000_over_bare"] = r["drain_1000"]["per_second"] / bare
+        r["drain_20000_over_bare"] = r["drain_20000"]["per_second"] / bare
+        r["drain_20000_over_1000"] = r["drain_20000"]["per_second"] / r["drain_1000"]["per_second"]
+    return results
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        print(json.dumps(bench_burst(Path(folder)), indent=1))
