@@ -9,36 +9,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .runtime import _parsing
+
 # JSON Schema, as plain data. References always have the form ``#/components/schemas/<name>``.
 Schema = Mapping[str, Any]
 SCHEMA_PREFIX = "#/components/schemas/"
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """How a vendor wraps its events: where a delivery says which event it is, where the
-    payload sits, which header names the delivery and how it is signed. Read once (inferred
-    or configured, see ``codegen.envelopes``); the emitters and, through what they generate,
-    the runtime work from it alone.
-    """
-
-    # "incident.io", "standard-webhooks", "github", or "custom" (fields set one by one).
-    kind: str
-    # The body property that names the event type (``event_type``, ``type``), or None when
-    # a header does.
-    type_field: str | None
-    # The header that names the event (lower case), combined with ``action_field`` of the
-    # body when the spec narrows it per webhook (GitHub's ``issues`` + ``opened``).
-    type_header: str | None
-    action_field: str | None
-    # Where the payload is: "event-key" (the property named after the event type, as
-    # incident.io sends it), "body" (the whole body), or the name of one property (``data``).
-    payload: str
-    # The header whose value identifies a delivery across retries (lower case).
-    id_header: str
-    # "standard-webhooks" (``webhook-signature``) or "github" (``x-hub-signature-256``).
-    signature: str
-
+# How a vendor wraps its events: where a delivery says which event it is, where the payload
+# sits, which header names the delivery and how it is signed. One definition for both sides:
+# the generator reads it from the spec into the IR, and the generated package holds the same
+# class (``events.ENVELOPE``), built from the IR's values.
+Envelope = _parsing.Envelope
 
 INCIDENT_IO = Envelope(
     kind="incident.io", type_field="event_type", type_header=None, action_field=None,

@@ -61,19 +61,25 @@ def load_module(name: str) -> types.ModuleType:
 
 @dataclasses.dataclass(frozen=True)
 class Envelope:
-    """How the vendor wraps its events (the generator's reading of the spec): where a
-    delivery names its event type, which header identifies it, how it is signed."""
+    """How the vendor wraps its events, as the generator read it from the spec (inferred or
+    configured: codegen/envelopes.py): where a delivery names its event type, where the
+    payload sits, which header identifies the delivery and how it is signed."""
 
+    # "incident.io", "standard-webhooks", "github", or "custom" (fields set one by one).
     kind: str
-    # The body property naming the event type, or None when a header does.
+    # The body property naming the event type (``event_type``, ``type``), or None when a
+    # header does.
     type_field: str | None
-    # That header (lower case), and the body property that narrows it (GitHub's action).
+    # That header (lower case), and the body property that narrows it where the spec says
+    # so per webhook (GitHub's ``issues`` + ``opened``).
     type_header: str | None
     action_field: str | None
-    # "event-key", "body", or the property holding the payload.
+    # "event-key" (the property named after the event type, as incident.io sends it),
+    # "body" (the whole body), or the property holding the payload (``data``).
     payload: str
+    # The header whose value identifies a delivery across retries (lower case).
     id_header: str
-    # "standard-webhooks" or "github".
+    # "standard-webhooks" (``webhook-signature``) or "github" (``x-hub-signature-256``).
     signature: str
 
     @property
