@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -416,3 +417,55 @@ def test_github_signatures_are_checked_strictly_and_in_constant_time_form(tmp_pa
     secrets = {k: got.pop(k) for k in list(got) if k.startswith("secret ")}
     assert len(secrets) == 3, secrets
     assert set(got.values()) == {401}, got
+
+
+def test_send_signs_a_file_the_vendors_way_and_asks_for_the_event_a_header_must_name(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+    import hmac
+    import http.server
+    import threading
+
+    doc = json.loads((ROOT / "tests" / "golden" / "envelope_github" / "spec.json").read_text())
+    code, output, _ = generate(doc, tmp_path)
+    assert code == 0, output
+    secret = "a-github-webhook-secret-of-some-length"
+    body = tmp_path / "delivery.json"
+    body.write_bytes(b'{"action": "deleted", "starred_at": null, "repository": {"id": 1, '
+                     b'"full_name": "o/r"}, "sender": {"login": "u", "id": 2}}')  # fmt: skip
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Capture(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            data = self.rfile.read(int(self.headers["content-length"]))
+            got.append(({k.lower(): v for k, v in self.headers.items()}, data))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/webhooks"
+    try:
+        send = "import sys\nfrom pkg.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
+        runner = tmp_path / "send.py"
+        runner.write_text(send)
+        base = [sys.executable, str(runner), "send", url, "--secret", secret, "--body", str(body)]
+        env = {**os.environ, "PYTHONPATH": str(tmp_path / "pkg")}
+        refused = subprocess.run(base, capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert "--body needs --as-event TYPE" in refused.stderr and "x-github-event" in refused.stderr
+        assert not got
+        sent = subprocess.run([*base, "--as-event", "star.deleted"], capture_output=True, text=True,
+                              env=env, timeout=60, check=False)  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+    finally:
+        server.shutdown()
+    (headers, data), = got
+    assert headers["x-github-event"] == "star"
+    assert headers["x-github-delivery"]
+    digest = hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+    assert headers["x-hub-signature-256"] == "sha256=" + digest

@@ -220,6 +220,13 @@ def send(args: argparse.Namespace) -> int:
     secret = _secret(args.secret)
     opener = urllib.request.build_opener(_NoRedirects)
     deliveries: list[tuple[str, bytes]]
+    from .events import ENVELOPE
+
+    if args.body is not None and ENVELOPE.type_header and not args.as_event:
+        _fail(
+            f"--body needs --as-event TYPE: this package's deliveries name their event in "
+            f"the {ENVELOPE.type_header} header, which the file cannot say"
+        )
     if args.body is not None:
         try:
             deliveries = [(str(args.body), args.body.read_bytes())]
@@ -237,7 +244,9 @@ def send(args: argparse.Namespace) -> int:
         request = urllib.request.Request(
             args.url,
             data=body,
-            headers=testing.sign(body, secret, event_type=args.event or label),
+            headers=testing.sign(
+                body, secret, event_type=args.event or args.as_event or label
+            ),
             method="POST",
         )
         started = time.perf_counter()
@@ -317,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         "--all", action="store_true", help="send the example of every webhook"
     )
     what.add_argument("--body", type=Path, help="send this file's bytes as the body")
+    sender.add_argument(
+        "--as-event",
+        metavar="TYPE",
+        help="with --body: the event type the file holds, where a header names it (GitHub)",
+    )
     sender.add_argument(
         "--timeout", type=float, default=10.0, help="seconds per delivery"
     )
