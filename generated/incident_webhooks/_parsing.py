@@ -305,11 +305,9 @@ class Parser:
             payload = decoded if decoded is not None else self._decoded(data)
             raise errors.UnknownEventType(event_type, payload)
         try:
-            if isinstance(data, collections.abc.Mapping):
-                return validator.validate_python(data)
-            return validator.validate_json(data)
-        except pydantic_core.ValidationError as exc:
-            raise self.explain(exc, data, event_type) from exc
+            return self._validated(validator, data, event_type)
+        except errors.WebhookError:
+            raise
         except Exception as exc:
             raise _unreadable(exc) from exc
 
@@ -371,13 +369,19 @@ class Parser:
     def parse_with_union(self, data: Body) -> typing.Any:
         """Bodies that do not start with a known ``event_type``, and every failure: the
         union of all models (built on first need) gives the answer and the error."""
-        union = self.union_validator()
+        return self._validated(self.union_validator(), data)
+
+    def _validated(
+        self, validator: typing.Any, data: Body, known: str | None = None
+    ) -> typing.Any:
+        """``data`` validated (as JSON, or as a decoded mapping); a failure explained in the
+        words callers know. ``known``: the event type, when a header named it."""
         try:
             if isinstance(data, collections.abc.Mapping):
-                return union.validate_python(data)
-            return union.validate_json(data)
+                return validator.validate_python(data)
+            return validator.validate_json(data)
         except pydantic_core.ValidationError as exc:
-            raise self.explain(exc, data) from exc
+            raise self.explain(exc, data, known) from exc
 
     def explain(
         self, exc: pydantic_core.ValidationError, data: Body, known: str | None = None
