@@ -584,7 +584,7 @@ def test_serve_with_an_inbox_stores_and_its_worker_handles(tmp_path: Path) -> No
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "incident_webhooks", "serve", "--port", str(port), "--secret", SECRET, "--inbox", url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         wait_until(lambda: server.poll() is None and _answers(f"http://127.0.0.1:{port}/healthz"), "serve")
@@ -594,7 +594,10 @@ def test_serve_with_an_inbox_stores_and_its_worker_handles(tmp_path: Path) -> No
         wait_until(lambda: from_url(url).get("msg_served")[0].state == "done", "the in-process worker")
     finally:
         server.terminate()
-        server.wait(30)
+        log, _ = server.communicate(timeout=30)
+    # One line per delivery, the receiver's (with its webhook-id); no access log beside it.
+    assert "webhook-id msg_served: stored" in log
+    assert "POST /webhooks" not in log and "GET /healthz" not in log
 
 
 def _answers(url: str) -> bool:
