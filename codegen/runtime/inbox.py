@@ -741,7 +741,7 @@ class SQLiteInbox(Inbox):
     def transaction(self) -> Iterator[sqlite3.Connection]:
         db = self._connection()
         try:
-            db.execute("BEGIN IMMEDIATE")
+            _sqlite.begin_immediate(db, self.timeout)
         except sqlite3.Error as exc:
             raise InboxUnavailable(f"{self.path}: {exc}") from exc
         try:
