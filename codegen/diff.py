@@ -322,13 +322,23 @@ class _Walker:
         for candidate in candidates:
             if isinstance(ref, str) and candidate.get("$ref") == ref:
                 return candidate
+        if variant in candidates:
+            return variant  # unchanged: several inline objects are told apart by content
         kind = self.kind(variant, self.new)
         same = [c for c in candidates if self.kind(c, self.old) == kind]
-        if len(same) == 1 or (same and kind == "object"):
+        if len(same) > 1 and kind == "object":
+            # The old object variant sharing the most property names (the first of equals).
+            names = set(self.properties(variant, self.new))
+            return max(same, key=lambda c: len(names & set(self.properties(c, self.old))))
+        if len(same) == 1:
             return same[0]
         if len(candidates) == 1:
             return candidates[0]
         return None
+
+    def properties(self, schema: Schema, table: Mapping[str, Schema]) -> Mapping[str, Any]:
+        found = self.resolve(schema, table)[0].get("properties")
+        return found if isinstance(found, Mapping) else {}
 
     def kind(self, schema: Schema, table: Mapping[str, Schema]) -> str:
         resolved = self.resolve(schema, table)[0]

@@ -333,3 +333,27 @@ def test_a_const_or_position_change_is_classed_by_what_the_old_models_accept(mov
     old, new, expected = VALUE_MOVES[move]
     worst, found = _worst_change(old, new)
     assert worst == expected, found
+
+
+def test_a_union_of_several_inline_objects_compares_each_with_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each variant is compared with the old variant that is the same, else the one sharing
+    the most property names: all were compared with the first (Svix's and GitHub's specs
+    diffed against themselves reported hundreds of removed properties)."""
+    def union(doc: dict[str, Any]) -> None:
+        user(doc)["properties"]["origin"] = {"anyOf": [
+            {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}},
+            {"type": "object", "required": ["b"], "properties": {"b": {"type": "string"}}},
+            {"type": "object", "required": ["c"], "properties": {"c": {"type": "integer"}}},
+        ]}  # fmt: skip
+
+    base = copy.deepcopy(BASE)
+    union(base)
+    assert report(tmp_path, capsys, lambda doc: None, base=base)["changes"] == []
+
+    def widen(doc: dict[str, Any]) -> None:
+        user(doc)["properties"]["origin"]["anyOf"][2]["properties"]["d"] = {"type": "string"}
+
+    result = report(tmp_path, capsys, widen, base=base)
+    assert [(c["severity"], c["kind"]) for c in result["changes"]] == [("compatible", "property added")]

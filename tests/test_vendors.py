@@ -469,3 +469,11 @@ def test_send_signs_a_file_the_vendors_way_and_asks_for_the_event_a_header_must_
     assert headers["x-github-delivery"]
     digest = hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
     assert headers["x-hub-signature-256"] == "sha256=" + digest
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_vendor_spec_diffed_against_itself_reports_nothing(name: str) -> None:
+    from codegen import diff
+
+    spec = parser.parse(load(name), name)
+    assert diff.compare(spec, parser.parse(load(name), name)).changes == {}
