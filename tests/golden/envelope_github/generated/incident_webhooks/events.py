@@ -48,11 +48,8 @@ ENVELOPE: typing.Final = _parsing.Envelope(
     signature="github",
 )
 MAX_JSON_DEPTH: typing.Final = _parsing.MAX_JSON_DEPTH
-# Bodies are validated by their own model's compiled validator at first, then by the union
-# of all models once it is built: after this many events (where the time it saves has paid
-# for building it), on ``preload()``, or to answer a body the first tier could not (see
-# ``_parsing``). Set it before the first parse to move sooner (0: on the first event) or
-# never.
+# Unused here: the x-github-event header picks each body's model, so no union is
+# ever built (kept so that every generated package has the same names).
 PROMOTE_AFTER: int = 9_000
 _PARSER: typing.Final = _parsing.Parser(EVENT_MODELS, ENVELOPE)
 
@@ -69,12 +66,11 @@ if not typing.TYPE_CHECKING:
 
 
 def preload() -> None:
-    """Build every event model and the union of all of them now.
+    """Build every event model now.
 
-    By default each model is built on the first event of its type and the union only after
-    many events (``events.PROMOTE_AFTER``). A long-running server that would rather pay this
-    once at start-up (or before it forks its workers) calls ``preload()`` there; every event
-    after it takes the fastest path. Safe to call more than once, from any thread.
+    By default each model is built on the first event of its type. A long-running server
+    that would rather pay this once at start-up (or before it forks its workers) calls
+    ``preload()`` there. Safe to call more than once, from any thread.
     """
     _PARSER.preload()
 
