@@ -235,20 +235,8 @@ class Parser:
     def _parse_slowly(self, data: Body, promote_after: int) -> typing.Any:
         """Every other input: the first body of each event type, text, decoded mappings,
         bodies that start some other way, and those that fail."""
-        as_json = isinstance(data, bytes | bytearray | str)
-        if not as_json and not isinstance(data, collections.abc.Mapping):
-            raise TypeError(
-                "parse_event takes the body as bytes or str, or as a decoded mapping, "
-                f"not {type(data).__name__}"
-            )
-        try:
-            return self._parse_checked(data, as_json, promote_after)
-        except errors.WebhookError:
-            raise
-        except Exception as exc:
-            # Whatever else the input makes a parser raise (text with a lone surrogate, a
-            # mapping whose methods fail, ...) is a body that cannot be read, said as such.
-            raise _unreadable(exc) from exc
+        as_json = _is_text(data)
+        return _read(self._parse_checked, data, as_json, promote_after)
 
     def _parse_checked(
         self, data: Body, as_json: bool, promote_after: int
@@ -282,11 +270,12 @@ class Parser:
                 f"this package's events are named by the {name} header: "
                 "parse_event(body, headers=request_headers)"
             )
-        if not isinstance(data, bytes | bytearray | str | collections.abc.Mapping):
-            raise TypeError(
-                "parse_event takes the body as bytes or str, or as a decoded mapping, "
-                f"not {type(data).__name__}"
-            )
+        _is_text(data)
+        return _read(self._parse_headed, data, headers, name)
+
+    def _parse_headed(
+        self, data: Body, headers: collections.abc.Mapping[str, str], name: str
+    ) -> typing.Any:
         value = header_value(headers, name)
         if not value:
             raise errors.InvalidPayload(f"missing {name} header")
@@ -302,12 +291,7 @@ class Parser:
         if validator is None:
             payload = decoded if decoded is not None else self._decoded(data)
             raise errors.UnknownEventType(event_type, payload)
-        try:
-            return self._validated(validator, data, event_type)
-        except errors.WebhookError:
-            raise
-        except Exception as exc:
-            raise _unreadable(exc) from exc
+        return self._validated(validator, data, event_type)
 
     def _decoded(self, data: Body) -> collections.abc.Mapping[str, typing.Any]:
         if isinstance(data, collections.abc.Mapping):
@@ -466,6 +450,31 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(
         before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
     )
+
+
+def _is_text(data: Body) -> bool:
+    """Whether ``data`` is JSON text (bytes or str) rather than a decoded mapping; a
+    TypeError for anything else."""
+    if isinstance(data, bytes | bytearray | str):
+        return True
+    if not isinstance(data, collections.abc.Mapping):
+        raise TypeError(
+            "parse_event takes the body as bytes or str, or as a decoded mapping, "
+            f"not {type(data).__name__}"
+        )
+    return False
+
+
+def _read(parse: typing.Callable[..., typing.Any], *args: typing.Any) -> typing.Any:
+    """``parse(*args)``, where only WebhookError may leave: whatever else the input makes a
+    parser raise (text with a lone surrogate, a mapping whose methods fail, ...) is a body
+    that cannot be read, said as such."""
+    try:
+        return parse(*args)
+    except errors.WebhookError:
+        raise
+    except Exception as exc:
+        raise _unreadable(exc) from exc
 
 
 def _unreadable(exc: Exception) -> errors.InvalidPayload:
