@@ -117,7 +117,8 @@ def single_value(schema: Any, name: str, follow: Callable[[Any], Any]) -> str | 
     return None
 
 
-def _properties(schema: Any) -> Mapping[str, Any]:
+def properties(schema: Any) -> Mapping[str, Any]:
+    """A schema's ``properties``, or none when it has no such mapping."""
     properties = schema.get("properties") if isinstance(schema, Mapping) else None
     return properties if isinstance(properties, Mapping) else {}
 
@@ -142,13 +143,13 @@ def infer(bodies: list[Body], follow: Callable[[Any], Any]) -> Envelope | str:
     """The envelope every webhook fits, or why none does (a message naming the setting)."""
     if any("x-github-event" in _headers(b.operation, follow) for b in bodies):
         return GITHUB
-    if all("event_type" in _properties(b.schema) for b in bodies) and (
-        any(b.key in _properties(b.schema) for b in bodies)
+    if all("event_type" in properties(b.schema) for b in bodies) and (
+        any(b.key in properties(b.schema) for b in bodies)
         or not _narrowed(bodies, "event_type", follow)
     ):
         # A webhook that then has no payload property of its own is reported at it.
         return INCIDENT_IO
-    common = set.intersection(*(set(_properties(b.schema)) for b in bodies))
+    common = set.intersection(*(set(properties(b.schema)) for b in bodies))
     candidates = sorted(common, key=lambda n: (n not in _TAG_NAMES, _TAG_NAMES.index(n) if n in _TAG_NAMES else 0, n))
     for name in candidates:
         if _narrowed(bodies, name, follow):

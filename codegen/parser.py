@@ -132,6 +132,11 @@ class _Parser:
         if self.configured is not None:
             return self.configured
         bodies = [envelopes.Body(x.key, x.operation, self.peek(x.body)) for x in located]
+        # A body whose $ref does not resolve says nothing about the envelope; reading it
+        # reports the $ref. With no body left, incident.io's reading reports each.
+        bodies = [b for b in bodies if isinstance(b.schema, Mapping)]
+        if not bodies:
+            return INCIDENT_IO
         found = envelopes.infer(bodies, self.peek)
         if isinstance(found, str):
             self.reading.problem(found, *located[0].body_at)
@@ -204,8 +209,8 @@ class _Parser:
 
     def keyed_webhook(self, found: _Located) -> Webhook | None:
         """incident.io's envelope: ``{"event_type": ..., "<event type>": payload}``."""
-        resolved = self.follow(found.body, found.body_at)[0]
-        event_type = self.named_type(resolved) or found.key
+        # Quietly: envelope_split follows (and reports) the body's $ref itself.
+        event_type = self.named_type(self.peek(found.body)) or found.key
         self.reading.item_at[event_type] = found.item_at
         split = self.envelope_split(event_type, found.body, found.body_at)
         if split is None:
@@ -268,7 +273,7 @@ class _Parser:
         hook = self.described(found, event_type, cls, None, {"$ref": SCHEMA_PREFIX + cls})
         hook = replace(hook, header_value=header_value, action=action)
         # Scaffold comments describe the payload (``data``) where the envelope has one.
-        payload = _properties(schema).get(envelope.payload)
+        payload = envelopes.properties(schema).get(envelope.payload)
         if isinstance(payload, Mapping) and isinstance(payload.get("$ref"), str):
             name = unescape(str(payload["$ref"])[len(SCHEMA_PREFIX) :])
             if name in self.reading.components:
@@ -436,11 +441,6 @@ class _Parser:
         )
 
     # -- references -----------------------------------------------------------------------
-
-def _properties(schema: Any) -> Mapping[str, Any]:
-    properties = schema.get("properties") if isinstance(schema, Mapping) else None
-    return properties if isinstance(properties, Mapping) else {}
-
 
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
