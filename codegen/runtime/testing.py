@@ -12,8 +12,6 @@ examples are read from the package's data only when first asked for.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import importlib.resources
 import json
 import secrets
@@ -52,7 +50,7 @@ def sign(
             raise TypeError(
                 f"sign() needs event_type=: the {envelope.type_header} header names the event"
             )
-        digest = hmac.new(secret.encode("utf-8"), raw, hashlib.sha256).hexdigest()
+        digest = signature.github_digest(secret.encode("utf-8"), raw)
         headers = {
             envelope.id_header: msg_id or str(uuid.uuid4()),
             "x-hub-signature-256": "sha256=" + digest,

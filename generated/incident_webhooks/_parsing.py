@@ -94,16 +94,12 @@ class Envelope:
         return (self.id_header, *signed, *named)
 
 
-def header_value(
-    headers: collections.abc.Mapping[str, str] | None, name: str
-) -> str | None:
-    """Header ``name`` (lower case) of a mapping in any case, stripped; None when absent."""
-    if headers is None:
-        return None
+def lookup_header(headers: collections.abc.Mapping[str, str], name: str) -> object:
+    """Header ``name`` (lower case) of a mapping in any case, as the mapping holds it."""
     value = headers.get(name)
     if value is None:
         value = next((v for k, v in headers.items() if str(k).lower() == name), None)
-    return value.strip() if isinstance(value, str) else None
+    return value
 
 
 class EventModels(collections.abc.Mapping[str, "type[_base.WebhookModel]"]):
@@ -278,7 +274,8 @@ class Parser:
     def _parse_headed(
         self, data: Body, headers: collections.abc.Mapping[str, str], name: str
     ) -> typing.Any:
-        value = header_value(headers, name)
+        value = lookup_header(headers, name)
+        value = value.strip() if isinstance(value, str) else None
         if not value:
             raise errors.InvalidPayload(f"missing {name} header")
         event_type, decoded = value, None
@@ -296,22 +293,14 @@ class Parser:
         return self._validated(validator, data, event_type)
 
     def _decoded(self, data: Body) -> collections.abc.Mapping[str, typing.Any]:
+        """The body as a mapping; a body that is not a JSON object fails as any other body
+        does (``json_invalid`` included, which a receiver answers 400)."""
         if isinstance(data, collections.abc.Mapping):
             return data
         try:
-            decoded = pydantic_core.from_json(data)
-        except ValueError as exc:
-            reason = str(exc)
-            if "recursion limit" in reason:
-                raise errors.InvalidPayload(
-                    f"the body nests deeper than the JSON parser's limit of {MAX_JSON_DEPTH} "
-                    f"levels ({reason})"
-                ) from exc
-            raise errors.InvalidPayload(
-                f"the body is not valid JSON ({reason})"
-            ) from exc
-        if not isinstance(decoded, collections.abc.Mapping):
-            raise errors.InvalidPayload("the body is not a JSON object")
+            decoded: dict[str, typing.Any] = _json_object().validate_json(data)
+        except pydantic_core.ValidationError as exc:
+            raise self.explain(exc, data) from exc
         return decoded
 
     def _sniff(self, data: Body) -> str | None:
@@ -483,6 +472,11 @@ def _unreadable(exc: Exception) -> errors.InvalidPayload:
     return errors.InvalidPayload(
         f"the body cannot be read ({type(exc).__name__}: {exc})"[:500]
     )
+
+
+@functools.cache
+def _json_object() -> typing.Any:
+    return pydantic_core.SchemaValidator(pydantic_core.core_schema.dict_schema())
 
 
 @functools.cache

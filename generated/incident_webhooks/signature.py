@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
+from ._parsing import lookup_header
 from .errors import InvalidSignature
 from .events import ENVELOPE
 
@@ -102,10 +103,15 @@ class GitHubVerifier:
             )
         candidate = digest.lower().encode("ascii", "replace")
         for key in self._keys:
-            wanted = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
-            if hmac.compare_digest(wanted, candidate):
+            if hmac.compare_digest(github_digest(key, body).encode(), candidate):
                 return
         raise InvalidSignature("x-hub-signature-256 matches no known secret")
+
+
+def github_digest(key: bytes, body: bytes) -> str:
+    """The hex HMAC-SHA256 of ``body`` under ``key``: what follows ``sha256=`` in GitHub's
+    ``x-hub-signature-256``."""
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
 class StandardWebhooksVerifier:
@@ -188,10 +194,10 @@ def header(headers: Mapping[str, str], name: str) -> str:
     Raises :class:`InvalidSignature` when it is missing, blank or not text (a header with
     non-UTF-8 bytes arrives with lone surrogates, which nothing can sign or compare).
     """
-    value = _lookup(headers, name)
+    value = lookup_header(headers, name)
     if value is None and name in SVIX_NAMES:
         # The names the svix library sends and accepts too.
-        value = _lookup(headers, SVIX_NAMES[name])
+        value = lookup_header(headers, SVIX_NAMES[name])
     if not isinstance(value, str) or not value.strip():
         raise InvalidSignature(f"missing {name} header")
     try:
@@ -201,19 +207,12 @@ def header(headers: Mapping[str, str], name: str) -> str:
     return value.strip()
 
 
-def _lookup(headers: Mapping[str, str], name: str) -> object:
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
-    return value
-
-
 def loggable_id(headers: Mapping[str, str]) -> str:
     """The delivery's id as sent, made safe for a log line (escaped, cut short), for the
     answers given before the id could be trusted."""
-    value = _lookup(headers, ENVELOPE.id_header)
+    value = lookup_header(headers, ENVELOPE.id_header)
     if value is None and ENVELOPE.id_header in SVIX_NAMES:
-        value = _lookup(headers, SVIX_NAMES[ENVELOPE.id_header])
+        value = lookup_header(headers, SVIX_NAMES[ENVELOPE.id_header])
     return "(none)" if value is None else ascii(str(value))[1:-1][:80]
 
 
