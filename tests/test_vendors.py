@@ -19,7 +19,7 @@ from conftest import ROOT
 from packages import generate, mypy, python, run_cli
 from vendor_bodies import body_for, operation_body, spec_examples
 
-from codegen import loader, parser
+from codegen import envelopes, loader, parser
 
 VENDORS = ROOT / "tests" / "fixtures" / "vendors"
 # vendor -> (envelope inferred, webhooks)
@@ -397,6 +397,16 @@ try:
     p.parse_event(body.replace(b"created", b"renamed"), {"x-github-event": "star"})
 except p.UnknownEventType as exc:
     results["unknown action"] = exc.event_type
+# A body that is not JSON, signed: refused as such (400, not kept), as for incident.io.
+for bad in (b"{", b"[1]"):
+    try:
+        p.parse_event(bad, {"x-github-event": "star"})
+    except p.InvalidPayload as exc:
+        results["parse " + bad.decode()] = [e["type"] for e in exc.errors][:1]
+    inbox = receiver.WebhookReceiver(SECRET, p.WebhookHandlers(), inbox="sqlite:///" + __import__("tempfile").mkdtemp() + "/i.db")
+    digest = "sha256=" + hmac.new(SECRET.encode(), bad, hashlib.sha256).hexdigest()
+    results["inbox " + bad.decode()] = inbox.handle(bad, {**base, "X-GitHub-Delivery": "d-9",
+                                                          "X-Hub-Signature-256": digest}).status
 print(json.dumps(results))
 """
 
@@ -414,6 +424,8 @@ def test_github_signatures_are_checked_strictly_and_in_constant_time_form(tmp_pa
     assert got.pop("no headers") == "TypeError"
     assert got.pop("unknown") == "fork"
     assert got.pop("unknown action") == "star.renamed"
+    assert (got.pop("parse {"), got.pop("inbox {")) == (["json_invalid"], 400)
+    assert (got.pop("parse [1]"), got.pop("inbox [1]")) == (["dict_type"], 200)  # JSON: kept as invalid
     secrets = {k: got.pop(k) for k in list(got) if k.startswith("secret ")}
     assert len(secrets) == 3, secrets
     assert set(got.values()) == {401}, got
@@ -477,3 +489,42 @@ def test_each_vendor_spec_diffed_against_itself_reports_nothing(name: str) -> No
 
     spec = parser.parse(load(name), name)
     assert diff.compare(spec, parser.parse(load(name), name)).changes == {}
+
+
+def test_a_body_whose_ref_does_not_resolve_is_reported_once_as_such() -> None:
+    from codegen.errors import SpecError
+
+    doc = json.loads((ROOT / "tests" / "golden" / "membership_granted" / "spec.json").read_text())
+    for item in doc["webhooks"].values():
+        media = item["post"]["responses"]["200"]["content"]["application/json"]
+        media["schema"] = {"$ref": "#/components/schemas/Missing"}
+    for envelope in (None, "incident.io"):
+        with pytest.raises(SpecError) as refused:
+            parser.parse(doc, "spec", envelope=envelopes.from_setting(envelope) if envelope else None)
+        (problem,) = refused.value.problems
+        assert "does not resolve" in problem.message and problem.pointer.endswith("/schema/$ref")
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ('envelope = "gitlab"', "envelope 'gitlab' is not one of github, incident.io, standard-webhooks"),
+        ("envelope = 3", "envelope must be a kind's name or a table of fields"),
+        ('envelope = { type-feld = "type" }', "unknown envelope field(s) type-feld"),
+        ('envelope = { type-header = "x-event", type-field = "type" }', "exactly one of type-field"),
+        ('envelope = { action-field = "action" }', "action-field goes with type-header"),
+        ('envelope = { signature = "none" }', "signature 'none' is not one of"),
+        ('envelope = { type-field = "" }', "type-field must be a non-empty string"),
+    ],
+)
+def test_an_envelope_setting_that_cannot_be_used_is_refused_in_one_line(
+    tmp_path: Path, setting: str, says: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.codegen]\n{setting}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        code, output = run_cli("generate", "--spec", str(VENDORS / "resend.json"), "--out",
+                               str(tmp_path / "out"), "--package", "pkg")  # fmt: skip
+    assert code == 2
+    assert "[tool.codegen] envelope: " in output and says in output
+    assert not (tmp_path / "out").exists()
