@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import LARGE, ROOT, SECRET, example
+from benchmarks.inbox import _bare_postgres, _bare_sqlite
 
 CONNECTIONS = 32
 SECONDS = 6
@@ -151,34 +151,6 @@ def _sign_deliveries(target: Path, count: int, prefix: str) -> None:
                       f"{headers['webhook-signature']}\t{text}\n")  # fmt: skip
 
 
-def _bare_sqlite(path: Path, body: bytes) -> float:
-    """Rows per second, one INSERT + COMMIT each, with the inbox's pragmas."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, webhook_id TEXT UNIQUE, body BLOB)")
-    started = time.perf_counter()
-    for n in range(BARE_ROWS):
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t (webhook_id, body) VALUES (?, ?)", (f"bare_{n}", body))
-        db.execute("COMMIT")
-    spent = time.perf_counter() - started
-    db.close()
-    return BARE_ROWS / spent
-
-
-def _bare_postgres(url: str, body: bytes) -> float:
-    """Rows per second, one autocommitted INSERT each: one round trip, one commit."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as db:
-        db.execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, webhook_id TEXT UNIQUE, body BYTEA)")
-        started = time.perf_counter()
-        for n in range(BARE_ROWS):
-            db.execute("INSERT INTO t (webhook_id, body) VALUES (%s, %s)", (f"bare_{n}", body))
-        return BARE_ROWS / (time.perf_counter() - started)
-
-
 def _stored(inbox_url: str) -> int:
     from incident_webhooks.inbox import from_url
 
@@ -285,12 +257,15 @@ def bench_burst(scratch: Path) -> dict[str, Any]:
         }
         # A disk's flush rate drifts over minutes: the bare loop runs before and after each
         # database's figures, and their mean is the baseline.
+        rows = [(f"bare_{n}", body) for n in range(BARE_ROWS)]
+
         def bare(name: str, n: int) -> float:
+            """Rows per second, one INSERT + COMMIT each (the inbox bench's loop)."""
             if name == "sqlite":
-                return _bare_sqlite(scratch / f"burst-bare-{n}.db", body)
+                return 1 / _bare_sqlite(scratch / f"burst-bare-{n}.db", rows)
             with psycopg.connect(server.url, autocommit=True) as db:
                 db.execute(f"CREATE DATABASE bare{n}")
-            return _bare_postgres(f"{base}/bare{n}", body)
+            return 1 / _bare_postgres(f"{base}/bare{n}", rows)
 
         results["bare_runs"] = {}
         for name, urls in databases.items():
