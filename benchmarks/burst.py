@@ -257,15 +257,15 @@ def bench_burst(scratch: Path) -> dict[str, Any]:
         }
         # A disk's flush rate drifts over minutes: the bare loop runs before and after each
         # database's figures, and their mean is the baseline.
-        rows = [(f"bare_{n}", body) for n in range(BARE_ROWS)]
+        bare_rows = [(f"bare_{n}", body) for n in range(BARE_ROWS)]
 
         def bare(name: str, n: int) -> float:
             """Rows per second, one INSERT + COMMIT each (the inbox bench's loop)."""
             if name == "sqlite":
-                return 1 / _bare_sqlite(scratch / f"burst-bare-{n}.db", rows)
+                return 1 / _bare_sqlite(scratch / f"burst-bare-{n}.db", bare_rows)
             with psycopg.connect(server.url, autocommit=True) as db:
                 db.execute(f"CREATE DATABASE bare{n}")
-            return 1 / _bare_postgres(f"{base}/bare{n}", rows)
+            return 1 / _bare_postgres(f"{base}/bare{n}", bare_rows)
 
         results["bare_runs"] = {}
         for name, urls in databases.items():
