@@ -574,3 +574,30 @@ def test_a_row_claimed_again_while_its_outcome_waits_is_not_run_twice(tmp_path: 
     handlers = Recording()
     asyncio.run(work(inbox, handlers, lambda: inbox.status().counts["done"] == 1, lease_seconds=1, concurrency=2))
     assert Refusing.reclaimed and handlers.calls == ["msg_0"]
+
+
+# -- an error text the database cannot store -------------------------------------------------
+
+
+def test_a_handler_error_with_a_nul_or_a_lone_surrogate_is_recorded_and_retried(inbox_url: str) -> None:
+    """PostgreSQL's text refuses NUL, and neither driver encodes a lone surrogate: the
+    failure was refused (PostgreSQL's as an outage, retried for ever with the row in flight;
+    the surrogate raised, and the row waited a whole lease to run again)."""
+
+    calls: list[str] = []
+
+    class Odd(WebhookHandlers):
+        def dispatch(self, event: Any) -> None:
+            calls.append(current_webhook_id.get())
+            if calls.count(current_webhook_id.get()) == 1:
+                raise ValueError(f"bad \x00 byte {chr(0xDC80)} from {event.event_type}")
+
+    inbox = from_url(inbox_url)
+    stored(inbox, "msg_1")
+    options = {"retry_base": 0.05, "lease_seconds": 60}
+    asyncio.run(work(inbox, Odd(), lambda: inbox.get("msg_1")[0].state == "done", **options))
+    (row,) = inbox.get("msg_1")
+    assert calls == ["msg_1", "msg_1"] and row.attempts == 2
+    attempts = inbox.attempts_of(row.id)
+    assert [a["outcome"] for a in attempts] == ["failed", "done"]
+    assert row.last_error_message == "bad \\x00 byte \\udc80 from private_incident.membership_granted_v1"

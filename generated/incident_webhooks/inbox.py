@@ -146,9 +146,25 @@ class LeaseLost(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
+    """A failed attempt's error, as stored: text either database takes (a handler's error
+    may say anything; PostgreSQL's text refuses NUL, and no driver encodes a lone
+    surrogate), each escaped as Python writes it."""
+
     type: str
     message: str
     traceback: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("type", "message", "traceback"):
+            object.__setattr__(self, name, _storable(getattr(self, name)))
+
+
+def _storable(text: str) -> str:
+    return (
+        text.encode("utf-8", "backslashreplace")
+        .decode("utf-8")
+        .replace("\x00", "\\x00")
+    )
 
 
 # Each column once: Row's fields, in order; rows are read back by name.
