@@ -213,11 +213,13 @@ def test_human_readable_output_escapes_every_control_character(command: tuple[st
 def test_json_output_stays_exact(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/inbox.db"
     text = hostile_rows(url)
+    # An error is stored as text both databases take: a NUL written as Python would.
+    error = text.replace("\x00", "\\x00")
     (shown,) = json.loads(inbox_cli("inbox", "show", "msg_1", "--json", "--inbox", url).stdout)
-    assert shown["event_type"] == text and shown["last_error_message"] == text
+    assert shown["event_type"] == text and shown["last_error_message"] == error
     assert json.loads(shown["body"])[text] == {"note": text}
     status = json.loads(inbox_cli("inbox", "status", "--json", "--inbox", url).stdout)
-    assert status["last_errors"][text]["message"] == text
+    assert status["last_errors"][text]["message"] == error
 
 
 def test_an_error_naming_a_hostile_argument_is_escaped(tmp_path: Path) -> None:
