@@ -64,10 +64,12 @@ PRUNE_BATCH = 500
 __all__ = [
     "CHANNEL",
     "STATES",
+    "Failure",
     "Inbox",
     "InboxMissing",
     "InboxUnavailable",
     "LeaseLost",
+    "Outcome",
     "PostgresInbox",
     "Ran",
     "Row",
@@ -155,6 +157,20 @@ class Failure:
     def __post_init__(self) -> None:
         for name in ("type", "message", "traceback"):
             object.__setattr__(self, name, _storable(getattr(self, name)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended, to record (:meth:`Inbox.settle`): ``done``, recorded whoever
+    holds the row's lease now (its handler ran); ``failed`` until ``retry_at``, ``dead`` or
+    ``invalid``, recorded only while ``owner`` holds the lease."""
+
+    row_id: int
+    state: State
+    owner: str = ""
+    failure: Failure | None = None
+    retry_at: float | None = None
+    ran: Ran | None = None
 
 
 def _storable(text: str) -> str:
@@ -450,13 +466,36 @@ class Inbox(abc.ABC):
         """The handler succeeded: mark the row done, whoever holds its lease now (its
         handler ran). False when it was done already: the handler ran a second time, after
         a lease lapsed. ``ran``: the attempt, recorded with the outcome."""
+        return self.settle([Outcome(row_id, "done", ran=ran)])[0]
+
+    def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        """Record several attempts' outcomes in one transaction (one flush to disk for all
+        of them); for each, whether it was recorded, as :meth:`complete` and :meth:`fail`
+        say. One that fails fails them all: nothing of the transaction is kept."""
         now = time.time()
         with self.transaction() as db:
+            return [self._settle(db, outcome, now) for outcome in outcomes]
+
+    def _settle(self, db: typing.Any, outcome: Outcome, now: float) -> bool:
+        row_id, ran = outcome.row_id, outcome.ran
+        if outcome.state == "done":
             done = bool(
                 db.execute(self.SQL.complete, {"now": now, "id": row_id}).rowcount
             )
             self._record(db, row_id, ran, "done" if done else "done_again", None, now)
-        return done
+            return done
+        failure = outcome.failure or Failure("", "")
+        retry_at = outcome.retry_at
+        params = {
+            "state": outcome.state, "retry_at": retry_at if retry_at is not None else now,
+            "error_type": failure.type, "error_message": failure.message,
+            "error_traceback": failure.traceback, "now": now, "id": row_id,
+            "owner": outcome.owner,
+        }  # fmt: skip
+        finished = bool(db.execute(self.SQL.finish, params).rowcount)
+        outcome_name = outcome.state if finished else f"{outcome.state}_not_recorded"
+        self._record(db, row_id, ran, outcome_name, failure.type, now)
+        return finished
 
     @contextlib.contextmanager
     def fenced(
@@ -492,41 +531,14 @@ class Inbox(abc.ABC):
     ) -> bool:
         """The handler raised: ``failed`` until ``retry_at``, or ``dead`` when None. Only
         the lease holder may; False when another worker holds the row now."""
-        return self._finish(
-            row_id,
-            owner,
-            "failed" if retry_at is not None else "dead",
-            failure,
-            retry_at,
-            ran,
-        )
+        state: State = "failed" if retry_at is not None else "dead"
+        return self.settle([Outcome(row_id, state, owner, failure, retry_at, ran)])[0]
 
     def mark_invalid(
         self, row_id: int, owner: str, failure: Failure, *, ran: Ran | None = None
     ) -> bool:
         """The body does not validate against this package's models: kept for replay."""
-        return self._finish(row_id, owner, "invalid", failure, None, ran)
-
-    def _finish(
-        self,
-        row_id: int,
-        owner: str,
-        state: State,
-        failure: Failure,
-        retry_at: float | None,
-        ran: Ran | None = None,
-    ) -> bool:
-        now = time.time()
-        params = {
-            "state": state, "retry_at": retry_at if retry_at is not None else now,
-            "error_type": failure.type, "error_message": failure.message,
-            "error_traceback": failure.traceback, "now": now, "id": row_id, "owner": owner,
-        }  # fmt: skip
-        with self.transaction() as db:
-            finished = bool(db.execute(self.SQL.finish, params).rowcount)
-            outcome = state if finished else f"{state}_not_recorded"
-            self._record(db, row_id, ran, outcome, failure.type, now)
-        return finished
+        return self.settle([Outcome(row_id, "invalid", owner, failure, None, ran)])[0]
 
     def _record(
         self,

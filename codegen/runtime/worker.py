@@ -18,6 +18,9 @@ On shutdown (SIGTERM, SIGINT) the worker stops claiming and gives in-flight hand
 ``shutdown_seconds`` to finish; rows still running then are released (pending again, the
 attempt not counted).
 
+The outcomes of attempts that end together are recorded in one transaction (one flush
+to disk for all of them), and the rows they free are claimed together.
+
 An outcome the inbox does not take (a lock held too long, a connection gone) is tried again
 until it is recorded, while lease renewal keeps the lease: a worker that gave up would let
 the lease lapse, and another worker would run a handler that had already succeeded.
@@ -50,12 +53,14 @@ from . import observe, tracing
 from .errors import InvalidPayload, StoreUnavailable, UnknownEventType
 from .events import parse_event
 from .handlers import AsyncWebhookHandlers, WebhookHandlers
-from .inbox import Failure, Inbox, LeaseLost, Ran, Row, from_url
+from .inbox import Failure, Inbox, LeaseLost, Outcome, Ran, Row, State, from_url
 from .observe import current_webhook_id, fields
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 4
+# Outcomes recorded in one transaction at most.
+SETTLE_BATCH = 256
 DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 16
 DEFAULT_RETRY_BASE_SECONDS = 30.0
@@ -190,6 +195,9 @@ class Worker:
         # again by run(): an app built before its server forks runs the worker in a child.
         self.owner = _owner()
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        # Outcomes waiting for the transaction that records them, and that transaction.
+        self._outcomes: list[tuple[Outcome, asyncio.Future[bool]]] = []
+        self._settling: asyncio.Task[None] | None = None
         # When stop() was called (monotonic): the shutdown's deadline counts from it.
         self.stopped_at: float | None = None
         # The database calls, apart from handlers that may block for minutes; one more for
@@ -232,9 +240,10 @@ class Worker:
             failed = await self._claim_and_run(side_tasks)
         finally:
             await self._shutdown()
-            for task in side_tasks:
+            ending = {*side_tasks, *filter(None, [self._settling])}
+            for task in ending:
                 task.cancel()
-            await asyncio.gather(*side_tasks, return_exceptions=True)
+            await asyncio.gather(*ending, return_exceptions=True)
             self._db_threads.shutdown(wait=False)
             self._wait_thread.shutdown(wait=False)
             logger.info("worker %s: stopped", self.owner)
@@ -398,7 +407,6 @@ class Worker:
         current_webhook_id.set(row.webhook_id)
         extra = functools.partial(fields, row.webhook_id, event_type=row.event_type)
         ran = Ran(row.attempts, self.handlers_name, self.owner)
-        fail = functools.partial(self.inbox.fail, ran=ran)
         delivery = Delivery(
             row.webhook_id, row.event_type, row.attempts, row.id, row.lease_token,
             self.inbox, ran,
@@ -407,7 +415,9 @@ class Worker:
         if row.attempts > self.max_attempts:
             # Claimed again after a lapsed lease each time: its worker died or hung.
             failure = Failure("LeaseLapsed", "the lease lapsed on the last attempt")
-            await self._record(row, fail, row.id, self.owner, failure, None)
+            await self._record(
+                row, Outcome(row.id, "dead", self.owner, failure, None, ran)
+            )
             logger.error(
                 "webhook-id %s: dead after %d attempts whose leases lapsed",
                 row.webhook_id, self.max_attempts, extra=extra("dead"),
@@ -420,11 +430,7 @@ class Worker:
         except InvalidPayload as exc:
             failure = Failure("InvalidPayload", str(exc))
             await self._record(
-                row,
-                functools.partial(self.inbox.mark_invalid, ran=ran),
-                row.id,
-                self.owner,
-                failure,
+                row, Outcome(row.id, "invalid", self.owner, failure, None, ran)
             )
             observe.attempt(row.event_type, "invalid")
             logger.error(
@@ -446,13 +452,13 @@ class Worker:
                 # The worker's own shutdown: give the row back unfinished.
                 await asyncio.shield(self._release(row))
                 raise
-            await self._failed(row, exc, fail)  # raised by the handler itself
+            await self._failed(row, exc, ran)  # raised by the handler itself
             return
         # Whatever a handler raises, SystemExit and KeyboardInterrupt included, is its
         # row's failure, recorded and retried: it must not end the worker (or the server
         # that runs it) and leave the row to lapse.
         except BaseException as exc:  # noqa: BLE001
-            await self._failed(row, exc, fail)
+            await self._failed(row, exc, ran)
             return
         finally:
             observe.handler(
@@ -462,9 +468,7 @@ class Worker:
         observe.attempt(row.event_type, "done")
         if delivery.committed:
             pass  # its own transaction marked the row done, with its writes
-        elif not await self._record(
-            row, functools.partial(self.inbox.complete, ran=ran), row.id
-        ):
+        elif not await self._record(row, Outcome(row.id, "done", ran=ran)):
             logger.warning(
                 "webhook-id %s: the %s handler ran again after its lease lapsed; done once",
                 row.webhook_id, row.event_type, extra=extra("duplicate"),
@@ -476,9 +480,7 @@ class Worker:
             row.webhook_id, row.event_type, row.attempts, extra=extra(outcome),
         )  # fmt: skip
 
-    async def _record(
-        self, row: Row, call: typing.Callable[..., T], *args: typing.Any
-    ) -> T:
+    async def _record(self, row: Row, outcome: Outcome) -> bool:
         """Record an outcome, trying again for as long as the inbox refuses it (the row
         stays in flight, so lease renewal keeps its lease meanwhile)."""
         delay = RECORD_RETRY_FIRST_SECONDS
@@ -486,7 +488,7 @@ class Worker:
         try:
             while True:
                 try:
-                    result = await self._db(call, *args)
+                    result = await self._settle(outcome)
                 except StoreUnavailable as exc:
                     if refused is None:
                         logger.warning(
@@ -510,6 +512,42 @@ class Worker:
                     row.webhook_id, refused, extra=fields(row.webhook_id, "settle_failed", row.event_type),
                 )  # fmt: skip
             raise
+
+    def _settle(self, outcome: Outcome) -> asyncio.Future[bool]:
+        """Queue ``outcome`` for the next transaction that records outcomes: the first
+        starts one; those queued while it commits share the next."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, future))
+        if self._settling is None or self._settling.done():
+            self._settling = asyncio.create_task(self._settle_queued())
+        return future
+
+    async def _settle_queued(self) -> None:
+        batch: list[tuple[Outcome, asyncio.Future[bool]]] = []
+        try:
+            while self._outcomes:
+                batch = self._outcomes[:SETTLE_BATCH]
+                del self._outcomes[:SETTLE_BATCH]
+                try:
+                    _settled(
+                        batch, await self._db(self.inbox.settle, [o for o, _ in batch])
+                    )
+                except StoreUnavailable as exc:
+                    _settled(batch, exc)  # each row's task tries again after its delay
+                except Exception as exc:  # noqa: BLE001 - handed to the rows' tasks
+                    if len(batch) == 1:
+                        _settled(batch, exc)
+                        continue
+                    # An outcome the database refuses (a value, a bug) must not fail every
+                    # row of its batch and leave them all to lapse: each alone.
+                    for one in batch:
+                        try:
+                            _settled([one], await self._db(self.inbox.settle, [one[0]]))
+                        except Exception as alone:  # noqa: BLE001 - that row's own
+                            _settled([one], alone)
+        finally:  # cancelled: the worker is stopping, and nobody waits for these
+            for _, future in [*batch, *self._outcomes]:
+                future.cancel()
 
     async def _run_handler(self, event: typing.Any) -> None:
         handlers = self.handlers
@@ -535,9 +573,7 @@ class Worker:
                 ) from None
             raise  # the handler's own TimeoutError
 
-    async def _failed(
-        self, row: Row, exc: BaseException, fail: typing.Callable[..., bool]
-    ) -> None:
+    async def _failed(self, row: Row, exc: BaseException, ran: Ran) -> None:
         failure = Failure(
             type(exc).__qualname__,
             str(exc)[:2000],
@@ -547,7 +583,10 @@ class Worker:
         retry_at = (
             None if last else time.time() + retry_delay(row.attempts, self.retry_base)
         )
-        await self._record(row, fail, row.id, self.owner, failure, retry_at)
+        state: State = "dead" if last else "failed"
+        await self._record(
+            row, Outcome(row.id, state, self.owner, failure, retry_at, ran)
+        )
         if isinstance(exc, LeaseLost):
             logger.warning(
                 "webhook-id %s: the %s handler's transaction lost its lease (attempt %d): "
@@ -579,6 +618,19 @@ class Worker:
             "webhook-id %s: released unfinished at shutdown", row.webhook_id,
             extra=fields(row.webhook_id, "interrupted", row.event_type),
         )  # fmt: skip
+
+
+def _settled(
+    batch: list[tuple[Outcome, asyncio.Future[bool]]],
+    results: list[bool] | BaseException,
+) -> None:
+    for n, (_, future) in enumerate(batch):
+        if future.done():
+            continue  # its task was cancelled meanwhile
+        if isinstance(results, BaseException):
+            future.set_exception(results)
+        else:
+            future.set_result(results[n])
 
 
 def _owner() -> str:
