@@ -295,8 +295,8 @@ def test_a_row_due_again_before_its_failed_attempt_has_finished_is_run_not_orpha
     left 'processing' for a whole lease, run by nobody."""
 
     class SlowToReturn(SQLiteInbox):
-        def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
-            recorded = super().settle(outcomes)
+        def settle(self, outcomes: Sequence[Outcome], **claim: Any) -> tuple[list[bool], list[Row]]:
+            recorded = super().settle(outcomes, **claim)
             if any(outcome.state == "failed" for outcome in outcomes):
                 time.sleep(0.4)  # committed; the task hears of it a moment later
             return recorded
@@ -567,10 +567,10 @@ def test_a_row_claimed_again_while_its_outcome_waits_is_not_run_twice(tmp_path: 
         def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
             raise InboxUnavailable("renewals refused")
 
-        def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        def settle(self, outcomes: Sequence[Outcome], **claim: Any) -> tuple[list[bool], list[Row]]:
             if not Refusing.reclaimed:
                 raise InboxUnavailable("refused until the row is claimed again")
-            return super().settle(outcomes)
+            return super().settle(outcomes, **claim)
 
     inbox = Refusing(tmp_path / "inbox.db")
     assert WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(*signed("msg_0")).status == 200
@@ -625,16 +625,22 @@ class Together(WebhookHandlers):
         self.barrier.wait()
 
 
-def test_outcomes_that_arrive_together_are_recorded_in_one_transaction(tmp_path: Path) -> None:
+def test_outcomes_that_arrive_together_are_recorded_in_one_transaction_which_claims_the_next(
+    tmp_path: Path,
+) -> None:
     """A flush to disk per outcome held a worker to the disk's flush rate; outcomes that
-    come while one transaction commits share the next."""
+    come while one transaction commits share the next, and it claims the rows for the
+    slots they free."""
     batches: list[list[str]] = []
+    claimed: list[int] = []
 
     class Slow(SQLiteInbox):  # a disk whose flush takes 0.3 s
-        def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        def settle(self, outcomes: Sequence[Outcome], **claim: Any) -> tuple[list[bool], list[Row]]:
             batches.append([outcome.state for outcome in outcomes])
             time.sleep(0.3)
-            return super().settle(outcomes)
+            recorded, rows = super().settle(outcomes, **claim)
+            claimed.append(len(rows))
+            return recorded, rows
 
     inbox = Slow(tmp_path / "inbox.db")
     stored(inbox, *(f"msg_{n}" for n in range(30)))
@@ -643,6 +649,7 @@ def test_outcomes_that_arrive_together_are_recorded_in_one_transaction(tmp_path:
     assert sorted(handlers.calls) == sorted(f"msg_{n}" for n in range(30))
     assert sum(map(len, batches)) == 30 and all(set(b) == {"done"} for b in batches)
     assert len(batches) <= 6, batches  # 1 + 9 for each 10 that ended together
+    assert sum(claimed) == 20, "after the first ten, each slot was filled by the outcome that freed it"
     assert all(len(a) == 1 for r in inbox.rows(limit=100) for a in [inbox.attempts_of(r.id)])
 
 
@@ -651,11 +658,11 @@ def test_an_outcome_the_database_refuses_fails_only_its_own_row_not_its_batch(tm
     outcome refused again is left to its lease; the others are done once, not run twice."""
 
     class RefusesOne(SQLiteInbox):
-        def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+        def settle(self, outcomes: Sequence[Outcome], **claim: Any) -> tuple[list[bool], list[Row]]:
             if any(self.get("msg_3")[0].id == outcome.row_id for outcome in outcomes):
                 raise ValueError("a value this database refuses")
             time.sleep(0.3)
-            return super().settle(outcomes)
+            return super().settle(outcomes, **claim)
 
     inbox = RefusesOne(tmp_path / "inbox.db")
     stored(inbox, *(f"msg_{n}" for n in range(10)))
@@ -668,3 +675,49 @@ def test_an_outcome_the_database_refuses_fails_only_its_own_row_not_its_batch(tm
     assert sorted(handlers.calls) == sorted(f"msg_{n}" for n in range(10)), "each ran once"
     left = [r for r in inbox.rows(limit=100) if r.state != "done"]
     assert [(r.webhook_id, r.state) for r in left] == [("msg_3", "processing")]
+
+
+def test_synchronous_handlers_reuse_their_threads_and_a_hung_one_keeps_only_its_own(tmp_path: Path) -> None:
+    """A thread started for every row cost more than a small handler; a thread whose handler
+    returned takes the next call, and one whose handler hangs is left to it."""
+    release = threading.Event()
+    seen: dict[str, int] = {}
+
+    class Handlers(WebhookHandlers):
+        def dispatch(self, event: Any) -> None:
+            webhook_id = current_webhook_id.get()
+            seen[webhook_id] = threading.get_native_id()  # never reused while the test runs
+            if webhook_id == "msg_0":
+                release.wait(10)  # hangs past its timeout
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+    stored(inbox, *(f"msg_{n}" for n in range(21)))
+    try:
+        asyncio.run(work(inbox, Handlers(), lambda: len(seen) == 21 and inbox.status().counts.get("done") == 20,
+                         concurrency=2, handler_timeout=0.5, retry_base=60))  # fmt: skip
+    finally:
+        release.set()
+    others = {ident for webhook_id, ident in seen.items() if webhook_id != "msg_0"}
+    assert seen["msg_0"] not in others, "the hung handler's thread ran nothing else"
+    assert len(others) <= 2, f"20 rows, two slots: {len(others)} threads"
+    assert inbox.get("msg_0")[0].state == "failed"
+
+
+def test_rows_claimed_by_an_outcome_committing_as_the_worker_stops_are_run_not_left(tmp_path: Path) -> None:
+    committing = threading.Event()
+
+    class Slow(SQLiteInbox):
+        def settle(self, outcomes: Sequence[Outcome], **claim: Any) -> tuple[list[bool], list[Row]]:
+            committing.set()  # the worker is told to stop now, while this commits
+            time.sleep(0.3)
+            return super().settle(outcomes, **claim)
+
+    inbox = Slow(tmp_path / "inbox.db")
+    stored(inbox, *(f"msg_{n}" for n in range(4)))
+    handlers = Recording()
+    worker = asyncio.run(work(inbox, handlers, committing.is_set, concurrency=2))
+    assert not worker._inflight
+    states = {r.webhook_id: r.state for r in inbox.rows(limit=10)}
+    assert sorted(handlers.calls) == sorted(w for w, state in states.items() if state == "done")
+    # The first transaction claimed one row or two for the slots it freed: they ran.
+    assert set(states.values()) <= {"done", "pending"} and list(states.values()).count("done") >= 3, states

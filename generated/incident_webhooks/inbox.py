@@ -442,13 +442,19 @@ class Inbox(abc.ABC):
     def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:
         """Lease up to ``limit`` due rows to ``owner``, oldest first; each claim counts as an
         attempt. The rows of one claim share a new lease token."""
-        now = time.time()
+        with self.transaction() as db:
+            return self._claim(db, owner, lease_seconds, limit, time.time())
+
+    def _claim(
+        self, db: typing.Any, owner: str, lease_seconds: float, limit: int, now: float
+    ) -> list[Row]:
+        if limit < 1:
+            return []
         params = {
             "owner": owner, "token": secrets.token_hex(16), "expires": now + lease_seconds,
             "now": now, "limit": limit,
         }  # fmt: skip
-        with self.transaction() as db:
-            rows = db.execute(self.SQL.claim, params).fetchall()
+        rows = db.execute(self.SQL.claim, params).fetchall()
         return sorted((_row(r) for r in rows), key=lambda row: row.id)
 
     def renew(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
@@ -468,15 +474,25 @@ class Inbox(abc.ABC):
         """The handler succeeded: mark the row done, whoever holds its lease now (its
         handler ran). False when it was done already: the handler ran a second time, after
         a lease lapsed. ``ran``: the attempt, recorded with the outcome."""
-        return self.settle([Outcome(row_id, "done", ran=ran)])[0]
+        return self.settle([Outcome(row_id, "done", ran=ran)])[0][0]
 
-    def settle(self, outcomes: Sequence[Outcome]) -> list[bool]:
+    def settle(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        owner: str = "",
+        lease_seconds: float = 0.0,
+        claim: int = 0,
+    ) -> tuple[list[bool], list[Row]]:
         """Record several attempts' outcomes in one transaction (one flush to disk for all
-        of them); for each, whether it was recorded, as :meth:`complete` and :meth:`fail`
-        say. One that fails fails them all: nothing of the transaction is kept."""
+        of them), and then :meth:`claim` up to ``claim`` due rows for ``owner`` in it too
+        (a worker claims the rows for the slots these outcomes free). For each outcome,
+        whether it was recorded, as :meth:`complete` and :meth:`fail` say; the rows
+        claimed. Whatever fails fails it all: nothing of the transaction is kept."""
         now = time.time()
         with self.transaction() as db:
-            return [self._settle(db, outcome, now) for outcome in outcomes]
+            recorded = [self._settle(db, outcome, now) for outcome in outcomes]
+            return recorded, self._claim(db, owner, lease_seconds, claim, now)
 
     def _settle(self, db: typing.Any, outcome: Outcome, now: float) -> bool:
         row_id, ran = outcome.row_id, outcome.ran
@@ -534,13 +550,17 @@ class Inbox(abc.ABC):
         """The handler raised: ``failed`` until ``retry_at``, or ``dead`` when None. Only
         the lease holder may; False when another worker holds the row now."""
         state: State = "failed" if retry_at is not None else "dead"
-        return self.settle([Outcome(row_id, state, owner, failure, retry_at, ran)])[0]
+        return self.settle([Outcome(row_id, state, owner, failure, retry_at, ran)])[0][
+            0
+        ]
 
     def mark_invalid(
         self, row_id: int, owner: str, failure: Failure, *, ran: Ran | None = None
     ) -> bool:
         """The body does not validate against this package's models: kept for replay."""
-        return self.settle([Outcome(row_id, "invalid", owner, failure, None, ran)])[0]
+        return self.settle([Outcome(row_id, "invalid", owner, failure, None, ran)])[0][
+            0
+        ]
 
     def _record(
         self,

@@ -42,6 +42,7 @@ import functools
 import logging
 import math
 import os
+import queue
 import random
 import secrets
 import socket
@@ -61,6 +62,8 @@ from .observe import current_webhook_id, fields
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = 4
+# How long a synchronous handler's thread waits for the next call before it ends.
+IDLE_THREAD_SECONDS = 60.0
 # Outcomes recorded in one transaction at most.
 SETTLE_BATCH = 256
 DEFAULT_LEASE_SECONDS = 60.0
@@ -230,6 +233,7 @@ class Worker:
         stops the worker: an ERROR names it, and this raises :class:`SideTaskFailed`."""
         self.owner = _owner()
         self._wake = asyncio.Event()
+        self._threads = _HandlerThreads()
         side_tasks = {
             asyncio.create_task(self._renew_leases(), name="lease renewal"),
             asyncio.create_task(self._wake_up(), name="wake-up"),
@@ -385,9 +389,14 @@ class Worker:
             "worker %s: waiting up to %gs for %d handlers",
             self.owner, self.shutdown_seconds, len(self._inflight),
         )  # fmt: skip
-        _, late = await asyncio.wait(
-            list(self._inflight.values()), timeout=self.shutdown_seconds
-        )
+        deadline = time.monotonic() + self.shutdown_seconds
+        late: set[asyncio.Task[None]] = set()
+        # Rows claimed with outcomes committing as the worker stopped start meanwhile.
+        while self._inflight and not late:
+            _, late = await asyncio.wait(
+                list(self._inflight.values()),
+                timeout=max(0.0, deadline - time.monotonic()),
+            )
         for task in late:
             task.cancel()
         if late:
@@ -530,10 +539,16 @@ class Worker:
             while self._outcomes:
                 batch = self._outcomes[:SETTLE_BATCH]
                 del self._outcomes[:SETTLE_BATCH]
+                # The rows for the slots these outcomes free are claimed in the same
+                # transaction (none once stopping).
+                claim = 0 if self.stopping.is_set() else len(batch)
                 try:
-                    _settled(
-                        batch, await self._db(self.inbox.settle, [o for o, _ in batch])
-                    )
+                    results, rows = await self._db(
+                        functools.partial(
+                            self.inbox.settle, [o for o, _ in batch], owner=self.owner,
+                            lease_seconds=self.lease_seconds, claim=claim,
+                        )
+                    )  # fmt: skip
                 except StoreUnavailable as exc:
                     _settled(batch, exc)  # each row's task tries again after its delay
                 except Exception as exc:  # noqa: BLE001 - handed to the rows' tasks
@@ -544,9 +559,15 @@ class Worker:
                     # row of its batch and leave them all to lapse: each alone.
                     for one in batch:
                         try:
-                            _settled([one], await self._db(self.inbox.settle, [one[0]]))
+                            _settled(
+                                [one], (await self._db(self.inbox.settle, [one[0]]))[0]
+                            )
                         except Exception as alone:  # noqa: BLE001 - that row's own
                             _settled([one], alone)
+                    continue
+                for row in rows:
+                    self._start(row)  # before the tasks whose slots they take end
+                _settled(batch, results)
         finally:  # cancelled: the worker is stopping, and nobody waits for these
             for _, future in [*batch, *self._outcomes]:
                 future.cancel()
@@ -560,7 +581,9 @@ class Worker:
                 else handlers.dispatch(event)
             )
         else:
-            running = _in_thread(functools.partial(_call_sync, handlers, event))
+            running = _in_thread(
+                self._threads, functools.partial(_call_sync, handlers, event)
+            )
         try:
             seconds = self.handler_timeout
             async with asyncio.timeout(
@@ -639,11 +662,66 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _in_thread(call: typing.Callable[[], None]) -> asyncio.Future[None]:
-    """``call`` in a thread of its own (a daemon: a handler that never returns must not
-    keep the process alive), with this context; the future has its outcome, whatever it
-    raised. A thread each, not a pool: a pool's thread held by a hung handler would be a
-    slot lost for good, while this one is only left to finish on its own."""
+class _HandlerThreads:
+    """Threads for synchronous handlers, one per handler running, each a daemon (a handler
+    that never returns must not keep the process alive). A thread whose handler returned
+    waits up to IDLE_THREAD_SECONDS for the next call, instead of a thread being started
+    for each (a start costs more than a small handler); a hung handler keeps only its own
+    thread, never a slot of a pool that others wait for."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a call that none has been promised yet
+        self._pid = os.getpid()
+
+    def run(
+        self,
+        call: typing.Callable[[], None],
+        then: typing.Callable[[BaseException | None], None],
+    ) -> None:
+        """``call`` in a thread, then ``then`` with what it raised (None if nothing), once
+        that thread is free for the next call."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's threads are not here
+                self._pid, self._idle = os.getpid(), 0
+            promised = self._idle > 0
+            if promised:
+                self._idle -= 1
+        self._calls.put((call, then))
+        if not promised:
+            threading.Thread(
+                target=self._serve, name="inbox-handler", daemon=True
+            ).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                call, then = self._calls.get(timeout=IDLE_THREAD_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:
+                        self._idle -= 1
+                        return
+                continue  # every idle thread was promised a call: this one takes one
+            error: BaseException | None = None
+            try:
+                call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the row's task
+                error = exc
+            with self._lock:
+                self._idle += 1
+            then(error)
+
+
+_Call = tuple[typing.Callable[[], None], typing.Callable[[BaseException | None], None]]
+
+
+def _in_thread(
+    threads: _HandlerThreads, call: typing.Callable[[], None]
+) -> asyncio.Future[None]:
+    """``call`` in a handler thread, with this context; the future has its outcome,
+    whatever it raised."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
     context = contextvars.copy_context()
@@ -656,16 +734,11 @@ def _in_thread(call: typing.Callable[[], None]) -> asyncio.Future[None]:
         else:
             future.set_exception(error)
 
-    def run() -> None:
-        error: BaseException | None = None
-        try:
-            context.run(call)
-        except BaseException as exc:  # noqa: BLE001 - handed to the row's task
-            error = exc
+    def then(error: BaseException | None) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed
             loop.call_soon_threadsafe(settle, error)
 
-    threading.Thread(target=run, name="inbox-handler", daemon=True).start()
+    threads.run(functools.partial(context.run, call), then)
     return future
 
 
