@@ -722,6 +722,91 @@ def test_a_kill_in_the_middle_of_batched_commits_loses_no_delivery_answered_stor
     assert set(answered) <= stored
 
 
+def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_and_stores_none(
+    tmp_path: Path,
+) -> None:
+    """The same for the receiving app's path: requests wait on the event loop while the
+    inbox's writer thread commits their rows together."""
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path, timeout=10)
+    setup = sqlite3.connect(path)
+    setup.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON webhook_inbox WHEN NEW.webhook_id = 'msg_poison' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+    )
+    setup.commit()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    rest = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
+
+    async def until(condition: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert condition()
+
+    async def deliver() -> list[object]:
+        first = asyncio.ensure_future(inbox.store_async("e", "msg_first", "t", b"{}", {}))
+        # The writer took the first row, and waits for the write lock with it.
+        await until(lambda: inbox._writer._thread is not None and not inbox._writer._queue)
+        others = [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in rest]
+        await until(lambda: len(inbox._writer._queue) == len(rest))  # one batch of seven
+        blocker.execute("ROLLBACK")
+        return await asyncio.gather(first, *others, return_exceptions=True)
+
+    first, *results = asyncio.run(deliver())
+    assert first is True
+    assert all(isinstance(r, InboxUnavailable) for r in results), results
+    assert len({id(r) for r in results}) == len(rest), "each request its own error"
+    stored = {row[0] for row in setup.execute("SELECT webhook_id FROM webhook_inbox")}
+    assert stored == {"msg_first"}
+
+    # Sent again, alone, each is stored; the poisoned one fails alone.
+    for webhook_id in rest[:-1]:
+        assert asyncio.run(inbox.store_async("e", webhook_id, "t", b"{}", {}))
+    with pytest.raises(InboxUnavailable):
+        asyncio.run(inbox.store_async("e", "msg_poison", "t", b"{}", {}))
+
+
+KILLED_MID_ASYNC_BATCH = """
+import asyncio, os, sys
+from incident_webhooks.inbox import SQLiteInbox
+inbox = SQLiteInbox(sys.argv[1])
+
+async def store(worker):
+    number = 0
+    while True:
+        number += 1
+        webhook_id = f"msg_{worker}_{number}"
+        if await inbox.store_async("e", webhook_id, "t", b"{}", {}):
+            os.write(1, (webhook_id + "\\n").encode())  # answered 2xx
+
+async def main():
+    await asyncio.gather(*(store(worker) for worker in range(32)))
+
+asyncio.run(main())
+"""
+
+
+def test_a_kill_in_the_middle_of_the_writers_batches_loses_no_delivery_answered_stored(tmp_path: Path) -> None:
+    path = tmp_path / "inbox.db"
+    SQLiteInbox(path)
+    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_ASYNC_BATCH, str(path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert child.stdout is not None
+    answered: list[str] = []
+    while len(answered) < 500:
+        line = child.stdout.readline()
+        assert line, child.stderr.read() if child.stderr else ""
+        answered.append(line.decode().strip())
+    os.kill(child.pid, signal.SIGKILL)
+    answered += [line.decode().strip() for line in child.stdout.readlines()]
+    child.wait(10)
+    with sqlite3.connect(path) as db:
+        stored = {row[0] for row in db.execute("SELECT webhook_id FROM webhook_inbox")}
+    assert set(answered) <= stored
+
+
 def test_a_writer_waits_for_the_sqlite_write_lock_in_short_steps_and_keeps_its_busy_timeout(
     tmp_path: Path,
 ) -> None:

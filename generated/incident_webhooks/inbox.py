@@ -28,6 +28,7 @@ the receiver answers 503 with nothing stored, and incident.io retries.
 from __future__ import annotations
 
 import abc
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -272,6 +273,78 @@ class _GroupCommit:
         ) from error
 
 
+class _Writer:
+    """Group commit for asyncio callers: one thread commits the items queued by then (at
+    most ``MAX_BATCH``) in one transaction while the next ones queue; each caller's future
+    gets its own item's result, or the batch's error, once that transaction has ended, and
+    the futures of one loop are settled with one wake-up of it. No thread per waiting
+    request: a request waits on the loop, not in a thread holding its place."""
+
+    MAX_BATCH = 64
+
+    def __init__(
+        self, commit: typing.Callable[[list[typing.Any]], list[typing.Any]]
+    ) -> None:
+        self._commit = commit
+        self._changed = threading.Condition(threading.Lock())
+        self._queue: list[tuple[typing.Any, asyncio.Future[typing.Any]]] = []
+        self._thread: threading.Thread | None = None
+
+    def submit(self, item: typing.Any) -> asyncio.Future[typing.Any]:
+        future: asyncio.Future[typing.Any] = asyncio.get_running_loop().create_future()
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="inbox-writer", daemon=True
+                )
+                self._thread.start()
+            self._queue.append((item, future))
+            self._changed.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._queue:
+                    self._changed.wait()
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+            try:
+                outcome: list[typing.Any] | BaseException = self._commit(
+                    [item for item, _ in batch]
+                )
+            # Whatever ends the commit ends it for every row of the batch.
+            except BaseException as exc:  # noqa: BLE001 - handed to each caller
+                outcome = exc
+            by_loop: dict[asyncio.AbstractEventLoop, list[typing.Any]] = {}
+            for n, (_, future) in enumerate(batch):
+                by_loop.setdefault(future.get_loop(), []).append((n, future))
+            for loop, futures in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop has closed
+                    loop.call_soon_threadsafe(_settle_futures, futures, outcome)
+
+
+def _settle_futures(
+    futures: list[tuple[int, asyncio.Future[typing.Any]]],
+    outcome: list[typing.Any] | BaseException,
+) -> None:
+    for n, future in futures:
+        if future.done():
+            continue  # its request was cancelled meanwhile (the row may be stored)
+        if not isinstance(outcome, BaseException):
+            future.set_result(outcome[n])
+        elif n == 0:
+            future.set_exception(outcome)
+        else:
+            # Each caller its own error (one exception object raised by two tasks would
+            # share a traceback).
+            error = InboxUnavailable(
+                f"the batch this delivery was committed in failed: {outcome}"
+            )
+            error.__cause__ = outcome
+            future.set_exception(error)
+
+
 def _after_fork_in_child() -> None:
     for inbox in list(_INBOXES):
         inbox._after_fork()
@@ -298,6 +371,7 @@ class Inbox(abc.ABC):
         # Set when this process stores a row, so that an in-process worker starts at once.
         self._stored = threading.Event()
         self._batches = _GroupCommit()
+        self._writer = _Writer(self._store_batch)
         _INBOXES.add(self)
         if not create and not self._exists():
             raise InboxMissing(f"there is no inbox in {self!r} (no {TABLE}_meta table)")
@@ -316,6 +390,7 @@ class Inbox(abc.ABC):
         self._stored = threading.Event()
         # A batch another thread was committing at the fork is not this process's to answer.
         self._batches = _GroupCommit()
+        self._writer = _Writer(self._store_batch)
 
     # -- what a subclass provides ----------------------------------------------------------
 
@@ -388,6 +463,46 @@ class Inbox(abc.ABC):
         """Store a delivery (``pending``, or ``invalid`` with the reason); False when this
         endpoint stored that id already (nothing changes). ``traceparent``: the receiving
         span, which the handler's span links to."""
+        item = self._row_to_store(
+            endpoint, webhook_id, event_type, body, headers, invalid, traceparent
+        )
+        stored = bool(self._batches.run(self._store_batch, item))
+        if stored:
+            self._stored.set()
+        return stored
+
+    async def store_async(
+        self,
+        endpoint: str,
+        webhook_id: str,
+        event_type: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        invalid: Failure | None = None,
+        traceparent: str | None = None,
+    ) -> bool:
+        """:meth:`store` for a caller on an event loop, which waits there (not in a
+        thread) while the inbox's writer thread commits its row with the others queued.
+        """
+        item = self._row_to_store(
+            endpoint, webhook_id, event_type, body, headers, invalid, traceparent
+        )
+        stored = bool(await self._writer.submit(item))
+        if stored:
+            self._stored.set()
+        return stored
+
+    def _row_to_store(
+        self,
+        endpoint: str,
+        webhook_id: str,
+        event_type: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        invalid: Failure | None,
+        traceparent: str | None,
+    ) -> tuple[str, dict[str, typing.Any]]:
         now = time.time()
         lowered = {str(name).lower(): value for name, value in headers.items()}
         kept = {name: lowered[name] for name in KEPT_HEADERS if name in lowered}
@@ -404,10 +519,7 @@ class Inbox(abc.ABC):
         # A pending row wakes other processes' idle workers (PostgreSQL: NOTIFY, sent with
         # the commit); an invalid one waits for a replay.
         statement = self.SQL.store_and_notify if invalid is None else self.SQL.store
-        stored = bool(self._batches.run(self._store_batch, (statement, row)))
-        if stored:
-            self._stored.set()
-        return stored
+        return statement, row
 
     def _store_batch(
         self, batch: list[tuple[str, dict[str, typing.Any]]]

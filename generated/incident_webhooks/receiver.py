@@ -28,6 +28,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import hashlib
 import inspect
 import json
@@ -91,6 +92,32 @@ class Response:
     headers: Mapping[str, str] = field(
         default_factory=lambda: {"content-type": "application/json"}
     )
+
+
+@dataclass(frozen=True)
+class _Keeping:
+    """A verified delivery on its way into the inbox."""
+
+    endpoint: str
+    webhook_id: str
+    event_type: str
+    event: Event | InvalidPayload
+    body: bytes
+    headers: Mapping[str, str]
+    invalid: Failure | None
+    traceparent: str | None
+
+    def store(self, inbox: Inbox) -> bool:
+        return inbox.store(
+            self.endpoint, self.webhook_id, self.event_type, self.body, self.headers,
+            invalid=self.invalid, traceparent=self.traceparent,
+        )  # fmt: skip
+
+    async def store_async(self, inbox: Inbox) -> bool:
+        return await inbox.store_async(
+            self.endpoint, self.webhook_id, self.event_type, self.body, self.headers,
+            invalid=self.invalid, traceparent=self.traceparent,
+        )  # fmt: skip
 
 
 def _json(status: int, /, **content: str) -> Response:
@@ -167,12 +194,7 @@ class WebhookReceiver:
     ) -> Response:
         """Handle one delivery; synchronous handlers run in a worker thread."""
         if self.inbox is not None:
-            # The database call blocks: in a thread, so the loop keeps receiving.
-            # With the caller's context, which holds the span the row's trace links to.
-            keep = contextvars.copy_context().run
-            return await asyncio.get_running_loop().run_in_executor(
-                None, keep, self._keep, body, headers, endpoint
-            )
+            return await self._keep_async(body, headers, endpoint)
         accepted = self._accept(body, headers)
         if isinstance(accepted, Response):
             return accepted
@@ -237,6 +259,51 @@ class WebhookReceiver:
     ) -> Response:
         """Verify, then store in the inbox, then answer: nothing waits for a handler."""
         assert self.inbox is not None
+        keeping = self._to_keep(body, headers, endpoint)
+        if isinstance(keeping, Response):
+            return keeping
+        try:
+            stored = keeping.store(self.inbox)
+        # Whatever the inbox raises, nothing was stored: a 503 and incident.io retries.
+        except Exception as exc:  # noqa: BLE001
+            return self._refused(
+                keeping.webhook_id, _unavailable(exc), keeping.event_type
+            )
+        if not stored:
+            self._compare_bodies(
+                keeping.endpoint, keeping.webhook_id, body, keeping.event_type
+            )
+        return self._kept(keeping, stored)
+
+    async def _keep_async(
+        self, body: bytes, headers: Mapping[str, str], endpoint: str | None
+    ) -> Response:
+        """:meth:`_keep` on the loop: the row waits there for the inbox's writer thread,
+        which commits it with the rows of the other requests waiting."""
+        assert self.inbox is not None
+        keeping = self._to_keep(body, headers, endpoint)
+        if isinstance(keeping, Response):
+            return keeping
+        try:
+            stored = await keeping.store_async(self.inbox)
+        except Exception as exc:  # noqa: BLE001 - as in _keep
+            return self._refused(
+                keeping.webhook_id, _unavailable(exc), keeping.event_type
+            )
+        if not stored:
+            # A read of the stored body: in a thread, so the loop keeps receiving.
+            compare = functools.partial(
+                self._compare_bodies, keeping.endpoint, keeping.webhook_id, body,
+                keeping.event_type,
+            )  # fmt: skip
+            await asyncio.get_running_loop().run_in_executor(
+                None, contextvars.copy_context().run, compare
+            )
+        return self._kept(keeping, stored)
+
+    def _to_keep(
+        self, body: bytes, headers: Mapping[str, str], endpoint: str | None
+    ) -> Response | _Keeping:
         accepted = self._accept(body, headers, keep_invalid=True)
         if isinstance(accepted, Response):
             return accepted
@@ -246,21 +313,19 @@ class WebhookReceiver:
             invalid = Failure("InvalidPayload", str(event))
         event_type = _event_type(event)
         endpoint = self.endpoint if endpoint is None else endpoint
-        try:
-            stored = self.inbox.store(
-                endpoint, webhook_id, event_type, body, headers, invalid=invalid,
-                traceparent=tracing.traceparent(),
-            )  # fmt: skip
-        # Whatever the inbox raises, nothing was stored: a 503 and incident.io retries.
-        except Exception as exc:  # noqa: BLE001
-            return self._refused(webhook_id, _unavailable(exc), event_type)
+        return _Keeping(
+            endpoint, webhook_id, event_type, event, body, headers, invalid,
+            tracing.traceparent(),
+        )  # fmt: skip
+
+    def _kept(self, keeping: _Keeping, stored: bool) -> Response:
+        webhook_id, event_type = keeping.webhook_id, keeping.event_type
         if not stored:
-            self._compare_bodies(endpoint, webhook_id, body, event_type)
             return self._refused(webhook_id, "done", event_type)
-        if invalid is not None:
+        if keeping.invalid is not None:
             logger.error(
                 "webhook-id %s: stored as invalid (replay it after make generate): %s",
-                webhook_id, event, extra=answered(webhook_id, "invalid", event_type),
+                webhook_id, keeping.event, extra=answered(webhook_id, "invalid", event_type),
             )  # fmt: skip
             return _json(200, status="stored", state="invalid")
         logger.info(
