@@ -98,7 +98,7 @@ def create_app(
                 await running
 
     async def receive(request: Request) -> Response:
-        with tracing.server_span("POST", path, request.url.path) as span:
+        with tracing.server_span("POST", path, lambda: request.url.path) as span:
             answer = await receive_delivery(request)
             span.set_attribute("http.response.status_code", answer.status_code)
             if answer.status_code >= 500:

@@ -74,15 +74,22 @@ def _tracer() -> typing.Any:
 
 
 @contextlib.contextmanager
-def server_span(method: str, route: str, path: str) -> Iterator[Span]:
+def server_span(
+    method: str, route: str, path: typing.Callable[[], str]
+) -> Iterator[Span]:
     """The span of one HTTP request that delivers a webhook; the caller sets
-    ``http.response.status_code``."""
+    ``http.response.status_code``. ``path`` is asked for only when there is a tracer:
+    building a request's URL was 3 % of a stored delivery's time in the server."""
     tracer = _tracer()
     if tracer is None:
         yield _NO_SPAN
         return
     trace = _api()
-    attributes = {"http.request.method": method, "http.route": route, "url.path": path}
+    attributes = {
+        "http.request.method": method,
+        "http.route": route,
+        "url.path": path(),
+    }
     with tracer.start_as_current_span(
         f"{method} {route}", kind=trace.SpanKind.SERVER, attributes=attributes
     ) as span:
