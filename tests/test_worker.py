@@ -721,3 +721,12 @@ def test_rows_claimed_by_an_outcome_committing_as_the_worker_stops_are_run_not_l
     assert sorted(handlers.calls) == sorted(w for w, state in states.items() if state == "done")
     # The first transaction claimed one row or two for the slots it freed: they ran.
     assert set(states.values()) <= {"done", "pending"} and list(states.values()).count("done") >= 3, states
+
+
+def test_the_worker_commands_default_concurrency_is_the_workers_and_its_help_says_which() -> None:
+    from incident_webhooks.worker import DEFAULT_CONCURRENCY
+    from test_inbox import inbox_cli
+
+    done = inbox_cli("worker", "--help")
+    assert done.returncode == 0
+    assert f"the Worker's, {DEFAULT_CONCURRENCY})" in " ".join(done.stdout.split())

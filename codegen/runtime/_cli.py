@@ -79,7 +79,9 @@ def add_commands(commands: typing.Any) -> None:
     worker.add_argument(
         "--handlers", required=True, help="module:attribute of your handlers"
     )
-    worker.add_argument("--concurrency", type=int, default=4, help="handlers at once")
+    worker.add_argument(
+        "--concurrency", type=int, help="handlers at once (default: the Worker's, 16)"
+    )
     worker.add_argument("--lease", type=float, default=60.0, help="lease seconds")
     worker.add_argument("--max-attempts", type=int, default=16)
     worker.add_argument(
@@ -220,11 +222,13 @@ def load_handlers(spec: str) -> WebhookHandlers | AsyncWebhookHandlers:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from .worker import Worker
+    from .worker import DEFAULT_CONCURRENCY, Worker
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s"
     )
+    if args.concurrency is None:
+        args.concurrency = DEFAULT_CONCURRENCY
     if args.concurrency < 1 or args.max_attempts < 1:
         _fail("--concurrency and --max-attempts must be 1 or more")
     if not (args.lease >= 1 and args.retry_base > 0 and args.shutdown >= 0):
