@@ -80,8 +80,8 @@ def _allowed_module_statement(node: ast.stmt, module: str) -> bool:
 # only ones besides __main__ that may import os.
 FORK_SAFE_MODULES = frozenset({"_parsing.py", "dedupe.py", "inbox.py", "metrics.py"})
 # Runtime modules that name processes (a worker's lease owner, the commands' environment,
-# prometheus' multiprocess folder).
-PROCESS_MODULES = frozenset({"__main__.py", "_cli.py", "metrics.py", "worker.py"})
+# prometheus' multiprocess folder, serve's server processes).
+PROCESS_MODULES = frozenset({"__main__.py", "_cli.py", "_processes.py", "metrics.py", "worker.py"})
 # Runtime modules that look at a store's file (its identity at its path, its disk's space).
 FILE_MODULES = frozenset({"_sqlite.py"})
 

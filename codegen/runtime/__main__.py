@@ -170,16 +170,15 @@ def serve(args: argparse.Namespace) -> int:
     os.environ["INCIDENT_WEBHOOK_PATH"] = args.path
     import uvicorn
 
-    uvicorn.run(
-        f"{__package__}.__main__:demo_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        # The receiver logs every delivery's outcome with its webhook-id; uvicorn's line per
-        # request would say less, and cost a tenth of a busy server's time.
-        access_log=False,
-    )
+    from . import _processes
+
+    app = f"{__package__}.__main__:demo_app"
+    # The receiver logs every delivery's outcome with its webhook-id; uvicorn's line per
+    # request would say less, and cost a tenth of a busy server's time.
+    options: dict[str, typing.Any] = {"factory": True, "access_log": False}
+    if args.workers > 1 and _processes.available():
+        return _processes.run(app, args.host, args.port, args.workers, **options)
+    uvicorn.run(app, host=args.host, port=args.port, workers=args.workers, **options)
     return 0
 
 
