@@ -630,6 +630,28 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(in
 
 
 
+def test_a_forked_child_stores_from_its_event_loop_through_a_writer_of_its_own(inbox_url: str) -> None:
+    """The parent's writer thread is not in the child: a row queued for it would wait for
+    ever, and its request with it."""
+    inbox = from_url(inbox_url)
+    assert asyncio.run(inbox.store_async("e", "parent-1", GRANTED, b"{}", {}))  # its writer runs
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            signal.alarm(20)  # a child that hangs ends, and fails the test
+            stored = asyncio.run(inbox.store_async("e", "child-1", GRANTED, b"{}", {}))
+            code = 0 if stored else 3
+        except BaseException:  # noqa: BLE001 (anything at all is a failure of the child)
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert asyncio.run(inbox.store_async("e", "parent-2", GRANTED, b"{}", {}))
+    assert {r.webhook_id for r in inbox.rows(limit=10)} == {"parent-1", "child-1", "parent-2"}
+
+
+
 
 # -- group commit: concurrent deliveries share one transaction ---------------------------
 
