@@ -725,10 +725,33 @@ threading.Event().wait()
 """
 
 
-def test_a_kill_in_the_middle_of_batched_commits_loses_no_delivery_answered_stored(tmp_path: Path) -> None:
+KILLED_MID_ASYNC_BATCH = """
+import asyncio, os, sys
+from incident_webhooks.inbox import SQLiteInbox
+inbox = SQLiteInbox(sys.argv[1])
+
+async def store(worker):
+    number = 0
+    while True:
+        number += 1
+        webhook_id = f"msg_{worker}_{number}"
+        if await inbox.store_async("e", webhook_id, "t", b"{}", {}):
+            os.write(1, (webhook_id + "\\n").encode())  # answered 2xx
+
+async def main():
+    await asyncio.gather(*(store(worker) for worker in range(32)))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("script", [KILLED_MID_BATCH, KILLED_MID_ASYNC_BATCH], ids=["threads", "event-loop"])
+def test_a_kill_in_the_middle_of_batched_commits_loses_no_delivery_answered_stored(tmp_path: Path, script: str) -> None:
+    """Threads share commits through the group commit; requests on an event loop through
+    the inbox's writer thread."""
     path = tmp_path / "inbox.db"
     SQLiteInbox(path)
-    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_BATCH, str(path)],
+    child = subprocess.Popen([sys.executable, "-c", script, str(path)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     assert child.stdout is not None
     answered: list[str] = []
@@ -790,43 +813,6 @@ def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_a
         asyncio.run(inbox.store_async("e", "msg_poison", "t", b"{}", {}))
 
 
-KILLED_MID_ASYNC_BATCH = """
-import asyncio, os, sys
-from incident_webhooks.inbox import SQLiteInbox
-inbox = SQLiteInbox(sys.argv[1])
-
-async def store(worker):
-    number = 0
-    while True:
-        number += 1
-        webhook_id = f"msg_{worker}_{number}"
-        if await inbox.store_async("e", webhook_id, "t", b"{}", {}):
-            os.write(1, (webhook_id + "\\n").encode())  # answered 2xx
-
-async def main():
-    await asyncio.gather(*(store(worker) for worker in range(32)))
-
-asyncio.run(main())
-"""
-
-
-def test_a_kill_in_the_middle_of_the_writers_batches_loses_no_delivery_answered_stored(tmp_path: Path) -> None:
-    path = tmp_path / "inbox.db"
-    SQLiteInbox(path)
-    child = subprocess.Popen([sys.executable, "-c", KILLED_MID_ASYNC_BATCH, str(path)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    assert child.stdout is not None
-    answered: list[str] = []
-    while len(answered) < 500:
-        line = child.stdout.readline()
-        assert line, child.stderr.read() if child.stderr else ""
-        answered.append(line.decode().strip())
-    os.kill(child.pid, signal.SIGKILL)
-    answered += [line.decode().strip() for line in child.stdout.readlines()]
-    child.wait(10)
-    with sqlite3.connect(path) as db:
-        stored = {row[0] for row in db.execute("SELECT webhook_id FROM webhook_inbox")}
-    assert set(answered) <= stored
 
 
 def test_a_writer_waits_for_the_sqlite_write_lock_in_short_steps_and_keeps_its_busy_timeout(
