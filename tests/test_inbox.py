@@ -656,9 +656,10 @@ def test_a_forked_child_stores_from_its_event_loop_through_a_writer_of_its_own(i
 # -- group commit: concurrent deliveries share one transaction ---------------------------
 
 
-def test_a_batch_whose_commit_fails_fails_each_of_its_deliveries_and_stores_none(tmp_path: Path) -> None:
-    import threading
-
+def poisoned_and_locked(tmp_path: Path) -> tuple[SQLiteInbox, sqlite3.Connection, sqlite3.Connection]:
+    """An inbox whose row ``msg_poison`` fails its INSERT, and a connection holding the write
+    lock: the first delivery's commit waits for it, and every delivery that arrives
+    meanwhile queues for the next commit."""
     path = tmp_path / "inbox.db"
     inbox = SQLiteInbox(path, timeout=10)
     setup = sqlite3.connect(path)
@@ -667,10 +668,15 @@ def test_a_batch_whose_commit_fails_fails_each_of_its_deliveries_and_stores_none
         "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
     )
     setup.commit()
-    # Another connection holds the write lock: the first delivery's commit waits for it,
-    # and every delivery that arrives meanwhile queues for the next commit.
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
+    return inbox, setup, blocker
+
+
+def test_a_batch_whose_commit_fails_fails_each_of_its_deliveries_and_stores_none(tmp_path: Path) -> None:
+    import threading
+
+    inbox, setup, blocker = poisoned_and_locked(tmp_path)
     results: dict[str, object] = {}
 
     def store(webhook_id: str) -> None:
@@ -772,16 +778,7 @@ def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_a
 ) -> None:
     """The same for the receiving app's path: requests wait on the event loop while the
     inbox's writer thread commits their rows together."""
-    path = tmp_path / "inbox.db"
-    inbox = SQLiteInbox(path, timeout=10)
-    setup = sqlite3.connect(path)
-    setup.execute(
-        "CREATE TRIGGER poison BEFORE INSERT ON webhook_inbox WHEN NEW.webhook_id = 'msg_poison' "
-        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
-    )
-    setup.commit()
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
+    inbox, setup, blocker = poisoned_and_locked(tmp_path)
     rest = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
 
     async def until(condition: Any) -> None:
