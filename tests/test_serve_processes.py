@@ -147,3 +147,51 @@ def test_an_address_taken_is_one_line_and_a_failure(tmp_path: Path) -> None:
         taken.close()
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_serve_runs_an_app_of_your_own_in_processes_with_a_socket_each(tmp_path: Path) -> None:
+    """The README's setup for an app that mounts create_app: connections spread as with the
+    demo's."""
+    (tmp_path / "own_app.py").write_text(
+        "from starlette.applications import Starlette\n"
+        "from starlette.routing import Mount\n"
+        "from incident_webhooks import WebhookHandlers\n"
+        "from incident_webhooks.app import create_app\n\n"
+        f"def build():\n"
+        f"    webhooks = create_app(WebhookHandlers(), {SECRET!r}, inbox={f'sqlite:///{tmp_path}/inbox.db'!r}, worker=False)\n"
+        "    return Starlette(routes=[Mount('/incident', app=webhooks)])\n"
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "incident_webhooks", "serve", "--app", "own_app:build", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("wb"), start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: len(children(process.pid)) == 2, "two listening server processes", 60)
+        assert listeners(port) == 2
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/incident"), "the mounted app")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(30) == 0, (tmp_path / "serve.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--app", "own_app"], "--app 'own_app' must be module:attribute, as in myapp.main:app"),
+        (["--app", "no_such_module:app"], "--app no_such_module:app: ModuleNotFoundError: No module named 'no_such_module'"),
+        (["--app", "os:sep", "--inbox", "sqlite:///x.db", "--no-worker"],
+         "--app runs your own app, which sets up its receiver: --inbox, --no-worker would be ignored"),
+        (["--app", "os:sep", "--factory"], "--app os:sep with --factory is not callable"),
+        (["--factory"], "--factory needs --app: it says what --app names"),
+    ],
+)  # fmt: skip
+def test_a_bad_app_to_serve_is_one_line_naming_it(argv: list[str], says: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "incident_webhooks", "serve", *argv], cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False, env={**os.environ, "INCIDENT_WEBHOOK_SECRET": SECRET},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {says}"]

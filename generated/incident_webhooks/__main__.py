@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import inspect
 import logging
 import math
@@ -142,6 +143,10 @@ def demo_app() -> typing.Any:
 
 def serve(args: argparse.Namespace) -> int:
     _check_serve_arguments(args)
+    if args.app:
+        return _serve_app(args)
+    if args.factory:
+        _fail("--factory needs --app: it says what --app names")
     # Refused here, once, before any worker starts; the workers read it from the environment.
     os.environ["INCIDENT_WEBHOOK_SECRET"] = _secret(args.secret)
     if args.inbox:
@@ -170,14 +175,46 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["INCIDENT_WEBHOOK_HANDLERS"] = args.handlers
     os.environ["INCIDENT_WEBHOOK_DEDUPE"] = store
     os.environ["INCIDENT_WEBHOOK_PATH"] = args.path
+    return _run_server(args, f"{__package__}.__main__:demo_app", factory=True)
+
+
+def _serve_app(args: argparse.Namespace) -> int:
+    """``serve --app module:attr``: an ASGI app of the user's (one that mounts
+    ``create_app``, say) in the same processes, each with a listening socket of its own.
+    """
+    given = [
+        "--" + option
+        for option in ("secret", "dedupe", "inbox", "handlers")
+        if getattr(args, option)
+    ]
+    given += ["--no-worker"] if args.no_worker else []
+    given += ["--path"] if args.path != "/webhooks" else []
+    if given:
+        _fail(
+            "--app runs your own app, which sets up its receiver: "
+            f"{', '.join(given)} would be ignored"
+        )
+    module, _, attribute = args.app.partition(":")
+    if not module or not attribute:
+        _fail(f"--app {args.app!r} must be module:attribute, as in myapp.main:app")
+    # Whatever the user's module raises is said in one line.
+    try:
+        found = getattr(importlib.import_module(module), attribute)
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"--app {args.app}: {type(exc).__name__}: {exc}")
+    if args.factory and not callable(found):
+        _fail(f"--app {args.app} with --factory is not callable")
+    return _run_server(args, args.app, factory=args.factory)
+
+
+def _run_server(args: argparse.Namespace, app: str, *, factory: bool) -> int:
     import uvicorn
 
     from . import _processes
 
-    app = f"{__package__}.__main__:demo_app"
     # The receiver logs every delivery's outcome with its webhook-id; uvicorn's line per
     # request would say less, and cost a tenth of a busy server's time.
-    options: dict[str, typing.Any] = {"factory": True, "access_log": False}
+    options: dict[str, typing.Any] = {"factory": factory, "access_log": False}
     if args.workers > 1 and _processes.available():
         return _processes.run(app, args.host, args.port, args.workers, **options)
     uvicorn.run(app, host=args.host, port=args.port, workers=args.workers, **options)
@@ -313,6 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         "--no-worker",
         action="store_true",
         help="with --inbox: only store; dedicated `worker` processes handle the rows",
+    )
+    server.add_argument(
+        "--app",
+        help="module:attribute of an ASGI app of your own (one that mounts create_app) "
+        "to run instead of the demo's, in the same processes",
+    )
+    server.add_argument(
+        "--factory",
+        action="store_true",
+        help="with --app: the attribute is a function that returns the app",
     )
     server.set_defaults(run=serve)
     sender = commands.add_parser(
