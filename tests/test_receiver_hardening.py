@@ -285,6 +285,28 @@ def test_a_client_that_disconnects_mid_body_logs_no_traceback(
     assert any("disconnected" in r.getMessage() for r in caplog.records)
 
 
+def test_an_empty_body_is_answered_not_taken_for_a_client_that_left() -> None:
+    app = create_app(WebhookHandlers(), SECRET)
+    events = iter([{"type": "http.request", "body": b"", "more_body": False}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(events)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    body = b""
+    headers = [(k.encode(), v.encode()) for k, v in sign(body).items()]
+    scope = {
+        "type": "http", "method": "POST", "path": "/webhooks", "headers": headers,
+        "query_string": b"", "root_path": "", "scheme": "http", "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert (b"content-length", str(len(sent[1]["body"])).encode()) in sent[0]["headers"]
+
+
 def test_json_nested_beyond_the_parsers_limit_says_what_the_limit_is() -> None:
     body = b'{"event_type": "private_incident.membership_granted_v1", "x": ' + b"[" * 300
     body += b"]" * 300 + b"}"
