@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from incident_webhooks._processes import _socket_inodes, listening
+from incident_webhooks._processes import (
+    ESTABLISHED,
+    LISTEN,
+    listening,
+    socket_inodes,
+    tcp_sockets,
+)
 from servers import HTTP, free_port, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT, /proc")
@@ -37,13 +43,7 @@ def children(pid: int) -> list[int]:
 
 def listeners(port: int) -> int:
     """Listening TCP sockets on ``port``."""
-    count = 0
-    with open("/proc/net/tcp") as lines:
-        for line in list(lines)[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
-                count += 1
-    return count
+    return sum(1 for local, state, _ in tcp_sockets() if local == port and state == LISTEN)
 
 
 def answers(url: str) -> bool:
@@ -85,10 +85,8 @@ def test_each_server_process_listens_on_a_socket_of_its_own_and_connections_spre
             """Established connections on the port, per server process."""
             mine = {}
             for pid in children(process.pid):
-                inodes = _socket_inodes(pid)
-                with open("/proc/net/tcp") as lines:
-                    rows = [line.split() for line in list(lines)[1:]]
-                mine[pid] = sum(1 for r in rows if r[3] == "01" and r[9] in inodes)
+                inodes = socket_inodes(pid)
+                mine[pid] = sum(1 for _, state, inode in tcp_sockets() if state == ESTABLISHED and inode in inodes)
             return mine
 
         wait_until(lambda: sum(accepted().values()) == 32, "32 connections accepted")

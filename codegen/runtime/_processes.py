@@ -49,6 +49,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> None:
+    print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+
+
 def _serve_one(app: str, host: str, port: int, options: dict[str, typing.Any]) -> None:
     """One server process (in a child started by ``spawn``)."""
     import uvicorn
@@ -56,7 +60,7 @@ def _serve_one(app: str, host: str, port: int, options: dict[str, typing.Any]) -
     try:
         sock = listening_socket(host, port)
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        _cannot_listen(host, port, exc)
         sys.exit(STARTUP_FAILURE)
     config = uvicorn.Config(app, host=host, port=port, **options)
     try:
@@ -77,7 +81,7 @@ def run(app: str, host: str, port: int, processes: int, **options: typing.Any) -
     try:
         listening_socket(host, port).close()
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        _cannot_listen(host, port, exc)
         return 1
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
@@ -156,21 +160,31 @@ def _replaced(
     return new
 
 
+# A TCP socket's state in /proc/net/tcp.
+LISTEN, ESTABLISHED = "0A", "01"
+
+
 def listening(pid: int | None) -> bool:
     """Whether process ``pid`` holds a listening TCP socket (Linux's /proc)."""
-    inodes = _socket_inodes(pid)
+    inodes = socket_inodes(pid)
+    return any(state == LISTEN and inode in inodes for _, state, inode in tcp_sockets())
+
+
+def tcp_sockets() -> list[tuple[int, str, str]]:
+    """Every TCP socket of this host's network namespace as (local port, state, inode)."""
+    found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as lines:
                 rows = [line.split() for line in list(lines)[1:]]
         except OSError:
             continue  # no IPv6
-        if any(row[3] == "0A" and row[9] in inodes for row in rows):
-            return True
-    return False
+        found += [(int(row[1].rsplit(":", 1)[1], 16), row[3], row[9]) for row in rows]
+    return found
 
 
-def _socket_inodes(pid: int | None) -> set[str]:
+def socket_inodes(pid: int | None) -> set[str]:
+    """The inodes of the sockets process ``pid`` holds."""
     found: set[str] = set()
     try:
         descriptors = os.listdir(f"/proc/{pid}/fd")

@@ -211,6 +211,18 @@ class _Pending:
         self.error: BaseException | None = None
 
 
+# Rows committed in one transaction at most, by either group commit.
+MAX_BATCH = 64
+
+
+def _batch_failed(error: BaseException) -> InboxUnavailable:
+    """``error``, which failed a batch, as the error of one of its other callers (one
+    exception object raised by two threads or tasks would share a traceback)."""
+    own = InboxUnavailable(f"the batch this delivery was committed in failed: {error}")
+    own.__cause__ = error
+    return own
+
+
 class _GroupCommit:
     """Group commit: a caller that finds no commit under way commits its own item and every
     item queued by then, in one transaction (at most ``MAX_BATCH``); callers that arrive
@@ -218,8 +230,6 @@ class _GroupCommit:
     once its own item's transaction has ended, with its own result or the batch's error.
     A flush to disk costs the same for one row as for fifty, so concurrent deliveries share
     it instead of queueing for one each."""
-
-    MAX_BATCH = 64
 
     def __init__(self) -> None:
         self._changed = threading.Condition(threading.Lock())
@@ -240,8 +250,8 @@ class _GroupCommit:
                     self._changed.wait()
                     continue
                 self._committing = True
-                batch = self._queue[: self.MAX_BATCH]
-                del self._queue[: self.MAX_BATCH]
+                batch = self._queue[:MAX_BATCH]
+                del self._queue[:MAX_BATCH]
                 ran_mine = mine in batch
                 self._changed.release()
                 try:
@@ -264,11 +274,7 @@ class _GroupCommit:
             return mine.result
         if ran_mine:
             raise error
-        # Another caller's commit failed with this row in it: raised here as this caller's
-        # own error (one exception object raised in two threads would share a traceback).
-        raise InboxUnavailable(
-            f"the batch this delivery was committed in failed: {error}"
-        ) from error
+        raise _batch_failed(error)  # another caller's commit failed with this row in it
 
 
 class _Writer:
@@ -277,8 +283,6 @@ class _Writer:
     gets its own item's result, or the batch's error, once that transaction has ended, and
     the futures of one loop are settled with one wake-up of it. No thread per waiting
     request: a request waits on the loop, not in a thread holding its place."""
-
-    MAX_BATCH = 64
 
     def __init__(
         self, commit: typing.Callable[[list[typing.Any]], list[typing.Any]]
@@ -305,8 +309,8 @@ class _Writer:
             with self._changed:
                 while not self._queue:
                     self._changed.wait()
-                batch = self._queue[: self.MAX_BATCH]
-                del self._queue[: self.MAX_BATCH]
+                batch = self._queue[:MAX_BATCH]
+                del self._queue[:MAX_BATCH]
             try:
                 outcome: list[typing.Any] | BaseException = self._commit(
                     [item for item, _ in batch]
@@ -331,16 +335,8 @@ def _settle_futures(
             continue  # its request was cancelled meanwhile (the row may be stored)
         if not isinstance(outcome, BaseException):
             future.set_result(outcome[n])
-        elif n == 0:
-            future.set_exception(outcome)
         else:
-            # Each caller its own error (one exception object raised by two tasks would
-            # share a traceback).
-            error = InboxUnavailable(
-                f"the batch this delivery was committed in failed: {outcome}"
-            )
-            error.__cause__ = outcome
-            future.set_exception(error)
+            future.set_exception(outcome if n == 0 else _batch_failed(outcome))
 
 
 def _after_fork_in_child() -> None:
@@ -584,7 +580,7 @@ class Inbox(abc.ABC):
         """The handler succeeded: mark the row done, whoever holds its lease now (its
         handler ran). False when it was done already: the handler ran a second time, after
         a lease lapsed. ``ran``: the attempt, recorded with the outcome."""
-        return self.settle([Outcome(row_id, "done", ran=ran)])[0][0]
+        return self._settle_one(Outcome(row_id, "done", ran=ran))
 
     def settle(
         self,
@@ -603,6 +599,10 @@ class Inbox(abc.ABC):
         with self.transaction() as db:
             recorded = [self._settle(db, outcome, now) for outcome in outcomes]
             return recorded, self._claim(db, owner, lease_seconds, claim, now)
+
+    def _settle_one(self, outcome: Outcome) -> bool:
+        (recorded,), _ = self.settle([outcome])
+        return recorded
 
     def _settle(self, db: typing.Any, outcome: Outcome, now: float) -> bool:
         row_id, ran = outcome.row_id, outcome.ran
@@ -660,17 +660,13 @@ class Inbox(abc.ABC):
         """The handler raised: ``failed`` until ``retry_at``, or ``dead`` when None. Only
         the lease holder may; False when another worker holds the row now."""
         state: State = "failed" if retry_at is not None else "dead"
-        return self.settle([Outcome(row_id, state, owner, failure, retry_at, ran)])[0][
-            0
-        ]
+        return self._settle_one(Outcome(row_id, state, owner, failure, retry_at, ran))
 
     def mark_invalid(
         self, row_id: int, owner: str, failure: Failure, *, ran: Ran | None = None
     ) -> bool:
         """The body does not validate against this package's models: kept for replay."""
-        return self.settle([Outcome(row_id, "invalid", owner, failure, None, ran)])[0][
-            0
-        ]
+        return self._settle_one(Outcome(row_id, "invalid", owner, failure, None, ran))
 
     def _record(
         self,
