@@ -2,17 +2,21 @@
 
 uvicorn's own ``--workers`` gives every process one shared socket, and the process that
 wakes first accepts most connections: under 32 keep-alive connections one took 24, its
-core saturated, while the other had a third of one to spare. Here each process binds the
-address itself with ``SO_REUSEPORT``, and the kernel spreads new connections over the
-sockets by their addresses. The parent only supervises: it starts the processes, starts
-one again when it dies (not when it failed before serving: that would fail the same way
-again), on SIGHUP replaces them one by one (the new one listens before the old one stops,
-so the address keeps answering), and on SIGINT or SIGTERM stops them all (each finishes
-its requests) and waits.
+core saturated, while the other had a third of one to spare. Here the parent opens N
+sockets on the address with ``SO_REUSEPORT`` and gives one to each process; the kernel
+spreads new connections over the sockets by their addresses. The parent keeps its copy of
+each socket, so a connection the kernel queued on one is never refused while its process
+is replaced: the next process accepts it. The parent supervises: it starts the processes,
+starts one again when it dies (not one that exited before it served: that would fail the
+same way again, so everything stops), on SIGHUP replaces them one by one (the new one
+says it serves before the old one stops, and a new one that fails to start leaves the
+old one serving), and on SIGINT or SIGTERM stops them all (each finishes its requests)
+and waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -25,9 +29,12 @@ import typing
 
 logger = logging.getLogger(__name__)
 
-# A process that exits with this code failed before it served (as uvicorn's own).
-STARTUP_FAILURE = 3
 BACKLOG = 2048
+# How long a stopping process waits, its socket closed, before it ends its connections
+# that have no request yet: uvicorn closes such a connection unanswered, and a client
+# that had just connected and sent its request got no response (1 in ~600 requests
+# while processes were replaced).
+QUIET_SECONDS = 0.25
 
 
 def available() -> bool:
@@ -53,36 +60,57 @@ def _cannot_listen(host: str, port: int, exc: OSError) -> None:
     print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
 
 
-def _serve_one(app: str, host: str, port: int, options: dict[str, typing.Any]) -> None:
-    """One server process (in a child started by ``spawn``)."""
+def _serve_one(
+    app: str,
+    sock: socket.socket,
+    options: dict[str, typing.Any],
+    ready: multiprocessing.connection.Connection,
+) -> None:
+    """One server process (in a child started by ``spawn``) accepting on ``sock``; sends
+    on ``ready`` once it serves: until its app has imported and started, the process
+    before it on ``sock`` goes on accepting."""
     import uvicorn
 
-    try:
-        sock = listening_socket(host, port)
-    except OSError as exc:
-        _cannot_listen(host, port, exc)
-        sys.exit(STARTUP_FAILURE)
-    config = uvicorn.Config(app, host=host, port=port, **options)
-    try:
-        config.load()  # an app that does not import is a failure to start, not a death
-    except SystemExit:
-        sys.exit(STARTUP_FAILURE)
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                ready.send(True)
+            ready.close()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:
+                server.close()
+            await asyncio.sleep(QUIET_SECONDS)
+            await super().shutdown(sockets)
+
+    host, port = sock.getsockname()[:2]
+    # An app that does not import or start ends this process without a word on ``ready``.
+    Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=[sock])
 
 
 def run(app: str, host: str, port: int, processes: int, **options: typing.Any) -> int:
     """Serve ``app`` (uvicorn's import string) from ``processes`` processes until SIGINT
-    or SIGTERM; 0, or 1 when a process failed before serving."""
-    # Refused here, in one line, before any process starts: the address is taken by a
-    # socket that does not share it.
+    or SIGTERM; 0, or 1 when a process exited before serving."""
+    sockets: list[socket.socket] = []
     try:
-        listening_socket(host, port).close()
-    except OSError as exc:
+        for _ in range(processes):
+            sockets.append(listening_socket(host, port))
+    except OSError as exc:  # one line, before any process starts
         _cannot_listen(host, port, exc)
+        for sock in sockets:
+            sock.close()
         return 1
+    try:
+        return _supervise(app, sockets, options)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _supervise(
+    app: str, sockets: list[socket.socket], options: dict[str, typing.Any]
+) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
     replacing = threading.Event()
@@ -96,105 +124,117 @@ def run(app: str, host: str, port: int, processes: int, **options: typing.Any) -
     handlers = {signal.SIGINT: stop, signal.SIGTERM: stop, signal.SIGHUP: replace}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
 
-    def start() -> multiprocessing.process.BaseProcess:
-        child = context.Process(
-            target=_serve_one, args=(app, host, port, options), daemon=False
+    def start(sock: socket.socket) -> _Child:
+        ready, told = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_serve_one, args=(app, sock, options, told), daemon=False
         )
-        child.start()
-        return child
+        process.start()
+        told.close()  # the child's end: this one's copy would keep ``ready`` from ending
+        return _Child(process, sock, ready)
 
     failed = False
-    children = [start() for _ in range(processes)]
+    children = [start(sock) for sock in sockets]
     try:
         while not stopping.is_set():
             # A child's end wakes the loop; a signal is seen within the timeout.
-            multiprocessing.connection.wait([c.sentinel for c in children], 0.2)
+            multiprocessing.connection.wait([c.process.sentinel for c in children], 0.2)
             if replacing.is_set() and not stopping.is_set():
                 replacing.clear()
-                children = [_replaced(child, start) for child in children]
+                children = [
+                    child if stopping.is_set() else _replaced(child, start, stopping)
+                    for child in children
+                ]
             for n, child in enumerate(children):
-                if stopping.is_set() or child.is_alive():
+                if stopping.is_set() or child.process.is_alive():
                     continue
-                child.join()
-                if child.exitcode == STARTUP_FAILURE:
+                child.end()
+                # Killed by a signal (-N) is not the app's failure: started again.
+                exitcode = child.process.exitcode
+                if not child.served() and exitcode is not None and exitcode >= 0:
                     logger.error(
-                        "server process %s failed to start; stopping", child.pid
+                        "server process %s failed to start; stopping", child.process.pid
                     )
                     failed = True
                     stopping.set()
                     break
                 logger.warning(
                     "server process %s ended (exit code %s); starting another",
-                    child.pid, child.exitcode,
+                    child.process.pid, child.process.exitcode,
                 )  # fmt: skip
-                children[n] = start()
+                children[n] = start(child.sock)
     finally:
+        for sock in sockets:
+            sock.close()  # refused from now on, not queued where nothing will accept
         for child in children:
-            if child.is_alive() and child.pid is not None:
-                os.kill(child.pid, signal.SIGTERM)
+            child.stop()
         for child in children:
-            child.join()
+            child.end()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 1 if failed else 0
 
 
+class _Child:
+    """A server process and the pipe on which it says that it serves."""
+
+    def __init__(
+        self,
+        process: multiprocessing.process.BaseProcess,
+        sock: socket.socket,
+        ready: multiprocessing.connection.Connection,
+    ) -> None:
+        self.process = process
+        self.sock = sock
+        self.ready = ready
+        self._served = False
+
+    def served(self) -> bool:
+        """Whether it has said that it serves (what it sent outlives its end)."""
+        try:
+            while not self._served and not self.ready.closed and self.ready.poll():
+                self._served = bool(self.ready.recv())
+        except EOFError:
+            pass
+        return self._served
+
+    def serving(self, stopping: threading.Event) -> bool:
+        """Waits until the process serves (True), or ends before it does or ``stopping``
+        is set (False): a startup that hangs must not keep SIGTERM from stopping all."""
+        while not stopping.is_set():
+            if not multiprocessing.connection.wait([self.ready], 0.2):
+                continue
+            return self.served()  # False: closed without a word, it failed or died
+        return False
+
+    def stop(self) -> None:
+        if self.process.is_alive() and self.process.pid is not None:
+            os.kill(self.process.pid, signal.SIGTERM)
+
+    def end(self) -> None:
+        self.process.join()
+        self.served()  # read before the pipe closes
+        self.ready.close()
+
+
 def _replaced(
-    child: multiprocessing.process.BaseProcess,
-    start: typing.Callable[[], multiprocessing.process.BaseProcess],
-) -> multiprocessing.process.BaseProcess:
-    """A new process for ``child``'s place, listening before ``child`` is stopped."""
-    new = start()
-    while new.is_alive() and not listening(new.pid):
-        multiprocessing.connection.wait([new.sentinel], 0.05)
-    if not new.is_alive():
-        new.join()
+    child: _Child,
+    start: typing.Callable[[socket.socket], _Child],
+    stopping: threading.Event,
+) -> _Child:
+    """A new process on ``child``'s socket, serving before ``child`` is stopped."""
+    new = start(child.sock)
+    if not new.serving(stopping):
+        if stopping.is_set():
+            new.stop()
+            new.end()
+            return child
+        new.end()  # its pipe closed: it has exited or is exiting
         logger.error(
             "a new server process failed to start (exit code %s); process %s goes on",
-            new.exitcode, child.pid,
+            new.process.exitcode, child.process.pid,
         )  # fmt: skip
         return child
-    if child.is_alive() and child.pid is not None:
-        os.kill(child.pid, signal.SIGTERM)
-    child.join()
+    child.stop()
+    child.end()
     return new
-
-
-# A TCP socket's state in /proc/net/tcp.
-LISTEN, ESTABLISHED = "0A", "01"
-
-
-def listening(pid: int | None) -> bool:
-    """Whether process ``pid`` holds a listening TCP socket (Linux's /proc)."""
-    inodes = socket_inodes(pid)
-    return any(state == LISTEN and inode in inodes for _, state, inode in tcp_sockets())
-
-
-def tcp_sockets() -> list[tuple[int, str, str]]:
-    """Every TCP socket of this host's network namespace as (local port, state, inode)."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as lines:
-                rows = [line.split() for line in list(lines)[1:]]
-        except OSError:
-            continue  # no IPv6
-        found += [(int(row[1].rsplit(":", 1)[1], 16), row[3], row[9]) for row in rows]
-    return found
-
-
-def socket_inodes(pid: int | None) -> set[str]:
-    """The inodes of the sockets process ``pid`` holds."""
-    found: set[str] = set()
-    try:
-        descriptors = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return found  # gone
-    for fd in descriptors:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            found.add(target[8:-1])
-    return found
