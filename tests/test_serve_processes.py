@@ -246,20 +246,23 @@ def test_a_bad_app_to_serve_is_one_line_naming_it(argv: list[str], says: str, tm
     assert done.stderr.strip().splitlines() == [f"error: {says}"]
 
 
-def own_app(tmp_path: Path, broken: Path) -> subprocess.Popen[bytes]:
-    """``serve --app`` with a factory that raises while ``broken`` exists (a bad deploy)."""
+def own_app(tmp_path: Path, broken: Path, *options: str, hang: bool = False) -> subprocess.Popen[bytes]:
+    """``serve --app`` with a factory that raises (or with ``hang``, never returns) while
+    ``broken`` exists (a bad deploy)."""
     (tmp_path / "flaky_app.py").write_text(
-        "import os\n"
+        "import os, time\n"
         "from incident_webhooks import WebhookHandlers\n"
         "from incident_webhooks.app import create_app\n\n"
         "def build():\n"
+        f"    while {hang!r} and os.path.exists({str(broken)!r}):\n"
+        "        time.sleep(0.1)\n"
         f"    if os.path.exists({str(broken)!r}):\n"
         "        raise RuntimeError('this deploy is broken')\n"
         f"    return create_app(WebhookHandlers(), {SECRET!r}, inbox={f'sqlite:///{tmp_path}/inbox.db'!r}, worker=False)\n"
     )
     return subprocess.Popen(
         [sys.executable, "-m", "incident_webhooks", "serve", "--app", "flaky_app:build", "--factory",
-         "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "2"],
+         "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "2", *options],
         env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path, stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "serve.log").open("wb"), start_new_session=True,
     )  # fmt: skip
@@ -303,3 +306,42 @@ def test_an_app_that_cannot_start_stops_serve_instead_of_being_started_again(tmp
     assert "RuntimeError: this deploy is broken" in log
     assert "failed to start; stopping" in log
     assert "starting another" not in log
+
+
+def test_a_hangup_whose_new_processes_never_serve_is_given_up_after_the_startup_timeout(tmp_path: Path) -> None:
+    """A factory that never returns (SIGTERM cannot reach uvicorn's handler there): each new
+    process is killed after --startup-timeout and the old ones serve on."""
+    broken = tmp_path / "broken"
+    process = own_app(tmp_path, broken, "--startup-timeout", "2", hang=True)
+    log = tmp_path / "serve.log"
+    try:
+        wait_until(lambda: log.read_text().count("Application startup complete") == 2, "two serving", 60)
+        before = children(process.pid)
+        broken.touch()
+        os.kill(process.pid, signal.SIGHUP)
+        wait_until(lambda: log.read_text().count("did not serve within 2s and was stopped") == 2,
+                   "both new processes given up", 60)  # fmt: skip
+        assert process.poll() is None
+        assert children(process.pid) == before and all(alive(pid) for pid in before)
+        wait_until(lambda: server_processes(process.pid) == before, "no new process left behind", 30)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()
+
+
+def server_processes(pid: int) -> list[int]:
+    """The live server processes ``pid`` started, listening or not (not multiprocessing's
+    resource tracker)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not alive(int(entry)):
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(entry))
+    return sorted(found)

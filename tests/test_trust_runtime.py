@@ -672,6 +672,8 @@ def test_an_odd_path_on_a_good_host_is_sent_and_reported_not_a_traceback(path: s
         (["--port", "99999"], "--port 99999 is not a TCP port"),
         (["--port", "0"], "--port 0 is not a TCP port"),
         (["--workers", "0"], "--workers 0 must be from 1 to 256"),
+        (["--startup-timeout", "0"], "--startup-timeout 0 must be above 0 and at most 3600 seconds"),
+        (["--startup-timeout", "nan"], "--startup-timeout nan must be above 0"),
         (["--host", ""], "--host '' is not a host name"),
         (["--secret", "hunter2"], "--secret: the webhook secret is not valid base64"),
         (["--dedupe", "postgres://x"], "--dedupe postgres://x: unknown dedupe store"),

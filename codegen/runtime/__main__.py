@@ -95,6 +95,10 @@ def _check_serve_arguments(args: argparse.Namespace) -> None:
         _fail(f"--port {args.port} is not a TCP port (1 to 65535)")
     if not 1 <= args.workers <= 256:
         _fail(f"--workers {args.workers} must be from 1 to 256")
+    if not 0 < args.startup_timeout <= 3600:  # NaN too
+        _fail(
+            f"--startup-timeout {args.startup_timeout:g} must be above 0 and at most 3600 seconds"
+        )
     path = args.path
     if not path.startswith("/") or any(
         c.isspace() or not c.isprintable() for c in path
@@ -214,7 +218,9 @@ def _run_server(args: argparse.Namespace, app: str, *, factory: bool) -> int:
     # request would say less, and cost a tenth of a busy server's time.
     options: dict[str, typing.Any] = {"factory": factory, "access_log": False}
     if args.workers > 1 and _processes.available():
-        return _processes.run(app, args.host, args.port, args.workers, **options)
+        return _processes.run(
+            app, args.host, args.port, args.workers, args.startup_timeout, **options
+        )
     uvicorn.run(app, host=args.host, port=args.port, workers=args.workers, **options)
     return 0
 
@@ -327,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     server.add_argument("--path", default="/webhooks")
     server.add_argument(
         "--workers", type=int, default=1, help="uvicorn worker processes"
+    )
+    server.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=60,
+        metavar="SECONDS",
+        help="with --workers: a process started on SIGHUP that does not serve within this "
+        "is stopped and the one it replaces goes on (default: 60)",
     )
     server.add_argument("--secret", help="whsec_... (default: INCIDENT_WEBHOOK_SECRET)")
     server.add_argument(

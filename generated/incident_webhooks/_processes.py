@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import typing
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ BACKLOG = 2048
 # that had just connected and sent its request got no response (1 in ~600 requests
 # while processes were replaced).
 QUIET_SECONDS = 0.25
+# How long a process that never served is given to end on SIGTERM before SIGKILL: it has
+# no requests to finish.
+KILL_AFTER_SECONDS = 2
 
 
 def available() -> bool:
@@ -91,9 +95,18 @@ def _serve_one(
     Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=[sock])
 
 
-def run(app: str, host: str, port: int, processes: int, **options: typing.Any) -> int:
+def run(
+    app: str,
+    host: str,
+    port: int,
+    processes: int,
+    startup_timeout: float = 60,
+    **options: typing.Any,
+) -> int:
     """Serve ``app`` (uvicorn's import string) from ``processes`` processes until SIGINT
-    or SIGTERM; 0, or 1 when a process exited before serving."""
+    or SIGTERM; 0, or 1 when a process exited before serving. A process that replaces
+    another (SIGHUP) and does not serve within ``startup_timeout`` seconds is stopped, and
+    the one it was to replace goes on."""
     sockets: list[socket.socket] = []
     try:
         for _ in range(processes):
@@ -104,14 +117,17 @@ def run(app: str, host: str, port: int, processes: int, **options: typing.Any) -
             sock.close()
         return 1
     try:
-        return _supervise(app, sockets, options)
+        return _supervise(app, sockets, startup_timeout, options)
     finally:
         for sock in sockets:
             sock.close()
 
 
 def _supervise(
-    app: str, sockets: list[socket.socket], options: dict[str, typing.Any]
+    app: str,
+    sockets: list[socket.socket],
+    startup_timeout: float,
+    options: dict[str, typing.Any],
 ) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
@@ -144,7 +160,11 @@ def _supervise(
             if replacing.is_set() and not stopping.is_set():
                 replacing.clear()
                 children = [
-                    child if stopping.is_set() else _replaced(child, start, stopping)
+                    (
+                        child
+                        if stopping.is_set()
+                        else _replaced(child, start, stopping, startup_timeout)
+                    )
                     for child in children
                 ]
             for n, child in enumerate(children):
@@ -190,6 +210,8 @@ class _Child:
         self.sock = sock
         self.ready = ready
         self._served = False
+        # Its pipe closed without a word: it ended (or is ending) before it served.
+        self.ended_unserved = False
 
     def served(self) -> bool:
         """Whether it has said that it serves (what it sent outlives its end)."""
@@ -197,13 +219,15 @@ class _Child:
             while not self._served and not self.ready.closed and self.ready.poll():
                 self._served = bool(self.ready.recv())
         except EOFError:
-            pass
+            self.ended_unserved = not self._served
         return self._served
 
-    def serving(self, stopping: threading.Event) -> bool:
-        """Waits until the process serves (True), or ends before it does or ``stopping``
-        is set (False): a startup that hangs must not keep SIGTERM from stopping all."""
-        while not stopping.is_set():
+    def serving(self, stopping: threading.Event, timeout: float) -> bool:
+        """Waits until the process serves (True), or ends before it does, ``stopping`` is
+        set or ``timeout`` seconds pass (False): a startup that hangs must neither keep
+        SIGTERM from stopping all nor hold the supervisor for ever."""
+        deadline = time.monotonic() + timeout
+        while not stopping.is_set() and time.monotonic() < deadline:
             if not multiprocessing.connection.wait([self.ready], 0.2):
                 continue
             return self.served()  # False: closed without a word, it failed or died
@@ -212,6 +236,14 @@ class _Child:
     def stop(self) -> None:
         if self.process.is_alive() and self.process.pid is not None:
             os.kill(self.process.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGTERM, then SIGKILL if it has not ended (for a process that never served): one
+        stuck in its app's import or factory never acts on SIGTERM."""
+        self.stop()
+        self.process.join(KILL_AFTER_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
 
     def end(self) -> None:
         self.process.join()
@@ -223,19 +255,27 @@ def _replaced(
     child: _Child,
     start: typing.Callable[[socket.socket], _Child],
     stopping: threading.Event,
+    timeout: float,
 ) -> _Child:
     """A new process on ``child``'s socket, serving before ``child`` is stopped."""
     new = start(child.sock)
-    if not new.serving(stopping):
+    if not new.serving(stopping, timeout):
+        failed = new.ended_unserved
+        new.kill()
+        new.end()
         if stopping.is_set():
-            new.stop()
-            new.end()
             return child
-        new.end()  # its pipe closed: it has exited or is exiting
-        logger.error(
-            "a new server process failed to start (exit code %s); process %s goes on",
-            new.process.exitcode, child.process.pid,
-        )  # fmt: skip
+        if failed:
+            logger.error(
+                "a new server process failed to start (exit code %s); process %s goes on",
+                new.process.exitcode, child.process.pid,
+            )  # fmt: skip
+        else:
+            logger.error(
+                "a new server process did not serve within %gs and was stopped; "
+                "process %s goes on",
+                timeout, child.process.pid,
+            )  # fmt: skip
         return child
     child.stop()
     child.end()
