@@ -345,3 +345,24 @@ def server_processes(pid: int) -> list[int]:
         if parent == pid and b"spawn_main" in command:
             found.append(int(entry))
     return sorted(found)
+
+
+def test_server_processes_whose_supervisor_was_killed_while_they_started_still_serve(tmp_path: Path) -> None:
+    """Telling a supervisor that is gone that it serves must not end a process."""
+    broken = tmp_path / "broken"
+    broken.touch()
+    process = own_app(tmp_path, broken, hang=True)
+    try:
+        wait_until(lambda: len(server_processes(process.pid)) == 2, "two server processes", 60)
+        orphans = server_processes(process.pid)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+        broken.unlink()
+        log = tmp_path / "serve.log"
+        wait_until(lambda: log.read_text().count("Application startup complete") == 2, "both serving", 60)
+        time.sleep(0.5)  # what a failed send would have ended by now
+        assert all(alive(pid) for pid in orphans), log.read_text()
+        port = int(process.args[process.args.index("--port") + 1])  # type: ignore[union-attr]
+        assert answers(f"http://127.0.0.1:{port}")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)

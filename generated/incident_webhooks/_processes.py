@@ -80,9 +80,12 @@ def _serve_one(
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            if self.started:
-                ready.send(True)
-            ready.close()
+            try:
+                if self.started:
+                    ready.send(True)
+                ready.close()
+            except OSError:  # the supervisor is gone (killed): serve on regardless
+                pass
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             for server in self.servers:
