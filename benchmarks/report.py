@@ -322,7 +322,7 @@ def render_burst(b: dict[str, Any]) -> list[str]:
          "row on uvloop, which the worker command uses when installed (validating the 2.3 KB body "
          "0.085 ms, the log line 0.05 ms, the row's task, its handler's thread hand-off and "
          "futures; on asyncio's own loop ~0.45 ms) and the database threads' statements, on "
-         "2 cores that ~75-80 % busy during a drain. Letting a batch's slots run rows claimed "
+         "2 cores ~75-80 % busy during a drain. Letting a batch's slots run rows claimed "
          "ahead while the transaction that records them commits was measured and bought nothing "
          "(interleaved, 3,418-3,666 rows/s against 3,158-4,100 without). A claim reads the partial "
          "index of due rows (`INDEXED BY` on SQLite), so it does not grow with the backlog: the "
