@@ -262,6 +262,8 @@ def _replaced(
     new = start(child.sock)
     if not new.serving(stopping, timeout):
         failed = new.ended_unserved
+        if failed:  # ending by itself: left to, so that its exit code says how
+            new.process.join(KILL_AFTER_SECONDS)
         new.kill()
         new.end()
         if stopping.is_set():
