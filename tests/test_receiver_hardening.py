@@ -81,7 +81,9 @@ def test_a_delivery_timed_out_by_the_caller_is_handled_when_retried() -> None:
 
     async def deliver_twice() -> int:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(receiver.handle_async(body, headers), 0.2)
+            # Long enough for the handler to have started on a busy machine: cancelled
+            # before it, the second delivery would be the first to run it.
+            await asyncio.wait_for(receiver.handle_async(body, headers), 1)
         return (await receiver.handle_async(body, headers)).status
 
     assert asyncio.run(deliver_twice()) == 200
