@@ -64,20 +64,27 @@ def alive(pid: int) -> bool:
         return False
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` and that listen on a TCP socket."""
+def server_processes(pid: int) -> list[int]:
+    """The live server processes ``pid`` started, listening or not (not multiprocessing's
+    resource tracker)."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or not alive(int(entry)):
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
                 parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if parent == pid and listening(int(entry)):
+        if parent == pid and b"spawn_main" in command:
             found.append(int(entry))
     return sorted(found)
+
+
+def children(pid: int) -> list[int]:
+    """The server processes ``pid`` started that listen on a TCP socket."""
+    return [child for child in server_processes(pid) if listening(child)]
 
 
 def listeners(port: int) -> int:
@@ -315,24 +322,6 @@ def test_an_app_that_cannot_start_stops_serve_instead_of_being_started_again(tmp
     assert "RuntimeError: this deploy is broken" in log
     assert "failed to start; stopping" in log
     assert "starting another" not in log
-
-
-def server_processes(pid: int) -> list[int]:
-    """The live server processes ``pid`` started, listening or not (not multiprocessing's
-    resource tracker)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or not alive(int(entry)):
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            command = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if parent == pid and b"spawn_main" in command:
-            found.append(int(entry))
-    return sorted(found)
 
 
 def test_server_processes_whose_supervisor_was_killed_while_they_started_still_serve(tmp_path: Path) -> None:

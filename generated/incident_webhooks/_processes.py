@@ -62,10 +62,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _cannot_listen(host: str, port: int, exc: OSError) -> None:
-    print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
-
-
 def _serve_one(
     app: str,
     sock: socket.socket,
@@ -115,7 +111,7 @@ def run(
         for _ in range(processes):
             sockets.append(listening_socket(host, port))
     except OSError as exc:  # one line, before any process starts
-        _cannot_listen(host, port, exc)
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         for sock in sockets:
             sock.close()
         return 1
