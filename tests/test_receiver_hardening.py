@@ -28,6 +28,7 @@ from incident_webhooks import (
     parse_event,
 )
 from incident_webhooks.app import create_app
+from incident_webhooks.dedupe import InMemoryDedupeStore
 from test_receiver import SECRET, example_body, sign
 
 
@@ -307,6 +308,70 @@ def test_an_empty_body_is_answered_not_taken_for_a_client_that_left() -> None:
     asyncio.run(app(scope, receive, send))
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
     assert (b"content-length", str(len(sent[1]["body"])).encode()) in sent[0]["headers"]
+
+
+def _post_in_chunks(
+    app: Any, chunks: list[bytes], headers: dict[str, str]
+) -> tuple[list[dict[str, Any]], int]:
+    """The app's answer to a POST whose body arrives in ``chunks``, and how many of them
+    it read."""
+    events = [
+        {"type": "http.request", "body": c, "more_body": n < len(chunks) - 1}
+        for n, c in enumerate(chunks)
+    ]
+    taken = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        taken += 1
+        return events[taken - 1]
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/webhooks", "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "root_path": "", "scheme": "http", "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    return sent, taken
+
+
+def test_the_app_joins_a_body_sent_in_chunks_and_stops_reading_one_over_the_limit() -> None:
+    body = example_body()
+    app = create_app(WebhookHandlers(), SECRET, max_body_bytes=len(body))
+    third = len(body) // 3
+    chunks = [body[:third], body[third : 2 * third], body[2 * third :]]
+    sent, taken = _post_in_chunks(app, chunks, sign(body, msg_id="chunked"))
+    assert (sent[0]["status"], json.loads(sent[1]["body"]), taken) == (200, {"status": "ok"}, 3)
+    assert (b"content-type", b"application/json") in sent[0]["headers"]
+    assert (b"content-length", str(len(sent[1]["body"])).encode()) in sent[0]["headers"]
+
+    # No Content-Length, and one byte too many in the second of four chunks: refused
+    # there, without reading the rest.
+    over = [body[:third], body[third:] + b" ", b"x" * 10, b"y"]
+    sent, taken = _post_in_chunks(app, over, sign(body, msg_id="over"))
+    assert (sent[0]["status"], taken) == (413, 2)
+    assert json.loads(sent[1]["body"]) == {"error": f"body larger than {len(body)} bytes"}
+
+    # A Content-Length over the limit is refused before any of the body is read.
+    declared = {**sign(body, msg_id="declared"), "content-length": str(len(body) + 1)}
+    sent, taken = _post_in_chunks(app, [body + b" "], declared)
+    assert (sent[0]["status"], taken) == (413, 0)
+
+
+def test_a_503_from_the_app_carries_retry_after_and_the_receivers_headers() -> None:
+    class Down(InMemoryDedupeStore):
+        def claim(self, key: str) -> Any:
+            raise ConnectionError("store down")
+
+    app = create_app(WebhookHandlers(), SECRET, dedupe=Down())
+    body = example_body()
+    sent, _ = _post_in_chunks(app, [body], sign(body, msg_id="down"))
+    assert sent[0]["status"] == 503
+    assert (b"retry-after", b"5") in sent[0]["headers"]
 
 
 def test_json_nested_beyond_the_parsers_limit_says_what_the_limit_is() -> None:
