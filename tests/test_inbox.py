@@ -812,6 +812,70 @@ def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_a
 
 
 
+def test_a_postgres_batch_is_one_pipeline_whose_failure_fails_each_row_and_stores_none(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """PostgreSQL sends a batch's rows in one pipeline: a row the database refuses fails
+    the whole batch, and each row's answer is its own, in order, duplicates included."""
+    import psycopg
+
+    url = new_inbox("postgres", tmp_path, postgres)
+    inbox = from_url(url)
+    setup = psycopg.connect(url, autocommit=True)
+    setup.execute(
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.webhook_id = 'msg_poison' THEN RAISE EXCEPTION 'poisoned'; END IF;"
+        " RETURN NEW; END $$"
+    )
+    setup.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON webhook_inbox"
+        " FOR EACH ROW EXECUTE FUNCTION poison()"
+    )
+    # Holds msg_first's key uncommitted: the writer's first row waits for it, and the
+    # deliveries that arrive meanwhile queue for the next batch.
+    blocker = psycopg.connect(url)
+    blocker.execute(
+        "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body, headers,"
+        " received_at, state, next_attempt_at, updated_at)"
+        " VALUES ('e', 'msg_first', 't', '', '{}', 0, 'pending', 0, 0)"
+    )
+    rest = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
+
+    async def until(condition: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert condition()
+
+    async def deliver() -> list[object]:
+        first = asyncio.ensure_future(inbox.store_async("e", "msg_first", "t", b"{}", {}))
+        await until(lambda: inbox._writer._thread is not None and not inbox._writer._queue)
+        others = [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in rest]
+        await until(lambda: len(inbox._writer._queue) == len(rest))  # one batch of seven
+        blocker.rollback()
+        return await asyncio.gather(first, *others, return_exceptions=True)
+
+    first, *results = asyncio.run(deliver())
+    assert first is True
+    assert all(isinstance(r, InboxUnavailable) for r in results), results
+    assert "poisoned" in str(results[0])
+    stored = {row[0] for row in setup.execute("SELECT webhook_id FROM webhook_inbox")}
+    assert stored == {"msg_first"}
+
+    # One batch of new rows and redeliveries: each answer is its own row's.
+    rows = [
+        inbox._row_to_store("e", webhook_id, "t", b"{}", {}, None, None)
+        for webhook_id in ("msg_0", "msg_first", "msg_1", "msg_0")
+    ]
+    assert inbox._store_batch(rows) == [True, False, True, False]
+    # The connection is usable after the failed pipeline, and the poisoned row fails alone.
+    assert asyncio.run(inbox.store_async("e", "msg_2", "t", b"{}", {})) is True
+    with pytest.raises(InboxUnavailable):
+        asyncio.run(inbox.store_async("e", "msg_poison", "t", b"{}", {}))
+    blocker.close()
+    setup.close()
+
+
 def test_a_writer_waits_for_the_sqlite_write_lock_in_short_steps_and_keeps_its_busy_timeout(
     tmp_path: Path,
 ) -> None:

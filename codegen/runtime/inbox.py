@@ -1026,6 +1026,17 @@ class PostgresInbox(Inbox):
                 self._local.db = None
             raise InboxUnavailable(f"PostgreSQL: {_reason(exc, self.dsn)}") from exc
 
+    def _store_batch(
+        self, batch: list[tuple[str, dict[str, typing.Any]]]
+    ) -> list[bool]:
+        """:meth:`Inbox._store_batch` in one pipeline: the transaction and its rows are
+        sent together and answered together, one round trip instead of one per row."""
+        if len(batch) == 1:
+            return super()._store_batch(batch)
+        with self._one_statement() as db, db.pipeline(), db.transaction():
+            cursors = [db.execute(statement, row) for statement, row in batch]
+        return [bool(cursor.fetchall()) for cursor in cursors]
+
     def _lock_schema(self, db: typing.Any) -> None:
         # Two processes creating the tables at once would otherwise collide in the catalog.
         db.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": 0x1BC1DE47})
