@@ -221,6 +221,7 @@ def test_a_delivery_is_a_server_span_and_its_handler_a_linked_process_span(spans
     assert server.name == "POST /webhooks"
     assert server.attributes["http.request.method"] == "POST"
     assert server.attributes["http.route"] == "/webhooks"
+    assert server.attributes["url.path"] == "/webhooks"
     assert server.attributes["http.response.status_code"] == 200
     assert process.name == f"process {GRANTED}"
     assert process.attributes["messaging.message.id"] == "msg_traced"
@@ -228,6 +229,24 @@ def test_a_delivery_is_a_server_span_and_its_handler_a_linked_process_span(spans
     assert process.attributes["messaging.operation.type"] == "process"
     assert process.parent is not None and process.parent.span_id == server.context.span_id
     assert [link.context.span_id for link in process.links] == [server.context.span_id]
+
+
+def test_a_mounted_apps_server_span_has_the_path_the_request_was_sent_to(spans: Any) -> None:
+    from opentelemetry.trace import SpanKind
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    spans.clear()
+    site = Starlette(routes=[Mount("/incident", app=create_app(RaisesOnce(), SECRET))])
+
+    async def post() -> int:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site), base_url="http://t") as client:
+            body, headers = signed("msg_mounted")
+            return (await client.post("/incident/webhooks", content=body, headers=headers)).status_code
+
+    assert asyncio.run(post()) == 200
+    (server,) = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert (server.attributes["http.route"], server.attributes["url.path"]) == ("/webhooks", "/incident/webhooks")
 
 
 def test_a_worker_s_process_span_links_to_the_span_that_stored_the_row(spans: Any, tmp_path: Path) -> None:
