@@ -112,7 +112,7 @@ def test_a_commit_into_a_file_replaced_meanwhile_is_not_stored(tmp_path: Path) -
     inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
     with pytest.raises(InboxUnavailable, match="removed, replaced, truncated or linked"), inbox.transaction() as db:
         db.execute(
-            "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body, headers,"
+            "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body_inline, headers,"
             " received_at, state, next_attempt_at, updated_at)"
             " VALUES ('/webhooks', 'msg_1', 't', x'7b7d', '{}', 0, 'pending', 0, 0)"
         )

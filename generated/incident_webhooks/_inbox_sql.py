@@ -23,7 +23,7 @@ import typing
 TABLE = "webhook_inbox"
 # The NOTIFY channel of the PostgreSQL inbox.
 CHANNEL = "webhook_inbox"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Rows a worker may claim: due for a (first or next) attempt, or leased by a worker that
 # stopped renewing its lease. While a row is processing, next_attempt_at is its lease expiry.
 DUE = "state IN ('pending', 'failed', 'processing')"
@@ -55,6 +55,13 @@ class Dialect:
     # row of the state through the other index and sorts them, so a claim slowed down as the
     # backlog grew (after an outage, when it matters); PostgreSQL's picks it by itself.
     due_index: str
+    # The column a stored body is written to, and the expression that reads it back. SQLite
+    # rewrites a whole row on every UPDATE: with the body in the row, a claim and a
+    # completion each wrote the 2-5 KB body to the log again. From schema version 3 a
+    # trigger moves it to a table of its own as it is stored (rows stored before keep
+    # theirs in ``body_inline``). PostgreSQL keeps large values apart by itself (TOAST).
+    body_column: str
+    body_read: str
 
     def p(self, name: str) -> str:
         """The placeholder of parameter ``name``."""
@@ -74,12 +81,14 @@ class Dialect:
 SQLITE = Dialect(
     "sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", ":{}",
     "({p} IS NULL OR {column} IN (SELECT value FROM json_each({p})))", True,
-    f" INDEXED BY {TABLE}_due",
+    f" INDEXED BY {TABLE}_due", "body_inline",
+    f"COALESCE((SELECT body FROM {TABLE}_bodies WHERE {TABLE}_bodies.id = {TABLE}.id),"
+    f" {TABLE}.body_inline)",
 )  # fmt: skip
 POSTGRES = Dialect(
     "postgres", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA", "DOUBLE PRECISION",
     " FOR UPDATE SKIP LOCKED", "%({})s", "({p}::{kind}[] IS NULL OR {column} = ANY({p}::{kind}[]))",
-    False, "",
+    False, "", "body", "body",
 )  # fmt: skip
 
 
@@ -118,10 +127,32 @@ def _version_2(d: Dialect) -> tuple[str, ...]:
     )
 
 
+def _version_3(d: Dialect) -> tuple[str, ...]:
+    """SQLite: bodies in a table of their own (see ``Dialect.body_column``). The column is
+    renamed, not left in place, so that a process still running an older release fails its
+    statements (and answers 503, or retries) instead of reading an emptied body."""
+    if d.name != "sqlite":
+        return ()
+    return (
+        f"ALTER TABLE {TABLE} RENAME COLUMN body TO body_inline",
+        f"CREATE TABLE {TABLE}_bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL)",
+        (
+            f"CREATE TRIGGER {TABLE}_body_apart AFTER INSERT ON {TABLE}"
+            " WHEN length(NEW.body_inline) > 0 BEGIN"
+            f" INSERT INTO {TABLE}_bodies (id, body) VALUES (NEW.id, NEW.body_inline);"
+            f" UPDATE {TABLE} SET body_inline = x'' WHERE id = NEW.id; END"
+        ),
+        (
+            f"CREATE TRIGGER {TABLE}_body_gone AFTER DELETE ON {TABLE} BEGIN"
+            f" DELETE FROM {TABLE}_bodies WHERE id = OLD.id; END"
+        ),
+    )
+
+
 # version -> dialect -> statements.
 MIGRATIONS: dict[int, dict[str, tuple[str, ...]]] = {
     version: {d.name: make(d) for d in (SQLITE, POSTGRES)}
-    for version, make in ((1, _version_1), (2, _version_2))
+    for version, make in ((1, _version_1), (2, _version_2), (3, _version_3))
 }
 
 
@@ -163,10 +194,11 @@ class Statements:
 def statements(d: Dialect, columns: collections.abc.Sequence[str]) -> Statements:
     """Every statement, written for ``d``; ``columns``: the row's, in Row's order."""
     p = d.p
-    selected = ", ".join(columns)
+    selected = ", ".join(d.body_read if c == "body" else c for c in columns)
     finished = f"lease_owner = NULL, lease_expires_at = NULL, updated_at = {p('now')}"
+    written = ", ".join(d.body_column if c == "body" else c for c in STORED)
     insert = (
-        f"INSERT INTO {TABLE} ({', '.join(STORED)}) VALUES ({', '.join(p(c) for c in STORED)})"
+        f"INSERT INTO {TABLE} ({written}) VALUES ({', '.join(p(c) for c in STORED)})"
         " ON CONFLICT (endpoint, webhook_id) DO NOTHING RETURNING id"
     )
     matching = (
@@ -197,7 +229,7 @@ def statements(d: Dialect, columns: collections.abc.Sequence[str]) -> Statements
             else f"WITH stored AS ({insert}) SELECT id, pg_notify('{CHANNEL}', '') FROM stored"
         ),
         notify="" if d.name == "sqlite" else f"SELECT pg_notify('{CHANNEL}', '')",
-        body_of=f"SELECT body FROM {TABLE} WHERE endpoint = {p('endpoint')} AND webhook_id = {p('webhook_id')}",
+        body_of=f"SELECT {d.body_read} FROM {TABLE} WHERE endpoint = {p('endpoint')} AND webhook_id = {p('webhook_id')}",
         claim=(
             f"UPDATE {TABLE} SET state = 'processing', lease_owner = {p('owner')},"
             f" lease_token = {p('token')}, lease_expires_at = {p('expires')},"
