@@ -776,13 +776,13 @@ def test_a_kill_in_the_middle_of_batched_commits_loses_no_delivery_answered_stor
     assert len(stored) >= len(answered) >= 500
 
 
-def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_and_stores_none(
-    tmp_path: Path,
-) -> None:
-    """The same for the receiving app's path: requests wait on the event loop while the
-    inbox's writer thread commits their rows together."""
-    inbox, setup, blocker = poisoned_and_locked(tmp_path)
-    rest = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
+POISONED_BATCH = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
+
+
+def first_then_a_batch(inbox: Inbox, unblock: Any) -> list[object]:
+    """``msg_first`` through the event loop's writer, which takes it and waits (for a lock
+    the test holds), then POISONED_BATCH queued behind it as one batch; ``unblock`` lets
+    the first commit. Each request's answer: True, or its error."""
 
     async def until(condition: Any) -> None:
         deadline = time.monotonic() + 10
@@ -792,14 +792,24 @@ def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_a
 
     async def deliver() -> list[object]:
         first = asyncio.ensure_future(inbox.store_async("e", "msg_first", "t", b"{}", {}))
-        # The writer took the first row, and waits for the write lock with it.
         await until(lambda: inbox._writer._thread is not None and not inbox._writer._queue)
+        rest = POISONED_BATCH
         others = [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in rest]
         await until(lambda: len(inbox._writer._queue) == len(rest))  # one batch of seven
-        blocker.execute("ROLLBACK")
+        unblock()
         return await asyncio.gather(first, *others, return_exceptions=True)
 
-    first, *results = asyncio.run(deliver())
+    return asyncio.run(deliver())
+
+
+def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_and_stores_none(
+    tmp_path: Path,
+) -> None:
+    """The same for the receiving app's path: requests wait on the event loop while the
+    inbox's writer thread commits their rows together."""
+    inbox, setup, blocker = poisoned_and_locked(tmp_path)
+    rest = POISONED_BATCH
+    first, *results = first_then_a_batch(inbox, lambda: blocker.execute("ROLLBACK"))
     assert first is True
     assert all(isinstance(r, InboxUnavailable) for r in results), results
     assert len({id(r) for r in results}) == len(rest), "each request its own error"
@@ -842,23 +852,7 @@ def test_a_postgres_batch_is_one_pipeline_whose_failure_fails_each_row_and_store
         " received_at, state, next_attempt_at, updated_at)"
         " VALUES ('e', 'msg_first', 't', '', '{}', 0, 'pending', 0, 0)"
     )
-    rest = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
-
-    async def until(condition: Any) -> None:
-        deadline = time.monotonic() + 10
-        while not condition() and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        assert condition()
-
-    async def deliver() -> list[object]:
-        first = asyncio.ensure_future(inbox.store_async("e", "msg_first", "t", b"{}", {}))
-        await until(lambda: inbox._writer._thread is not None and not inbox._writer._queue)
-        others = [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in rest]
-        await until(lambda: len(inbox._writer._queue) == len(rest))  # one batch of seven
-        blocker.rollback()
-        return await asyncio.gather(first, *others, return_exceptions=True)
-
-    first, *results = asyncio.run(deliver())
+    first, *results = first_then_a_batch(inbox, blocker.rollback)
     assert first is True
     assert all(isinstance(r, InboxUnavailable) for r in results), results
     assert "poisoned" in str(results[0])
