@@ -24,7 +24,9 @@ from incident_webhooks.inbox import (
     Failure,
     Inbox,
     InboxUnavailable,
+    Outcome,
     PostgresInbox,
+    Ran,
     SQLiteInbox,
     from_url,
 )
@@ -823,6 +825,60 @@ def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_a
         asyncio.run(inbox.store_async("e", "msg_poison", "t", b"{}", {}))
 
 
+
+
+def test_a_batch_of_outcomes_is_recorded_as_one_at_a_time_would_be(inbox_url: str) -> None:
+    """On PostgreSQL a batch of successes goes in one pipeline; on both databases each
+    outcome is answered as if recorded alone, in order, and the claim that ends the
+    transaction sees them."""
+    inbox = from_url(inbox_url)
+    for n in range(4):
+        inbox.store("e", f"msg_{n}", GRANTED, b"{}", {})
+    first, second = inbox.claim("w", 60, limit=2)
+    ran = Ran(first.attempts, "myapp:Handlers", "w")
+    outcomes = [
+        Outcome(first.id, "done", ran=ran), Outcome(first.id, "done", ran=ran),
+        Outcome(second.id, "done"), Outcome(second.id, "done"),
+    ]  # fmt: skip
+    recorded, claimed = inbox.settle(outcomes, owner="w2", lease_seconds=60, claim=1)
+    assert recorded == [True, False, True, False]
+    assert [(r.webhook_id, r.state, r.lease_owner) for r in claimed] == [("msg_2", "processing", "w2")]
+    assert [a["outcome"] for a in inbox.attempts_of(first.id)] == ["done", "done_again"]
+    assert inbox.attempts_of(second.id) == []
+    assert [inbox.get(f"msg_{n}")[0].state for n in range(4)] == ["done", "done", "processing", "pending"]
+
+
+def test_a_batch_of_outcomes_the_database_refuses_records_none_and_claims_nothing(inbox_url: str) -> None:
+    inbox = from_url(inbox_url)
+    for n in range(3):
+        inbox.store("e", f"msg_{n}", GRANTED, b"{}", {})
+    first, second = inbox.claim("w", 60, limit=2)
+    with inbox.transaction() as db:
+        if inbox_url.startswith("sqlite"):
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON webhook_inbox_attempts"
+                " WHEN NEW.handlers = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            db.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF NEW.handlers = 'refused' THEN RAISE EXCEPTION 'refused'; END IF;"
+                " RETURN NEW; END $$"
+            )
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON webhook_inbox_attempts"
+                " FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+    outcomes = [
+        Outcome(first.id, "done", ran=Ran(1, "myapp:Handlers", "w")),
+        Outcome(second.id, "done", ran=Ran(1, "refused", "w")),
+    ]
+    with pytest.raises(InboxUnavailable, match="refused"):
+        inbox.settle(outcomes, owner="w", lease_seconds=60, claim=1)
+    assert [inbox.get(f"msg_{n}")[0].state for n in range(3)] == ["processing", "processing", "pending"]
+    assert inbox.attempts_of(first.id) == []
+    # The connection is usable after the failed batch.
+    assert inbox.settle(outcomes[:1], owner="w", lease_seconds=60, claim=1)[0] == [True]
 
 
 def test_a_postgres_batch_is_one_pipeline_whose_failure_fails_each_row_and_stores_none(

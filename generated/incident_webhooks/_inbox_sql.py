@@ -172,6 +172,8 @@ class Statements:
     renew: str
     complete: str
     complete_fenced: str
+    complete_returning: str
+    complete_and_record: str
     finish: str
     record_attempt: str
     attempts_of: str
@@ -246,6 +248,26 @@ def statements(d: Dialect, columns: collections.abc.Sequence[str]) -> Statements
             f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
             f" next_attempt_at = {p('now')} WHERE id = {p('id')}"
             " AND state IN ('processing', 'pending', 'failed')"
+        ),
+        # Whether the row was completed, in the statement's own answer: a pipeline has no
+        # rowcount to read before its statements are all sent.
+        complete_returning=(
+            f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
+            f" next_attempt_at = {p('now')} WHERE id = {p('id')}"
+            " AND state IN ('processing', 'pending', 'failed') RETURNING id"
+        ),
+        # PostgreSQL: the completion and the attempt's record in one statement, which
+        # answers "done" or "done_again" (SQLite has no UPDATE inside WITH).
+        complete_and_record=(
+            ""
+            if d.name == "sqlite"
+            else f"WITH completed AS (UPDATE {TABLE} SET state = 'done', completed_at = {p('now')},"
+            f" {finished}, next_attempt_at = {p('now')} WHERE id = {p('id')}"
+            " AND state IN ('processing', 'pending', 'failed') RETURNING id)"
+            f" INSERT INTO {TABLE}_attempts (row_id, attempt, handlers, owner, outcome,"
+            f" error_type, finished_at) SELECT {p('id')}, {p('attempt')}, {p('handlers')},"
+            f" {p('owner')}, CASE WHEN EXISTS (SELECT 1 FROM completed) THEN 'done'"
+            f" ELSE 'done_again' END, NULL, {p('now')} RETURNING outcome"
         ),
         complete_fenced=(
             f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
