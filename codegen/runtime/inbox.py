@@ -550,7 +550,7 @@ class Inbox(abc.ABC):
 
     def body_of(self, endpoint: str, webhook_id: str) -> bytes | None:
         """The body stored for (``endpoint``, ``webhook_id``), if any."""
-        with self.transaction() as db:
+        with self._one_statement() as db:
             found = db.execute(
                 self.SQL.body_of, {"endpoint": endpoint, "webhook_id": webhook_id}
             ).fetchone()
@@ -561,7 +561,7 @@ class Inbox(abc.ABC):
     def claim(self, owner: str, lease_seconds: float, limit: int = 1) -> list[Row]:
         """Lease up to ``limit`` due rows to ``owner``, oldest first; each claim counts as an
         attempt. The rows of one claim share a new lease token."""
-        with self.transaction() as db:
+        with self._one_statement() as db:
             return self._claim(db, owner, lease_seconds, limit, time.time())
 
     def _claim(
@@ -583,7 +583,7 @@ class Inbox(abc.ABC):
             "ids": self.DIALECT.values(list(ids)),
             "owner": owner,
         }
-        with self.transaction() as db:
+        with self._one_statement() as db:
             held = db.execute(self.SQL.renew, params).fetchall()
         return {int(r[0]) for r in held}
 
@@ -709,7 +709,7 @@ class Inbox(abc.ABC):
     def release(self, row_id: int, owner: str) -> bool:
         """Give a row back unprocessed (a shutdown): pending again, the attempt not counted."""
         params = {"now": time.time(), "id": row_id, "owner": owner}
-        with self.transaction() as db:
+        with self._one_statement() as db:
             return bool(db.execute(self.SQL.release, params).rowcount)
 
     # -- operating -------------------------------------------------------------------------
