@@ -198,6 +198,11 @@ def statements(d: Dialect, columns: collections.abc.Sequence[str]) -> Statements
     p = d.p
     selected = ", ".join(d.body_read if c == "body" else c for c in columns)
     finished = f"lease_owner = NULL, lease_expires_at = NULL, updated_at = {p('now')}"
+    complete = (
+        f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
+        f" next_attempt_at = {p('now')} WHERE id = {p('id')}"
+        " AND state IN ('processing', 'pending', 'failed')"
+    )
     written = ", ".join(d.body_column if c == "body" else c for c in STORED)
     insert = (
         f"INSERT INTO {TABLE} ({written}) VALUES ({', '.join(p(c) for c in STORED)})"
@@ -244,26 +249,16 @@ def statements(d: Dialect, columns: collections.abc.Sequence[str]) -> Statements
             f" WHERE {d.one_of('id', 'ids', 'bigint')} AND state = 'processing' AND lease_owner = {p('owner')}"
             " RETURNING id"
         ),
-        complete=(
-            f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
-            f" next_attempt_at = {p('now')} WHERE id = {p('id')}"
-            " AND state IN ('processing', 'pending', 'failed')"
-        ),
+        complete=complete,
         # Whether the row was completed, in the statement's own answer: a pipeline has no
         # rowcount to read before its statements are all sent.
-        complete_returning=(
-            f"UPDATE {TABLE} SET state = 'done', completed_at = {p('now')}, {finished},"
-            f" next_attempt_at = {p('now')} WHERE id = {p('id')}"
-            " AND state IN ('processing', 'pending', 'failed') RETURNING id"
-        ),
+        complete_returning=f"{complete} RETURNING id",
         # PostgreSQL: the completion and the attempt's record in one statement, which
         # answers "done" or "done_again" (SQLite has no UPDATE inside WITH).
         complete_and_record=(
             ""
             if d.name == "sqlite"
-            else f"WITH completed AS (UPDATE {TABLE} SET state = 'done', completed_at = {p('now')},"
-            f" {finished}, next_attempt_at = {p('now')} WHERE id = {p('id')}"
-            " AND state IN ('processing', 'pending', 'failed') RETURNING id)"
+            else f"WITH completed AS ({complete} RETURNING id)"
             f" INSERT INTO {TABLE}_attempts (row_id, attempt, handlers, owner, outcome,"
             f" error_type, finished_at) SELECT {p('id')}, {p('attempt')}, {p('handlers')},"
             f" {p('owner')}, CASE WHEN EXISTS (SELECT 1 FROM completed) THEN 'done'"
