@@ -5,7 +5,12 @@ inbox's own durability (SQLite WAL + synchronous=FULL; PostgreSQL with fsync and
 synchronous_commit on, checked with SHOW). The load generator is measured against a
 do-nothing app on the same HTTP stack in the same run, to show it is not the limit. Then
 the drain: two worker processes with a no-op handler, timed from the first claim, at 1,000
-and 20,000 rows pending."""
+and 20,000 rows pending.
+
+This machine's disk flushes in ~0.2 ms; most cloud disks take 1-2 ms. The same figures
+(bare loop, ingest, drain at the default concurrency) are measured again with every
+fsync/fdatasync of the database's processes delayed by FLUSH_DELAY_US, through a small
+LD_PRELOAD library built here with the C compiler (left out without one)."""
 
 from __future__ import annotations
 
@@ -34,6 +39,39 @@ DRAIN_ROUNDS = 5
 # The worker's default, and the old default (handlers that must not run many at once).
 DRAIN_CONCURRENCY = (None, 4)
 BARE_ROWS = 2_000
+# The slow-flush pass: what each fsync and fdatasync waits before it runs.
+FLUSH_DELAY_US = 1_000
+FLUSH_LIBRARY = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+
+static void wait_first(void) {
+    static long us = -1;
+    if (us < 0) {
+        const char *given = getenv("FLUSH_DELAY_US");
+        us = given ? atol(given) : 1000;
+    }
+    struct timespec left = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&left, &left) != 0) {
+    }
+}
+
+int fsync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    wait_first();
+    return real(fd);
+}
+
+int fdatasync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    wait_first();
+    return real(fd);
+}
+"""
 WRK_SCRIPT = """
 local reqs, i, threads = {}, 0, 0
 function setup(thread) thread:set("id", threads); threads = threads + 1 end
@@ -163,11 +201,11 @@ def _stored(inbox_url: str) -> int:
         return int(db.execute("SELECT COUNT(*) FROM webhook_inbox").fetchone()[0])
 
 
-def _ingest(scratch: Path, name: str, inbox_url: str, script: Path, deliveries: Path) -> dict[str, Any]:
+def _ingest(scratch: Path, inbox_url: str, script: Path, deliveries: Path, env: dict[str, str]) -> dict[str, Any]:
     port = _free_port()
     command = [sys.executable, "-m", "incident_webhooks", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--workers", "2", "--inbox", inbox_url, "--no-worker"]  # fmt: skip
-    with _process(command, {"INCIDENT_WEBHOOK_SECRET": SECRET}, scratch):
+    with _process(command, {"INCIDENT_WEBHOOK_SECRET": SECRET, **env}, scratch):
         _wait_http(port)
         result = _wrk(port, script, deliveries)
     result["stored"] = _stored(inbox_url)
@@ -194,12 +232,13 @@ def _fill(inbox_url: str, rows: int, prefix: str = "fill") -> None:
         inbox._announce(db)
 
 
-def _drain(scratch: Path, inbox_url: str, concurrency: int | None = None) -> dict[str, dict[str, Any]]:
+def _drain(scratch: Path, inbox_url: str, concurrency: int | None, preload: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Two worker processes, no-op handler, ``concurrency`` handlers each (None: the
     default). Both are started and shown running (each has finished a warm-up row); then,
     for each size, that many rows are committed at once and timed from the first claim
     (within a 2 ms poll) to the last row done, as the inbox records it. A drain of 1,000
-    rows lasts under a second: it runs DRAIN_ROUNDS times and its median is kept."""
+    rows lasts under a second: it runs DRAIN_ROUNDS times and its median is kept. ``preload``
+    goes to the workers' environment (the slow-flush library)."""
     from incident_webhooks.inbox import from_url
     from incident_webhooks.worker import DEFAULT_CONCURRENCY
 
@@ -210,7 +249,7 @@ def _drain(scratch: Path, inbox_url: str, concurrency: int | None = None) -> dic
                "--handlers", "noop_handlers:Noop"]  # fmt: skip
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
-    env = {"PYTHONPATH": f"{scratch}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {"PYTHONPATH": f"{scratch}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **preload}
 
     def query(sql: str) -> Any:
         with inbox.transaction() as db:
@@ -288,7 +327,86 @@ def _drain_database(concurrency: int | None) -> str:
     return "drain" + ("" if concurrency is None else f"_c{concurrency}")
 
 
-DATABASES = ("ingest", *(_drain_database(c) for c in DRAIN_CONCURRENCY))
+def _figures(scratch: Path, urls: dict[str, str], script: Path, deliveries: Path,
+             concurrencies: tuple[int | None, ...], env: dict[str, str]) -> dict[str, Any]:
+    """One database's ingest and drains; ``env`` goes to the server and worker processes."""
+    figures = {"ingest": _ingest(scratch, urls["ingest"], script, deliveries, env)}
+    for concurrency in concurrencies:
+        figures.update(_drain(scratch, urls[_drain_database(concurrency)], concurrency, env))
+    return figures
+
+
+def _ratios(results: dict[str, Any], concurrencies: tuple[int | None, ...]) -> None:
+    for name in ("sqlite", "postgres"):
+        bare = results["bare_per_second"][name]
+        r = results[name]
+        r["ingest_over_bare"] = r["ingest"]["stored_per_second"] / bare
+        for concurrency in concurrencies:
+            small, large = (r[_drain_key(rows, concurrency)] for rows in DRAIN_SIZES)
+            small["over_bare"] = small["per_second"] / bare
+            large["over_bare"] = large["per_second"] / bare
+            large["over_1000"] = large["per_second"] / small["per_second"]
+
+
+def _measure(scratch: Path, server: Any, prefix: str, script: Path,
+             concurrencies: tuple[int | None, ...], env: dict[str, str]) -> dict[str, Any]:
+    """The bare loop, ingest and drains on SQLite, then on ``server``'s PostgreSQL.
+    A disk's flush rate drifts over minutes: the bare loop runs before and after each
+    database's figures, and their mean is the baseline."""
+    import psycopg
+
+    names = ("ingest", *(_drain_database(c) for c in concurrencies))
+    with psycopg.connect(server.url, autocommit=True) as db:
+        for name in names:
+            db.execute(f"CREATE DATABASE {name}")
+    base = server.url.rsplit("/", 1)[0]
+    databases = {
+        "sqlite": {k: f"sqlite:///{scratch}/{prefix}-{k}.db" for k in names},
+        "postgres": {k: f"{base}/{k}" for k in names},
+    }
+
+    def bare(name: str, n: int) -> float:
+        """Rows per second, one INSERT + COMMIT each (the inbox bench's loop); SQLite's in a
+        process of its own, with ``env`` (the slow-flush library) as the servers get it."""
+        rows = [(f"bare_{k}", example(LARGE)) for k in range(BARE_ROWS)]
+        if name == "postgres":
+            with psycopg.connect(server.url, autocommit=True) as db:
+                db.execute(f"CREATE DATABASE bare{n}")
+            return 1 / _bare_postgres(f"{base}/bare{n}", rows)
+        if not env:
+            return 1 / _bare_sqlite(scratch / f"{prefix}-bare-{n}.db", rows)
+        code = ("import sys; from pathlib import Path; from benchmarks.inbox import _bare_sqlite;"
+                " from benchmarks.common import LARGE, example;"
+                f" rows = [(f'bare_{{k}}', example(LARGE)) for k in range({BARE_ROWS})];"
+                " print(1 / _bare_sqlite(Path(sys.argv[1]), rows))")  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code, str(scratch / f"{prefix}-bare-{n}.db")],
+                              env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True,
+                              check=True)  # fmt: skip
+        return float(done.stdout)
+
+    results: dict[str, Any] = {"bare_runs": {}}
+    for name, urls in databases.items():
+        deliveries = scratch / f"{prefix}-{name}.tsv"
+        _sign_deliveries(deliveries, DELIVERIES, f"{prefix}{name}")
+        before = bare(name, 1)
+        results[name] = _figures(scratch, urls, script, deliveries, concurrencies, env)
+        results["bare_runs"][name] = [before, bare(name, 2)]
+    results["bare_per_second"] = {k: sum(v) / len(v) for k, v in results["bare_runs"].items()}
+    _ratios(results, concurrencies)
+    return results
+
+
+def _flush_library(scratch: Path) -> Path | None:
+    """The slow-flush library (see the module docstring), or None without a C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    source, library = scratch / "slow_flush.c", scratch / "slow_flush.so"
+    source.write_text(FLUSH_LIBRARY)
+    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"],
+                   check=True, capture_output=True)  # fmt: skip
+    library.chmod(0o755)  # PostgreSQL's processes load it as the postgres user
+    return library
 
 
 def bench_burst(scratch: Path) -> dict[str, Any]:
@@ -297,7 +415,6 @@ def bench_burst(scratch: Path) -> dict[str, Any]:
 
     script = scratch / "post.lua"
     script.write_text(WRK_SCRIPT)
-    body = example(LARGE)
     results: dict[str, Any] = {"connections": CONNECTIONS, "seconds": SECONDS}
     # The load generator's own ceiling, on the same stack with nothing behind it.
     nothing = scratch / "nothing_app.py"
@@ -315,45 +432,18 @@ def bench_burst(scratch: Path) -> dict[str, Any]:
 
         with psycopg.connect(server.url, autocommit=True) as db:
             settings = {k: db.execute(f"SHOW {k}").fetchone()[0] for k in ("fsync", "synchronous_commit")}
-            for name in DATABASES:
-                db.execute(f"CREATE DATABASE {name}")
         results["postgres_settings"] = settings
-        base = server.url.rsplit("/", 1)[0]
-        databases = {
-            "sqlite": {k: f"sqlite:///{scratch}/burst-{k}.db" for k in DATABASES},
-            "postgres": {k: f"{base}/{k}" for k in DATABASES},
-        }
-        # A disk's flush rate drifts over minutes: the bare loop runs before and after each
-        # database's figures, and their mean is the baseline.
-        bare_rows = [(f"bare_{n}", body) for n in range(BARE_ROWS)]
-
-        def bare(name: str, n: int) -> float:
-            """Rows per second, one INSERT + COMMIT each (the inbox bench's loop)."""
-            if name == "sqlite":
-                return 1 / _bare_sqlite(scratch / f"burst-bare-{n}.db", bare_rows)
-            with psycopg.connect(server.url, autocommit=True) as db:
-                db.execute(f"CREATE DATABASE bare{n}")
-            return 1 / _bare_postgres(f"{base}/bare{n}", bare_rows)
-
-        results["bare_runs"] = {}
-        for name, urls in databases.items():
-            deliveries = scratch / f"{name}.tsv"
-            _sign_deliveries(deliveries, DELIVERIES, name)
-            before = bare(name, 1)
-            results[name] = {"ingest": _ingest(scratch, name, urls["ingest"], script, deliveries)}
-            for concurrency in DRAIN_CONCURRENCY:
-                results[name].update(_drain(scratch, urls[_drain_database(concurrency)], concurrency))
-            results["bare_runs"][name] = [before, bare(name, 2)]
-        results["bare_per_second"] = {k: sum(v) / len(v) for k, v in results["bare_runs"].items()}
-    for name in ("sqlite", "postgres"):
-        bare = results["bare_per_second"][name]
-        r = results[name]
-        r["ingest_over_bare"] = r["ingest"]["stored_per_second"] / bare
-        for concurrency in DRAIN_CONCURRENCY:
-            small, large = (r[_drain_key(rows, concurrency)] for rows in DRAIN_SIZES)
-            small["over_bare"] = small["per_second"] / bare
-            large["over_bare"] = large["per_second"] / bare
-            large["over_1000"] = large["per_second"] / small["per_second"]
+        results.update(_measure(scratch, server, "burst", script, DRAIN_CONCURRENCY, {}))
+    library = _flush_library(scratch)
+    if library is not None:
+        preload = {"LD_PRELOAD": str(library), "FLUSH_DELAY_US": str(FLUSH_DELAY_US)}
+        with PostgresServer(scratch / "pg-slow", durable=True, environment=preload) as server:
+            slow = _measure(scratch, server, "slow", script, (None,), preload)
+        # Every commit waits for at least one delayed flush: a faster bare loop means the
+        # library was not loaded, and these figures would be the fast disk's.
+        for name, rate in slow["bare_per_second"].items():
+            assert rate < 1e6 / FLUSH_DELAY_US, f"{name}'s bare loop did not wait for its flushes"
+        results["slow_flush"] = {"delay_us": FLUSH_DELAY_US, **slow}
     return results
 
 

@@ -245,10 +245,12 @@ class PostgresServer:
     and stopped by the tests. PostgreSQL refuses to run as root: as root, the cluster
     belongs to the ``postgres`` user (Debian's package creates it) and runs as that user.
     ``fsync=off``: these tests are about concurrency and outages, not power cuts; ``durable``
-    keeps PostgreSQL's defaults (fsync and synchronous_commit on), for the benchmarks."""
+    keeps PostgreSQL's defaults (fsync and synchronous_commit on), for the benchmarks, and
+    ``environment`` adds to the server's environment (the benchmarks' slow-flush library)."""
 
-    def __init__(self, folder: Path, *, durable: bool = False) -> None:
+    def __init__(self, folder: Path, *, durable: bool = False, environment: dict[str, str] | None = None) -> None:
         self.durable = durable
+        self.environment = environment or {}
         self.folder = folder
         self.data = folder / "data"
         self.port = free_port()
@@ -282,7 +284,7 @@ class PostgresServer:
             [postgres_binary("postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
              *(() if self.durable else ("-c", "fsync=off")), "-c", "max_connections=200"],
-            stdout=log, stderr=log, **self._as,
+            stdout=log, stderr=log, env={**os.environ, **self.environment}, **self._as,
         )  # fmt: skip
         wait_until(self.answers, "PostgreSQL")
 
