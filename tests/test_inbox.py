@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -658,12 +660,14 @@ def test_a_forked_child_stores_from_its_event_loop_through_a_writer_of_its_own(i
 # -- group commit: concurrent deliveries share one transaction ---------------------------
 
 
-def poisoned_and_locked(tmp_path: Path) -> tuple[SQLiteInbox, sqlite3.Connection, sqlite3.Connection]:
+def poisoned_and_locked(
+    tmp_path: Path, inbox_class: type[SQLiteInbox] = SQLiteInbox
+) -> tuple[SQLiteInbox, sqlite3.Connection, sqlite3.Connection]:
     """An inbox whose row ``msg_poison`` fails its INSERT, and a connection holding the write
-    lock: the first delivery's commit waits for it, and every delivery that arrives
-    meanwhile queues for the next commit."""
+    lock (another process's commit): the first delivery's commit waits for it before it
+    takes any row, and every delivery that arrives meanwhile joins that commit."""
     path = tmp_path / "inbox.db"
-    inbox = SQLiteInbox(path, timeout=10)
+    inbox = inbox_class(path, timeout=10)
     setup = sqlite3.connect(path)
     setup.execute(
         "CREATE TRIGGER poison BEFORE INSERT ON webhook_inbox WHEN NEW.webhook_id = 'msg_poison' "
@@ -676,6 +680,8 @@ def poisoned_and_locked(tmp_path: Path) -> tuple[SQLiteInbox, sqlite3.Connection
 
 
 def test_a_batch_whose_commit_fails_fails_each_of_its_deliveries_and_stores_none(tmp_path: Path) -> None:
+    """Threads (a WSGI server's): the first delivery commits, waiting for the write lock;
+    the seven that arrive meanwhile are in its commit, which the poisoned row fails."""
     import threading
 
     inbox, setup, blocker = poisoned_and_locked(tmp_path)
@@ -696,20 +702,20 @@ def test_a_batch_whose_commit_fails_fails_each_of_its_deliveries_and_stores_none
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 10
-    while len(inbox._batches._queue) < len(rest) and time.monotonic() < deadline:
+    while len(inbox._batches._queue) < len(rest) + 1 and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert len(inbox._batches._queue) == len(rest)  # one batch of seven, queued
+    assert len(inbox._batches._queue) == len(rest) + 1  # none taken before the lock
     blocker.execute("ROLLBACK")
     for thread in [first, *threads]:
         thread.join(30)
-    assert results["msg_first"] is True
-    # The poisoned row failed its batch: each of its seven deliveries is told (a 503 to
+    # The poisoned row failed its batch: each of its eight deliveries is told (a 503 to
     # Svix, which sends it again), none of them is stored.
-    assert all(isinstance(results[i], InboxUnavailable) for i in rest), results
+    assert all(isinstance(results[i], InboxUnavailable) for i in ["msg_first", *rest]), results
+    assert "poisoned" in str(results["msg_first"]) and "poisoned" in str(results["msg_0"])
     stored = {row[0] for row in setup.execute("SELECT webhook_id FROM webhook_inbox")}
-    assert stored == {"msg_first"}
+    assert stored == set()
     # Sent again, alone, each is stored; the poisoned one fails alone.
-    assert all(inbox.store("e", i, "t", b"{}", {}) for i in rest[:-1])
+    assert all(inbox.store("e", i, "t", b"{}", {}) for i in ["msg_first", *rest[:-1]])
     with pytest.raises(InboxUnavailable):
         inbox.store("e", "msg_poison", "t", b"{}", {})
 
@@ -782,9 +788,11 @@ POISONED_BATCH = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
 
 
 def first_then_a_batch(inbox: Inbox, unblock: Any) -> list[object]:
-    """``msg_first`` through the event loop's writer, which takes it and waits (for a lock
-    the test holds), then POISONED_BATCH queued behind it as one batch; ``unblock`` lets
-    the first commit. Each request's answer: True, or its error."""
+    """``msg_first`` through the event loop's writer, whose commit waits for a lock the test
+    holds, then POISONED_BATCH queued meanwhile; ``unblock`` lets that commit go on. On
+    PostgreSQL the writer took ``msg_first`` before it waited (for a row lock), so the
+    seven are the next batch; on SQLite it waits for the file's write lock before it takes
+    any row, so the eight are one batch. Each request's answer: True, or its error."""
 
     async def until(condition: Any) -> None:
         deadline = time.monotonic() + 10
@@ -793,11 +801,12 @@ def first_then_a_batch(inbox: Inbox, unblock: Any) -> list[object]:
         assert condition()
 
     async def deliver() -> list[object]:
+        taken_first = isinstance(inbox, PostgresInbox)
         first = asyncio.ensure_future(inbox.store_async("e", "msg_first", "t", b"{}", {}))
-        await until(lambda: inbox._writer._thread is not None and not inbox._writer._queue)
+        await until(lambda: inbox._writer._thread is not None and (not taken_first or not inbox._writer._queue))
         rest = POISONED_BATCH
         others = [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in rest]
-        await until(lambda: len(inbox._writer._queue) == len(rest))  # one batch of seven
+        await until(lambda: len(inbox._writer._queue) == len(rest) + (0 if taken_first else 1))
         unblock()
         return await asyncio.gather(first, *others, return_exceptions=True)
 
@@ -811,20 +820,55 @@ def test_a_batch_of_requests_waiting_on_the_loop_whose_commit_fails_fails_each_a
     inbox's writer thread commits their rows together."""
     inbox, setup, blocker = poisoned_and_locked(tmp_path)
     rest = POISONED_BATCH
-    first, *results = first_then_a_batch(inbox, lambda: blocker.execute("ROLLBACK"))
-    assert first is True
+    results = first_then_a_batch(inbox, lambda: blocker.execute("ROLLBACK"))
     assert all(isinstance(r, InboxUnavailable) for r in results), results
-    assert len({id(r) for r in results}) == len(rest), "each request its own error"
+    assert len({id(r) for r in results}) == len(rest) + 1, "each request its own error"
     stored = {row[0] for row in setup.execute("SELECT webhook_id FROM webhook_inbox")}
-    assert stored == {"msg_first"}
+    assert stored == set()
 
     # Sent again, alone, each is stored; the poisoned one fails alone.
-    for webhook_id in rest[:-1]:
+    for webhook_id in ["msg_first", *rest[:-1]]:
         assert asyncio.run(inbox.store_async("e", webhook_id, "t", b"{}", {}))
     with pytest.raises(InboxUnavailable):
         asyncio.run(inbox.store_async("e", "msg_poison", "t", b"{}", {}))
 
 
+def test_deliveries_that_arrive_while_a_commit_waits_for_the_sqlite_write_lock_join_that_commit(
+    tmp_path: Path,
+) -> None:
+    """Two receiving processes share one SQLite file and take turns at its write lock. A
+    commit that took its rows before the lock left those that arrived during the wait to
+    a commit of their own, which waited again: one flush for the first row, another for
+    the rest. Taken once the lock is held, they share one."""
+
+    class Counting(SQLiteInbox):
+        transactions = 0
+
+        @contextlib.contextmanager
+        def transaction(self) -> Iterator[sqlite3.Connection]:
+            with super().transaction() as db:
+                type(self).transactions += 1
+                yield db
+
+    inbox, setup, blocker = poisoned_and_locked(tmp_path, Counting)
+    ids = [f"msg_{n}" for n in range(8)]
+
+    async def deliver() -> list[bool]:
+        stores = [asyncio.ensure_future(inbox.store_async("e", ids[0], "t", b"{}", {}))]
+        await asyncio.sleep(0.2)  # the writer is on its way to the lock with the first
+        stores += [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in ids[1:]]
+        deadline = time.monotonic() + 10
+        while len(inbox._writer._queue) < len(ids) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert len(inbox._writer._queue) == len(ids), "taken before the lock was held"
+        before = Counting.transactions
+        blocker.execute("ROLLBACK")
+        stored = await asyncio.gather(*stores)
+        assert Counting.transactions - before == 1, "one commit for the eight"
+        return stored
+
+    assert asyncio.run(deliver()) == [True] * len(ids)
+    assert {row[0] for row in setup.execute("SELECT webhook_id FROM webhook_inbox")} == set(ids)
 
 
 def test_a_batch_of_outcomes_is_recorded_as_one_at_a_time_would_be(inbox_url: str) -> None:
@@ -920,7 +964,7 @@ def test_a_postgres_batch_is_one_pipeline_whose_failure_fails_each_row_and_store
         inbox._row_to_store("e", webhook_id, "t", b"{}", {}, None, None)
         for webhook_id in ("msg_0", "msg_first", "msg_1", "msg_0")
     ]
-    assert inbox._store_batch(rows) == [True, False, True, False]
+    assert inbox._store_batch(lambda: rows) == [True, False, True, False]
     # The connection is usable after the failed pipeline, and the poisoned row fails alone.
     assert asyncio.run(inbox.store_async("e", "msg_2", "t", b"{}", {})) is True
     with pytest.raises(InboxUnavailable):

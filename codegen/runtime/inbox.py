@@ -29,6 +29,7 @@ import abc
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -226,6 +227,11 @@ class _Pending:
 
 # Rows committed in one transaction at most, by either group commit.
 MAX_BATCH = 64
+# A batch's commit: it calls its argument once it can write (SQLite: holding the file's
+# write lock) and gets the items to write, then returns one result per item.
+Commit: typing.TypeAlias = typing.Callable[
+    [typing.Callable[[], list[typing.Any]]], list[typing.Any]
+]
 
 
 def _batch_failed(error: BaseException) -> InboxUnavailable:
@@ -238,22 +244,19 @@ def _batch_failed(error: BaseException) -> InboxUnavailable:
 
 class _GroupCommit:
     """Group commit: a caller that finds no commit under way commits its own item and every
-    item queued by then, in one transaction (at most ``MAX_BATCH``); callers that arrive
-    meanwhile queue, and the next of them to wake commits theirs. Each caller returns only
-    once its own item's transaction has ended, with its own result or the batch's error.
-    A flush to disk costs the same for one row as for fifty, so concurrent deliveries share
-    it instead of queueing for one each."""
+    item queued by the time its transaction can write (at most ``MAX_BATCH``); callers that
+    arrive later queue, and the next of them to wake commits theirs. Each caller returns
+    only once its own item's transaction has ended, with its own result or the batch's
+    error. A flush to disk costs the same for one row as for fifty, so concurrent
+    deliveries share it instead of queueing for one each; and the rows that queue while a
+    commit waits for SQLite's write lock (another process holds it) join that commit."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
         self._committing = False
 
-    def run(
-        self,
-        commit: typing.Callable[[list[typing.Any]], list[typing.Any]],
-        item: typing.Any,
-    ) -> typing.Any:
+    def run(self, commit: Commit, item: typing.Any) -> typing.Any:
         mine = _Pending(item)
         ran_mine = False  # whether this thread ran the commit its own item was in
         with self._changed:
@@ -263,21 +266,23 @@ class _GroupCommit:
                     self._changed.wait()
                     continue
                 self._committing = True
-                batch = self._queue[:MAX_BATCH]
-                del self._queue[:MAX_BATCH]
-                ran_mine = mine in batch
+                batch: list[_Pending] = []
+                take = functools.partial(self._take, batch)
                 self._changed.release()
                 try:
-                    results = commit([p.item for p in batch])
+                    results = commit(take)
                     for pending, result in zip(batch, results, strict=True):
                         pending.result = result
-                # Whatever ends the commit ends it for every row of the batch; each of
-                # its callers raises it below.
+                # Whatever ends the commit ends it for every row of the batch (taken now
+                # if it failed before it could write); each of its callers raises it below.
                 except BaseException as exc:  # noqa: BLE001
+                    if not batch:
+                        take()
                     for pending in batch:
                         pending.error = exc
                 finally:
                     self._changed.acquire()
+                    ran_mine = ran_mine or mine in batch
                     for pending in batch:
                         pending.done = True
                     self._committing = False
@@ -289,17 +294,22 @@ class _GroupCommit:
             raise error
         raise _batch_failed(error)  # another caller's commit failed with this row in it
 
+    def _take(self, batch: list[_Pending]) -> list[typing.Any]:
+        """Moves the next batch from the queue into ``batch``; its items."""
+        with self._changed:
+            batch.extend(self._queue[:MAX_BATCH])
+            del self._queue[:MAX_BATCH]
+        return [pending.item for pending in batch]
+
 
 class _Writer:
-    """Group commit for asyncio callers: one thread commits the items queued by then (at
-    most ``MAX_BATCH``) in one transaction while the next ones queue; each caller's future
+    """Group commit for asyncio callers: one thread commits the items queued by the time its
+    transaction can write (at most ``MAX_BATCH``) while the next ones queue; each caller's future
     gets its own item's result, or the batch's error, once that transaction has ended, and
     the futures of one loop are settled with one wake-up of it. No thread per waiting
     request: a request waits on the loop, not in a thread holding its place."""
 
-    def __init__(
-        self, commit: typing.Callable[[list[typing.Any]], list[typing.Any]]
-    ) -> None:
+    def __init__(self, commit: Commit) -> None:
         self._commit = commit
         self._changed = threading.Condition(threading.Lock())
         self._queue: list[tuple[typing.Any, asyncio.Future[typing.Any]]] = []
@@ -322,21 +332,31 @@ class _Writer:
             with self._changed:
                 while not self._queue:
                     self._changed.wait()
-                batch = self._queue[:MAX_BATCH]
-                del self._queue[:MAX_BATCH]
+            batch: list[tuple[typing.Any, asyncio.Future[typing.Any]]] = []
+            take = functools.partial(self._take, batch)
             try:
-                outcome: list[typing.Any] | BaseException = self._commit(
-                    [item for item, _ in batch]
-                )
-            # Whatever ends the commit ends it for every row of the batch.
+                outcome: list[typing.Any] | BaseException = self._commit(take)
+            # Whatever ends the commit ends it for every row of the batch (taken now if it
+            # failed before it could write).
             except BaseException as exc:  # noqa: BLE001 - handed to each caller
                 outcome = exc
+                if not batch:
+                    take()
             by_loop: dict[asyncio.AbstractEventLoop, list[typing.Any]] = {}
             for n, (_, future) in enumerate(batch):
                 by_loop.setdefault(future.get_loop(), []).append((n, future))
             for loop, futures in by_loop.items():
                 with contextlib.suppress(RuntimeError):  # that loop has closed
                     loop.call_soon_threadsafe(_settle_futures, futures, outcome)
+
+    def _take(
+        self, batch: list[tuple[typing.Any, asyncio.Future[typing.Any]]]
+    ) -> list[typing.Any]:
+        """Moves the next batch from the queue into ``batch``; its items."""
+        with self._changed:
+            batch.extend(self._queue[:MAX_BATCH])
+            del self._queue[:MAX_BATCH]
+        return [item for item, _ in batch]
 
 
 def _settle_futures(
@@ -529,18 +549,16 @@ class Inbox(abc.ABC):
         return statement, row
 
     def _store_batch(
-        self, batch: list[tuple[str, dict[str, typing.Any]]]
+        self, take: typing.Callable[[], list[tuple[str, dict[str, typing.Any]]]]
     ) -> list[bool]:
         """The rows of concurrent ``store`` calls, in one transaction: one commit (one
         flush to disk) for all of them. Whatever fails, fails the whole batch, and each of
         its callers gets the error: nothing is answered stored that was not committed.
-        """
-        if len(batch) == 1:
-            with self._one_statement() as db:
-                return [bool(db.execute(batch[0][0], batch[0][1]).fetchall())]
+        The rows are taken once the transaction holds the write lock, so those queued
+        while it waited for another process's commit are written with it."""
         with self.transaction() as db:
             return [
-                bool(db.execute(statement, row).fetchall()) for statement, row in batch
+                bool(db.execute(statement, row).fetchall()) for statement, row in take()
             ]
 
     def _announce(self, db: typing.Any) -> None:
@@ -1038,12 +1056,16 @@ class PostgresInbox(Inbox):
             raise InboxUnavailable(f"PostgreSQL: {_reason(exc, self.dsn)}") from exc
 
     def _store_batch(
-        self, batch: list[tuple[str, dict[str, typing.Any]]]
+        self, take: typing.Callable[[], list[tuple[str, dict[str, typing.Any]]]]
     ) -> list[bool]:
         """:meth:`Inbox._store_batch` in one pipeline: the transaction and its rows are
-        sent together and answered together, one round trip instead of one per row."""
+        sent together and answered together, one round trip instead of one per row. The
+        rows are taken first: PostgreSQL's transactions write side by side, with no lock
+        to wait for."""
+        batch = take()
         if len(batch) == 1:
-            return super()._store_batch(batch)
+            with self._one_statement() as db:
+                return [bool(db.execute(batch[0][0], batch[0][1]).fetchall())]
         with self._one_statement() as db, db.pipeline(), db.transaction():
             cursors = [db.execute(statement, row) for statement, row in batch]
         return [bool(cursor.fetchall()) for cursor in cursors]
