@@ -467,8 +467,9 @@ def test_postgres_stopped_mid_run_gives_503s_loses_nothing_and_processing_resume
             assert client.get(app.url + "/readyz").status_code == 503
             server.start()
             wait_until(lambda: client.get(app.url + "/readyz").status_code == 200, "readiness", timeout=30)
-            # incident.io retries what got 503
-            assert [send(f"during-{n}").status_code for n in range(5)] == [200] * 5
+            # incident.io retries what got 503 (the answers and the server's log say why not)
+            retried = [send(f"during-{n}") for n in range(5)]
+            assert [a.status_code for a in retried] == [200] * 5, ([a.text for a in retried], app.log.read_text()[-4000:])
             handled = lambda: Counter(i for w, _, i in records(record) if w == "handled")
             wait_until(lambda: len(handled()) == 25, "processing to resume", timeout=30)
     assert set(handled().values()) == {1}
