@@ -231,6 +231,48 @@ def test_a_postgres_inbox_never_shows_its_password(postgres: PostgresServer) -> 
     assert "hunter2" not in repr(inbox) and "hunter2" not in str(inbox)
 
 
+def test_a_postgres_claim_reads_the_due_index_after_the_backlog_grew_under_a_planned_statement(
+    postgres: PostgresServer,
+) -> None:
+    """psycopg prepares a statement it runs often, and PostgreSQL then may keep one generic
+    plan for it, made for the table as it was: an inbox that was nearly empty (a quiet
+    day, retention pruned) got a scan and a sort of the whole table for every claim (12.8
+    ms at 20,000 pending) and a scan for every completion once a backlog arrived, until
+    autovacuum happened to analyze the table. Autovacuum is off for the table here, so
+    nothing re-plans it by chance."""
+    import psycopg
+
+    url = postgres.database(f"plans{os.getpid()}")
+    inbox = PostgresInbox(url)
+    admin = psycopg.connect(url, autocommit=True)
+    admin.execute("ALTER TABLE webhook_inbox SET (autovacuum_enabled = false)")
+    insert = (
+        "INSERT INTO webhook_inbox (endpoint, webhook_id, event_type, body, headers, received_at,"
+        " state, next_attempt_at, updated_at) SELECT 'e', %s || n, 't', '\\x7b7d', '{}', n, %s, n, n"
+        " FROM generate_series(1, %s) AS n"
+    )
+    admin.execute(insert, ("quiet_", "done", 5))
+    admin.execute("VACUUM ANALYZE webhook_inbox")  # as autovacuum leaves a quiet table
+    for n in range(12):  # a quiet inbox's claims and completions, prepared for 5 rows
+        assert inbox.claim("w", lease_seconds=60, limit=4) == []
+        assert not inbox.complete(1 + n % 5)  # done already
+    admin.execute(insert, ("msg_", "pending", 20000))
+
+    def rows_read_by_scans() -> int:
+        admin.execute("SELECT pg_stat_clear_snapshot()")
+        return int(admin.execute(
+            "SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'webhook_inbox'"
+        ).fetchone()[0])  # fmt: skip
+
+    before = rows_read_by_scans()
+    claimed = [row for _ in range(3) for row in inbox.claim("w", lease_seconds=60, limit=4)]
+    assert [row.webhook_id for row in claimed] == [f"msg_{n}" for n in range(1, 13)], "oldest first"
+    assert all(inbox.complete(row.id) for row in claimed)
+    inbox._connection().execute("SELECT pg_stat_force_next_flush()")  # this session's counts
+    assert rows_read_by_scans() - before < 1000, "a claim or a completion scanned the table"
+    admin.close()
+
+
 def test_a_postgres_statement_that_waits_past_its_timeout_is_a_503_with_nothing_stored(
     postgres: PostgresServer,
 ) -> None:
