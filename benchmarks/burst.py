@@ -276,7 +276,7 @@ def _drain(scratch: Path, inbox_url: str, concurrency: int | None, preload: dict
         with psycopg.connect(inbox_url, autocommit=True) as db:
             db.execute("CHECKPOINT")
 
-    def drained(rows: int, prefix: str) -> float:
+    def drained(rows: int, prefix: str) -> tuple[float, float, float]:
         settled()
         _fill(inbox_url, rows, prefix)
         started = None
@@ -296,7 +296,7 @@ def _drain(scratch: Path, inbox_url: str, concurrency: int | None, preload: dict
             f" ON i.id = a.row_id WHERE i.webhook_id LIKE 'msg\\_{prefix}\\_%' ESCAPE '\\'"
         )
         assert started is not None
-        return rows / (last - started)
+        return rows / (last - started), started, last
 
     results: dict[str, dict[str, Any]] = {}
     with _process(command, env, scratch), _process(command, env, scratch):
@@ -311,10 +311,13 @@ def _drain(scratch: Path, inbox_url: str, concurrency: int | None, preload: dict
             time.sleep(0.01)
         for rows in DRAIN_SIZES:
             rounds = DRAIN_ROUNDS if rows < 10_000 else 1
-            rates = [drained(rows, f"r{rows}x{n}") for n in range(rounds)]
+            timed = [drained(rows, f"r{rows}x{n}") for n in range(rounds)]
+            rates = [rate for rate, _, _ in timed]
             results[_drain_key(rows, concurrency)] = {
                 "rows": rows, "per_second": statistics.median(rates), "rounds": rates,
                 "concurrency": concurrency or DEFAULT_CONCURRENCY,
+                # When each round ran (epoch seconds), to read beside the server's log.
+                "windows": [(round(start, 3), round(end, 3)) for _, start, end in timed],
             }  # fmt: skip
     return results
 
@@ -396,6 +399,14 @@ def _measure(scratch: Path, server: Any, prefix: str, script: Path,
     return results
 
 
+def _keep_log(server: Any) -> None:
+    """The server's log (its checkpoints and autovacuum runs, with times) beside the report,
+    to read what else the database did during a figure."""
+    kept = ROOT / "build" / "bench"
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy(server.folder / "postgres.log", kept / f"{server.folder.name}.log")
+
+
 def _flush_library(scratch: Path) -> Path | None:
     """The slow-flush library (see the module docstring), or None without a C compiler."""
     compiler = shutil.which("cc") or shutil.which("gcc")
@@ -434,11 +445,13 @@ def bench_burst(scratch: Path) -> dict[str, Any]:
             settings = {k: db.execute(f"SHOW {k}").fetchone()[0] for k in ("fsync", "synchronous_commit")}
         results["postgres_settings"] = settings
         results.update(_measure(scratch, server, "burst", script, DRAIN_CONCURRENCY, {}))
+    _keep_log(server)
     library = _flush_library(scratch)
     if library is not None:
         preload = {"LD_PRELOAD": str(library), "FLUSH_DELAY_US": str(FLUSH_DELAY_US)}
         with PostgresServer(scratch / "pg-slow", durable=True, environment=preload) as server:
             slow = _measure(scratch, server, "slow", script, (None,), preload)
+        _keep_log(server)
         # Every commit waits for at least one delayed flush: a faster bare loop means the
         # library was not loaded, and these figures would be the fast disk's.
         for name, rate in slow["bare_per_second"].items():

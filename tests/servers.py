@@ -283,7 +283,8 @@ class PostgresServer:
         self.process = subprocess.Popen(
             [postgres_binary("postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
-             *(() if self.durable else ("-c", "fsync=off")), "-c", "max_connections=200"],
+             *(("-c", "log_checkpoints=on", "-c", "log_autovacuum_min_duration=0") if self.durable else ("-c", "fsync=off")),
+             "-c", "max_connections=200"],
             stdout=log, stderr=log, env={**os.environ, **self.environment}, **self._as,
         )  # fmt: skip
         wait_until(self.answers, "PostgreSQL")
