@@ -356,10 +356,13 @@ def render_burst(b: dict[str, Any]) -> list[str]:
          "(`enable_seqscan=off`): psycopg prepares the statements a worker runs often, and "
          "a plan PostgreSQL kept for a nearly empty table scanned the whole table for every "
          "claim and completion once a backlog arrived (3 claims and 12 completions read "
-         "360,000 rows at 20,000 pending; tests/test_inbox.py). A completion that scans "
-         "20,000 rows costs ~3 ms, the rate of two 20,000-row drains of the run before the "
-         "change (667 and 681 rows/s); planning every execution instead cost the drain "
-         "20-35 %."),
+         "360,000 rows at 20,000 pending; tests/test_inbox.py); planning every execution "
+         "instead cost the drain 20-35 %. Not explained yet: in three of four runs of this "
+         "bench on one day, one or two PostgreSQL 20,000-row drains ran at 593-743 rows/s, "
+         "before and after that change (here, the 1 ms flush's), where the same sequences "
+         "outside the bench ran at 1,776-2,792 in six tries; the server's log (build/bench/pg-*.log, "
+         "beside the report) shows autovacuum vacuuming and analyzing the drain's table as "
+         "that drain started, and no checkpoint inside it."),
         "",
         *(render_slow_flush(b["slow_flush"]) if "slow_flush" in b else []),
     ]
