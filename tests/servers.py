@@ -246,7 +246,9 @@ class PostgresServer:
     belongs to the ``postgres`` user (Debian's package creates it) and runs as that user.
     ``fsync=off``: these tests are about concurrency and outages, not power cuts; ``durable``
     keeps PostgreSQL's defaults (fsync and synchronous_commit on), for the benchmarks, and
-    ``environment`` adds to the server's environment (the benchmarks' slow-flush library)."""
+    logs checkpoints, autovacuum runs and the plans of statements over 25 ms, to read what
+    the server did during a figure; ``environment`` adds to the server's environment (the
+    benchmarks' slow-flush library)."""
 
     def __init__(self, folder: Path, *, durable: bool = False, environment: dict[str, str] | None = None) -> None:
         self.durable = durable
@@ -283,7 +285,9 @@ class PostgresServer:
         self.process = subprocess.Popen(
             [postgres_binary("postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
-             *(("-c", "log_checkpoints=on", "-c", "log_autovacuum_min_duration=0") if self.durable else ("-c", "fsync=off")),
+             *(("-c", "log_checkpoints=on", "-c", "log_autovacuum_min_duration=0",
+                "-c", "session_preload_libraries=auto_explain", "-c", "auto_explain.log_min_duration=25ms")
+               if self.durable else ("-c", "fsync=off")),
              "-c", "max_connections=200"],
             stdout=log, stderr=log, env={**os.environ, **self.environment}, **self._as,
         )  # fmt: skip
