@@ -357,12 +357,17 @@ def render_burst(b: dict[str, Any]) -> list[str]:
          "a plan PostgreSQL kept for a nearly empty table scanned the whole table for every "
          "claim and completion once a backlog arrived (3 claims and 12 completions read "
          "360,000 rows at 20,000 pending; tests/test_inbox.py); planning every execution "
-         "instead cost the drain 20-35 %. Not explained yet: in three of four runs of this "
-         "bench on one day, one or two PostgreSQL 20,000-row drains ran at 593-743 rows/s, "
-         "before and after that change (here, the 1 ms flush's), where the same sequences "
-         "outside the bench ran at 1,776-2,792 in six tries; the server's log (build/bench/pg-*.log, "
-         "beside the report) shows autovacuum vacuuming and analyzing the drain's table as "
-         "that drain started, and no checkpoint inside it."),
+         "instead cost the drain 20-35 %. The same trap once made two workers drain 20,000 "
+         "rows at 593-743 rows/s (four drains in three of five runs of this bench): "
+         "autovacuum analyzed the drain's table just before the 20,000 rows committed, "
+         "so the index of due rows looked empty, and a completion (`WHERE id = ... AND "
+         "state IN (...)`, a test that implies that index's predicate) was planned "
+         "through it instead of the primary key: a scan of the whole backlog each "
+         "(auto_explain's plan in the server's log). Statements that find a row by its id "
+         "now test its state through an expression no index predicate matches; 12 "
+         "completions at 20,000 pending read 239,969 index entries before, none after "
+         "(tests/test_inbox.py). The servers' logs (checkpoints, autovacuum runs, plans "
+         "over 25 ms) are kept beside the report as build/bench/pg-*.log."),
         "",
         *(render_slow_flush(b["slow_flush"]) if "slow_flush" in b else []),
     ]
