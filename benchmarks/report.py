@@ -358,7 +358,7 @@ def render_burst(b: dict[str, Any]) -> list[str]:
          "claim and completion once a backlog arrived (3 claims and 12 completions read "
          "360,000 rows at 20,000 pending; tests/test_inbox.py); planning every execution "
          "instead cost the drain 20-35 %. The same trap once made two workers drain 20,000 "
-         "rows at 593-743 rows/s (four drains in three of five runs of this bench): "
+         "rows at 593-743 rows/s (five drains in four of five runs of this bench): "
          "autovacuum analyzed the drain's table just before the 20,000 rows committed, "
          "so the index of due rows looked empty, and a completion (`WHERE id = ... AND "
          "state IN (...)`, a test that implies that index's predicate) was planned "
