@@ -244,6 +244,17 @@ def _batch_failed(error: BaseException) -> InboxUnavailable:
     return own
 
 
+def _move_next_batch(
+    changed: threading.Condition, queue: list[typing.Any], batch: list[typing.Any]
+) -> None:
+    """Moves the next batch (at most ``MAX_BATCH``) from ``queue`` into ``batch``: what a
+    group commit's ``take`` does, under the queue's lock, once its transaction can write.
+    """
+    with changed:
+        batch.extend(queue[:MAX_BATCH])
+        del queue[:MAX_BATCH]
+
+
 class _GroupCommit:
     """Group commit: a caller that finds no commit under way commits its own item and every
     item queued by the time its transaction can write (at most ``MAX_BATCH``); callers that
@@ -297,10 +308,7 @@ class _GroupCommit:
         raise _batch_failed(error)  # another caller's commit failed with this row in it
 
     def _take(self, batch: list[_Pending]) -> list[typing.Any]:
-        """Moves the next batch from the queue into ``batch``; its items."""
-        with self._changed:
-            batch.extend(self._queue[:MAX_BATCH])
-            del self._queue[:MAX_BATCH]
+        _move_next_batch(self._changed, self._queue, batch)
         return [pending.item for pending in batch]
 
 
@@ -354,10 +362,7 @@ class _Writer:
     def _take(
         self, batch: list[tuple[typing.Any, asyncio.Future[typing.Any]]]
     ) -> list[typing.Any]:
-        """Moves the next batch from the queue into ``batch``; its items."""
-        with self._changed:
-            batch.extend(self._queue[:MAX_BATCH])
-            del self._queue[:MAX_BATCH]
+        _move_next_batch(self._changed, self._queue, batch)
         return [item for item, _ in batch]
 
 
