@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import signal
@@ -14,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -835,6 +833,22 @@ def test_a_kill_in_the_middle_of_batched_commits_loses_no_delivery_answered_stor
 POISONED_BATCH = [f"msg_{n}" for n in range(6)] + ["msg_poison"]
 
 
+def writer_of_this_loop(inbox: Inbox) -> Any:
+    """The writer that commits this event loop's rows: on SQLite a task of the loop (with a
+    thread for the waits), on PostgreSQL the inbox's writer thread; ``_queue`` holds the
+    rows not taken yet."""
+    if isinstance(inbox, SQLiteInbox):
+        return inbox._loop_writers.get(asyncio.get_running_loop())
+    return inbox._writer
+
+
+def writer_started(inbox: Inbox) -> bool:
+    writer = writer_of_this_loop(inbox)
+    if isinstance(inbox, SQLiteInbox):
+        return writer is not None and writer._task is not None
+    return bool(writer._thread is not None)
+
+
 def first_then_a_batch(inbox: Inbox, unblock: Any) -> list[object]:
     """``msg_first`` through the event loop's writer, whose commit waits for a lock the test
     holds, then POISONED_BATCH queued meanwhile; ``unblock`` lets that commit go on. On
@@ -851,10 +865,10 @@ def first_then_a_batch(inbox: Inbox, unblock: Any) -> list[object]:
     async def deliver() -> list[object]:
         taken_first = isinstance(inbox, PostgresInbox)
         first = asyncio.ensure_future(inbox.store_async("e", "msg_first", "t", b"{}", {}))
-        await until(lambda: inbox._writer._thread is not None and (not taken_first or not inbox._writer._queue))
+        await until(lambda: writer_started(inbox) and (not taken_first or not writer_of_this_loop(inbox)._queue))
         rest = POISONED_BATCH
         others = [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in rest]
-        await until(lambda: len(inbox._writer._queue) == len(rest) + (0 if taken_first else 1))
+        await until(lambda: len(writer_of_this_loop(inbox)._queue) == len(rest) + (0 if taken_first else 1))
         unblock()
         return await asyncio.gather(first, *others, return_exceptions=True)
 
@@ -892,11 +906,9 @@ def test_deliveries_that_arrive_while_a_commit_waits_for_the_sqlite_write_lock_j
     class Counting(SQLiteInbox):
         transactions = 0
 
-        @contextlib.contextmanager
-        def transaction(self) -> Iterator[sqlite3.Connection]:
-            with super().transaction() as db:
-                type(self).transactions += 1
-                yield db
+        def _commit_batch(self, db: Any) -> None:
+            super()._commit_batch(db)
+            type(self).transactions += 1
 
     inbox, setup, blocker = poisoned_and_locked(tmp_path, Counting)
     ids = [f"msg_{n}" for n in range(8)]
@@ -906,9 +918,9 @@ def test_deliveries_that_arrive_while_a_commit_waits_for_the_sqlite_write_lock_j
         await asyncio.sleep(0.2)  # the writer is on its way to the lock with the first
         stores += [asyncio.ensure_future(inbox.store_async("e", i, "t", b"{}", {})) for i in ids[1:]]
         deadline = time.monotonic() + 10
-        while len(inbox._writer._queue) < len(ids) and time.monotonic() < deadline:
+        while len(writer_of_this_loop(inbox)._queue) < len(ids) and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        assert len(inbox._writer._queue) == len(ids), "taken before the lock was held"
+        assert len(writer_of_this_loop(inbox)._queue) == len(ids), "taken before the lock was held"
         before = Counting.transactions
         blocker.execute("ROLLBACK")
         stored = await asyncio.gather(*stores)
@@ -917,6 +929,72 @@ def test_deliveries_that_arrive_while_a_commit_waits_for_the_sqlite_write_lock_j
 
     assert asyncio.run(deliver()) == [True] * len(ids)
     assert {row[0] for row in setup.execute("SELECT webhook_id FROM webhook_inbox")} == set(ids)
+
+
+def test_a_loop_that_closes_while_its_sqlite_writer_waits_for_the_lock_leaves_no_lock_held(
+    tmp_path: Path,
+) -> None:
+    """An event loop's writer waits for the file's write lock in a thread of its own. When
+    the loop closes meanwhile (the end of asyncio.run cancels the wait), that thread still
+    gets the lock; the transaction it began is rolled back there, since nobody is left to
+    commit it, and every writer of the file, in every process, would wait for it."""
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path, timeout=10)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    kept: list[Any] = []
+
+    async def close_while_it_waits() -> None:
+        asyncio.ensure_future(inbox.store_async("e", "msg_1", "t", b"{}", {}))
+        deadline = time.monotonic() + 10
+        while not writer_started(inbox) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        # A writer still referenced (a server's objects in a cycle, say): its connection
+        # stays open, so only the rollback can free the lock.
+        kept.append(writer_of_this_loop(inbox))
+        await asyncio.sleep(0.1)
+
+    asyncio.run(close_while_it_waits())
+    blocker.execute("ROLLBACK")
+    # The writer's thread takes its jobs in order: once this one ran, the one waiting for
+    # the lock got it, and whatever followed it ran too.
+    import concurrent.futures
+
+    after = concurrent.futures.Future[None]()
+    kept[0]._waits.put((lambda: None, (), after))
+    after.result(timeout=15)
+    other = sqlite3.connect(path, isolation_level=None, timeout=5)
+    other.execute("BEGIN IMMEDIATE")  # "database is locked" after 5 s while a lock is held
+    other.execute("ROLLBACK")
+    assert inbox.rows(limit=10) == [], "nothing stored: the loop closed before the row was written"
+    assert kept[0]._holder.db.in_transaction is False
+
+
+def test_each_event_loop_s_sqlite_writer_ends_its_thread_with_the_loop(tmp_path: Path) -> None:
+    import gc
+    import threading
+
+    inbox = SQLiteInbox(tmp_path / "inbox.db")
+
+    def writers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "inbox-writer"}
+
+    before = writers()  # other tests' (this process runs several)
+
+    async def store(webhook_id: str) -> set[threading.Thread]:
+        assert await inbox.store_async("e", webhook_id, "t", b"{}", {})
+        return writers() - before
+
+    started: set[threading.Thread] = set()
+    for n in range(20):
+        started |= asyncio.run(store(f"msg_{n}"))
+    assert len(started) == 20, "each loop's writer has a thread of its own"
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while any(t.is_alive() for t in started) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [t for t in started if t.is_alive()]
+    assert len(inbox.rows(limit=100)) == 20
 
 
 def test_a_batch_of_outcomes_is_recorded_as_one_at_a_time_would_be(inbox_url: str) -> None:

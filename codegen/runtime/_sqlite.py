@@ -65,8 +65,11 @@ def begin_immediate(db: sqlite3.Connection, timeout: float) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
 
-def connect(path: str, timeout: float, synchronous: str) -> Connection:
+def connect(
+    path: str, timeout: float, synchronous: str, *, shared: bool = False
+) -> Connection:
     """A connection to ``path`` in WAL mode, in autocommit (transactions are explicit).
+    ``shared``: usable from any thread (the caller makes sure only one uses it at a time).
 
     Every statement waits up to ``timeout`` seconds for a lock, except the switch to WAL:
     SQLite answers it "database is locked" at once while another connection opens the same
@@ -75,8 +78,9 @@ def connect(path: str, timeout: float, synchronous: str) -> Connection:
     name (hard link) is refused.
     """
     db = sqlite3.connect(
-        path, timeout=timeout, isolation_level=None, factory=Connection
-    )
+        path, timeout=timeout, isolation_level=None, factory=Connection,
+        check_same_thread=not shared,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout
         pause = 0.005
@@ -157,10 +161,14 @@ def thread_connection(
     timeout: float,
     synchronous: str,
     schema: typing.Callable[[Connection], object],
+    *,
+    shared: bool = False,
 ) -> Connection:
     """This thread's connection (``local.db``), opened again when its file is no longer the
     one at ``path``. A connection opened again runs ``schema`` in a write transaction first:
-    the file at the path may be a new, empty one. Raises what opening raises."""
+    the file at the path may be a new, empty one. Raises what opening raises. ``shared``:
+    ``local`` is any object, and the connection is usable from any thread (see connect).
+    """
     db = reusable(getattr(local, "db", None))
     if db is not None:
         return db
@@ -169,7 +177,7 @@ def thread_connection(
         local, "replaced", False
     )
     local.db = None
-    db = connect(path, timeout, synchronous)
+    db = connect(path, timeout, synchronous, shared=shared)
     if local.replaced:
         try:
             db.execute("BEGIN IMMEDIATE")

@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
 import json
 import os
+import queue
 import secrets
 import sqlite3
 import threading
 import time
+import types
 import typing
 import urllib.parse
 import weakref
@@ -311,11 +314,13 @@ class _GroupCommit:
 
 
 class _Writer:
-    """Group commit for asyncio callers: one thread commits the items queued by the time its
-    transaction can write (at most ``MAX_BATCH``) while the next ones queue; each caller's future
-    gets its own item's result, or the batch's error, once that transaction has ended, and
-    the futures of one loop are settled with one wake-up of it. No thread per waiting
-    request: a request waits on the loop, not in a thread holding its place."""
+    """Group commit for asyncio callers (PostgreSQL's; SQLite's is ``_LoopWriter``): one
+    thread commits the items queued by the time its transaction can write (at most
+    ``MAX_BATCH``) while the next ones queue; each caller's future gets its own item's
+    result, or the batch's error, once that transaction has ended, and the futures of one
+    loop are settled with one wake-up of it. No thread per waiting request: a request waits
+    on the loop, not in a thread holding its place. A batch is one pipeline, a network round
+    trip the loop must not wait for."""
 
     def __init__(self, commit: Commit) -> None:
         self._commit = commit
@@ -375,6 +380,125 @@ def _settle_futures(
             future.set_result(outcome[n])
         else:
             future.set_exception(outcome if n == 0 else _batch_failed(outcome))
+
+
+class _LoopWriter:
+    """Group commit on one event loop, for SQLite: the loop's requests queue their rows;
+    one task commits those queued by the time it holds the write lock (at most
+    ``MAX_BATCH``), then the next. Only the waits leave the loop, each for a thread of this
+    writer's own: for the file's write lock (another process may hold it) and for the
+    commit's flush. The rows' statements, a few microseconds of SQLite each, run on the
+    loop: run by a writer thread, each took the GIL back from the loop, and these hand-offs
+    cost more CPU than the statements themselves (two server processes stored 20-33 % more
+    deliveries per second, with 18 % less CPU each, once only the waits left the loop).
+    """
+
+    def __init__(self, inbox: SQLiteInbox) -> None:
+        self._inbox = inbox
+        self._queue: list[tuple[typing.Any, asyncio.Future[typing.Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+        # The connection this writer's batches use, from the loop and from its thread in
+        # turn (one at a time): ``_sqlite.thread_connection``'s holder.
+        self._holder = types.SimpleNamespace()
+        self._waits: queue.SimpleQueue[typing.Any] = queue.SimpleQueue()
+        thread = threading.Thread(
+            target=_run_waits, args=(self._waits,), name="inbox-writer", daemon=True
+        )
+        thread.start()
+        # The thread ends with this writer (its loop gone), not with the process.
+        weakref.finalize(self, self._waits.put, None)
+
+    def submit(self, item: typing.Any) -> asyncio.Future[typing.Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[typing.Any] = loop.create_future()
+        self._queue.append((item, future))
+        if self._task is None:
+            self._task = loop.create_task(self._run())
+        return future
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                await self._commit_next()
+        finally:
+            self._task = None
+
+    async def _commit_next(self) -> None:
+        inbox = self._inbox
+        batch: list[tuple[typing.Any, asyncio.Future[typing.Any]]] = []
+        try:
+            db = await self._wait(inbox._begin_batch, self._holder)
+            try:
+                # Taken once the lock is held: the rows that queued meanwhile join.
+                batch = self._next_batch()
+                results = inbox._write_batch(db, [item for item, _ in batch])
+            except BaseException:
+                self._waits.put((inbox._rollback_batch, (db,), None))
+                raise
+            await self._wait(inbox._commit_batch, db)
+        # Whatever ends the commit ends it for every row of the batch (taken now if it
+        # failed before it could write).
+        except BaseException as exc:
+            if not batch:
+                batch = self._next_batch()
+            for n, (_, future) in enumerate(batch):
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()  # the loop is going away; the row may be stored
+                else:
+                    future.set_exception(exc if n == 0 else _batch_failed(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            # Done already: its request was cancelled meanwhile (the row is stored).
+            if not future.done():
+                future.set_result(result)
+
+    def _next_batch(self) -> list[tuple[typing.Any, asyncio.Future[typing.Any]]]:
+        batch = self._queue[:MAX_BATCH]
+        del self._queue[:MAX_BATCH]
+        return batch
+
+    async def _wait(
+        self, call: typing.Callable[..., typing.Any], *args: typing.Any
+    ) -> typing.Any:
+        """``call(*args)`` in this writer's thread. Cancelled (the loop is closing), the
+        call still ends in that thread, and a transaction it began is rolled back there
+        after it: a write lock is never left to a connection nobody will use again."""
+        done: concurrent.futures.Future[typing.Any] = concurrent.futures.Future()
+        self._waits.put((call, args, done))
+        try:
+            return await asyncio.wrap_future(done)
+        except asyncio.CancelledError:
+            self._waits.put((self._inbox._rollback_open, (self._holder,), None))
+            raise
+
+
+def _run_waits(waits: queue.SimpleQueue[typing.Any]) -> None:
+    # Each job in a call of its own: nothing of the last one (its future holds the loop)
+    # stays referenced while this thread waits for the next.
+    while (job := waits.get()) is not None:
+        _run_wait(*job)
+        del job
+
+
+def _run_wait(
+    call: typing.Callable[..., typing.Any],
+    args: tuple[typing.Any, ...],
+    done: concurrent.futures.Future[typing.Any] | None,
+) -> None:
+    if done is not None and not done.set_running_or_notify_cancel():
+        return
+    try:
+        result = call(*args)
+    except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+        if done is not None:
+            done.set_exception(exc)
+    else:
+        if done is not None:
+            done.set_result(result)
 
 
 def _after_fork_in_child() -> None:
@@ -515,15 +639,21 @@ class Inbox(abc.ABC):
         traceparent: str | None = None,
     ) -> bool:
         """:meth:`store` for a caller on an event loop, which waits there (not in a
-        thread) while the inbox's writer thread commits its row with the others queued.
+        thread) while the inbox's writer commits its row with the others queued.
         """
         item = self._row_to_store(
             endpoint, webhook_id, event_type, body, headers, invalid, traceparent
         )
-        stored = bool(await self._writer.submit(item))
+        stored = bool(await self._submit(item))
         if stored:
             self._stored.set()
         return stored
+
+    def _submit(
+        self, item: tuple[str, dict[str, typing.Any]]
+    ) -> asyncio.Future[typing.Any]:
+        """The future of ``item``'s commit by this inbox's writer (``_Writer``)."""
+        return self._writer.submit(item)
 
     def _row_to_store(
         self,
@@ -894,6 +1024,9 @@ class SQLiteInbox(Inbox):
             )
         self.path = str(path)
         self.timeout = timeout
+        self._loop_writers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, _LoopWriter
+        ] = weakref.WeakKeyDictionary()
         if not create and not os.path.isfile(self.path):
             # Checked before SQLite opens the path, which would create the file.
             raise InboxMissing(f"there is no inbox at {self.path}: no such file")
@@ -901,6 +1034,67 @@ class SQLiteInbox(Inbox):
 
     def __repr__(self) -> str:
         return f"SQLiteInbox({self.path!r})"
+
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        # Their threads and the batches they were committing are the parent's.
+        _LEFT_BEHIND.append(self._loop_writers)
+        self._loop_writers = weakref.WeakKeyDictionary()
+
+    # -- the group commit of an event loop's requests (_LoopWriter), step by step --------
+
+    def _submit(
+        self, item: tuple[str, dict[str, typing.Any]]
+    ) -> asyncio.Future[typing.Any]:
+        loop = asyncio.get_running_loop()
+        writer = self._loop_writers.get(loop)
+        if writer is None:
+            writer = self._loop_writers[loop] = _LoopWriter(self)
+        return writer.submit(item)
+
+    def _begin_batch(self, holder: typing.Any) -> _sqlite.Connection:
+        """In the writer's thread: its connection, holding the write lock."""
+        try:
+            db = _sqlite.thread_connection(
+                holder, self.path, self.timeout, "FULL", self._schema, shared=True
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
+        try:
+            _sqlite.begin_immediate(db, self.timeout)
+        except sqlite3.Error as exc:
+            raise InboxUnavailable(f"{self.path}: {exc}") from exc
+        return db
+
+    def _write_batch(
+        self, db: _sqlite.Connection, items: list[tuple[str, dict[str, typing.Any]]]
+    ) -> list[bool]:
+        """On the loop: whether each row was stored (False: its key was already)."""
+        try:
+            return [bool(db.execute(sql, row).fetchall()) for sql, row in items]
+        except sqlite3.Error as exc:
+            raise InboxUnavailable(f"{self.path}: {exc}") from exc
+
+    def _commit_batch(self, db: _sqlite.Connection) -> None:
+        """In the writer's thread: the commit, checked as ``transaction`` checks it."""
+        try:
+            db.execute("COMMIT")
+            _sqlite.check_committed(db)
+        except BaseException as exc:
+            self._rollback_batch(db)
+            if isinstance(exc, sqlite3.Error):
+                raise InboxUnavailable(f"{self.path}: {exc}") from exc
+            raise
+
+    @staticmethod
+    def _rollback_batch(db: _sqlite.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+    def _rollback_open(self, holder: typing.Any) -> None:
+        db = getattr(holder, "db", None)
+        if db is not None and db.in_transaction:
+            self._rollback_batch(db)
 
     def _exists(self) -> bool:
         # Read-only: the connection the inbox uses switches the file to WAL, which would

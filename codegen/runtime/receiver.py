@@ -276,8 +276,8 @@ class WebhookReceiver:
     async def _keep_async(
         self, body: bytes, headers: Mapping[str, str], endpoint: str | None
     ) -> Response:
-        """:meth:`_keep` on the loop: the row waits there for the inbox's writer thread,
-        which commits it with the rows of the other requests waiting."""
+        """:meth:`_keep` on the loop: the row waits there for the inbox's writer, which
+        commits it with the rows of the other requests waiting."""
         assert self.inbox is not None
         keeping = self._to_keep(body, headers, endpoint)
         if isinstance(keeping, Response):
