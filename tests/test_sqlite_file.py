@@ -4,6 +4,7 @@ under a running process; a file with two names is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -74,15 +75,46 @@ CHANGES: dict[str, Callable[[Path], None]] = {
 }
 
 
-@pytest.mark.parametrize("change", sorted(CHANGES))
-def test_the_inbox_never_counts_a_write_into_a_file_no_longer_at_its_path(change: str, tmp_path: Path) -> None:
+# Found by the event-loop variant, and as true of the writer thread before it: a file
+# checkpointed and truncated in place keeps its inode, and a connection another thread
+# opened earlier and left idle (the constructing thread's, here) still holds its WAL-mode
+# lock on it, so the connection reopened at the path cannot make the empty file a WAL
+# database ("database is locked") until that idle one is closed: every write is a 503
+# meanwhile (never a 2xx for a row not stored). Marked strict, so that the fix shows here.
+_IDLE_CONNECTION_HOLDS_THE_TRUNCATED_FILE = pytest.mark.xfail(
+    strict=True, reason="another thread's idle connection keeps a file truncated in place locked"
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "caller"),
+    [
+        pytest.param(change, caller, marks=_IDLE_CONNECTION_HOLDS_THE_TRUNCATED_FILE)
+        if (change, caller) == ("checkpointed-then-truncated", "event-loop")
+        else (change, caller)
+        for change in sorted(CHANGES)
+        for caller in ("threads", "event-loop")
+    ],
+)
+def test_the_inbox_never_counts_a_write_into_a_file_no_longer_at_its_path(
+    change: str, caller: str, tmp_path: Path
+) -> None:
+    """Threads store through connections of their own; an event loop's requests through
+    its writer's (one connection, used from the loop and the writer's thread)."""
     path = tmp_path / "inbox.db"
     inbox = SQLiteInbox(path)
-    assert inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
+    loop = asyncio.new_event_loop()
+
+    def store(webhook_id: str) -> bool:
+        if caller == "threads":
+            return inbox.store("/webhooks", webhook_id, GRANTED, b"{}", {})
+        return loop.run_until_complete(inbox.store_async("/webhooks", webhook_id, GRANTED, b"{}", {}))
+
+    assert store("msg_0")
     CHANGES[change](path)
     for n in range(1, 4):
         try:
-            stored = inbox.store("/webhooks", f"msg_{n}", GRANTED, b"{}", {})
+            stored = store(f"msg_{n}")
         except InboxUnavailable:
             continue  # a 503: Svix retries
         assert stored
@@ -90,6 +122,7 @@ def test_the_inbox_never_counts_a_write_into_a_file_no_longer_at_its_path(change
             "a write that counted is in the file at the path"
         )
     assert inbox.claim("w", 30, limit=10), "the worker's side sees the file at the path too"
+    loop.close()
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
