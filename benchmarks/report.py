@@ -277,13 +277,15 @@ def render_burst(b: dict[str, Any]) -> list[str]:
          "incident_created_v2 (4.4 KB, as `json.dumps` writes its example), against a bare sequential INSERT + COMMIT loop on the same "
          "database with the inbox's durability (SQLite WAL + synchronous=FULL; PostgreSQL "
          f"fsync={b['postgres_settings']['fsync']}, synchronous_commit="
-         f"{b['postgres_settings']['synchronous_commit']}, read with SHOW). The load generator against "
+         f"{b['postgres_settings']['synchronous_commit']}, read with SHOW). The disk's flush rate "
+         "drifts within a run, so that loop runs before each database's figures, between its "
+         "ingest and its drains, and after them; the median of the three is the baseline. The load generator against "
          f"a do-nothing app on the same stack (uvicorn, uvloop, httptools, 2 processes): "
          f"{nothing['per_second']:,.0f} requests/s, p99 {nothing['p99_ms']:.1f} ms: it is not the limit."),
         "",
         "| | SQLite | PostgreSQL |",
         "|---|---|---|",
-        f"| bare INSERT + COMMIT, rows/s (before, after) | {b['bare_per_second']['sqlite']:,.0f} ({', '.join(f'{x:,.0f}' for x in b['bare_runs']['sqlite'])}) | {b['bare_per_second']['postgres']:,.0f} ({', '.join(f'{x:,.0f}' for x in b['bare_runs']['postgres'])}) |",
+        f"| bare INSERT + COMMIT, rows/s: median (before, between, after) | {b['bare_per_second']['sqlite']:,.0f} ({', '.join(f'{x:,.0f}' for x in b['bare_runs']['sqlite'])}) | {b['bare_per_second']['postgres']:,.0f} ({', '.join(f'{x:,.0f}' for x in b['bare_runs']['postgres'])}) |",
     ]
     s, p = b["sqlite"], b["postgres"]
     lines += [
@@ -408,7 +410,7 @@ def render_slow_flush(f: dict[str, Any]) -> list[str]:
         "",
         "| | SQLite | PostgreSQL |",
         "|---|---|---|",
-        f"| bare INSERT + COMMIT, rows/s (before, after) | {f['bare_per_second']['sqlite']:,.0f} ({runs['sqlite']}) | {f['bare_per_second']['postgres']:,.0f} ({runs['postgres']}) |",
+        f"| bare INSERT + COMMIT, rows/s: median (before, between, after) | {f['bare_per_second']['sqlite']:,.0f} ({runs['sqlite']}) | {f['bare_per_second']['postgres']:,.0f} ({runs['postgres']}) |",
         f"| `serve` stores, deliveries/s | {s['ingest']['stored_per_second']:,.0f} ({s['ingest_over_bare']:.2f}×) | {p['ingest']['stored_per_second']:,.0f} ({p['ingest_over_bare']:.2f}×) |",
         f"| p50 / p99 answer, ms | {s['ingest']['p50_ms']:.0f} / {s['ingest']['p99_ms']:.0f} | {p['ingest']['p50_ms']:.0f} / {p['ingest']['p99_ms']:.0f} |",
         f"| answers that were not 2xx | {s['ingest']['non_2xx']} | {p['ingest']['non_2xx']} |",
