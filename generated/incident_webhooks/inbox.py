@@ -430,13 +430,9 @@ class _LoopWriter:
         batch: list[tuple[typing.Any, asyncio.Future[typing.Any]]] = []
         try:
             db = await self._wait(inbox._begin_batch, self._holder)
-            try:
-                # Taken once the lock is held: the rows that queued meanwhile join.
-                batch = self._next_batch()
-                results = inbox._write_batch(db, [item for item, _ in batch])
-            except BaseException:
-                self._waits.put((inbox._rollback_batch, (db,), None))
-                raise
+            # Taken once the lock is held: the rows that queued meanwhile join.
+            batch = self._next_batch()
+            results = inbox._write_batch(db, [item for item, _ in batch])
             await self._wait(inbox._commit_batch, db)
         # Whatever ends the commit ends it for every row of the batch (taken now if it
         # failed before it could write).
@@ -469,13 +465,18 @@ class _LoopWriter:
         """``call(*args)`` in this writer's thread. Cancelled (the loop is closing), the
         call still ends in that thread, and a transaction it began is rolled back there
         after it: a write lock is never left to a connection nobody will use again."""
+        try:
+            return await asyncio.wrap_future(self._in_thread(call, *args))
+        except asyncio.CancelledError:
+            self._in_thread(self._inbox._rollback_open, self._holder)
+            raise
+
+    def _in_thread(
+        self, call: typing.Callable[..., typing.Any], *args: typing.Any
+    ) -> concurrent.futures.Future[typing.Any]:
         done: concurrent.futures.Future[typing.Any] = concurrent.futures.Future()
         self._waits.put((call, args, done))
-        try:
-            return await asyncio.wrap_future(done)
-        except asyncio.CancelledError:
-            self._waits.put((self._inbox._rollback_open, (self._holder,), None))
-            raise
+        return done
 
 
 def _run_waits(waits: queue.SimpleQueue[typing.Any]) -> None:
@@ -489,18 +490,14 @@ def _run_waits(waits: queue.SimpleQueue[typing.Any]) -> None:
 def _run_wait(
     call: typing.Callable[..., typing.Any],
     args: tuple[typing.Any, ...],
-    done: concurrent.futures.Future[typing.Any] | None,
+    done: concurrent.futures.Future[typing.Any],
 ) -> None:
-    if done is not None and not done.set_running_or_notify_cancel():
+    if not done.set_running_or_notify_cancel():
         return
     try:
-        result = call(*args)
+        done.set_result(call(*args))
     except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
-        if done is not None:
-            done.set_exception(exc)
-    else:
-        if done is not None:
-            done.set_result(result)
+        done.set_exception(exc)
 
 
 def _after_fork_in_child() -> None:
@@ -1056,16 +1053,8 @@ class SQLiteInbox(Inbox):
 
     def _begin_batch(self, holder: typing.Any) -> _sqlite.Connection:
         """In the writer's thread: its connection, holding the write lock."""
-        try:
-            db = _sqlite.thread_connection(
-                holder, self.path, self.timeout, "FULL", self._schema, shared=True
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
-        try:
-            _sqlite.begin_immediate(db, self.timeout)
-        except sqlite3.Error as exc:
-            raise InboxUnavailable(f"{self.path}: {exc}") from exc
+        db = self._connection(holder, shared=True)
+        self._begin(db)
         return db
 
     def _write_batch(
@@ -1074,29 +1063,14 @@ class SQLiteInbox(Inbox):
         """On the loop: whether each row was stored (False: its key was already)."""
         try:
             return [bool(db.execute(sql, row).fetchall()) for sql, row in items]
-        except sqlite3.Error as exc:
-            raise InboxUnavailable(f"{self.path}: {exc}") from exc
-
-    def _commit_batch(self, db: _sqlite.Connection) -> None:
-        """In the writer's thread: the commit, checked as ``transaction`` checks it."""
-        try:
-            db.execute("COMMIT")
-            _sqlite.check_committed(db)
         except BaseException as exc:
-            self._rollback_batch(db)
-            if isinstance(exc, sqlite3.Error):
-                raise InboxUnavailable(f"{self.path}: {exc}") from exc
+            self._abort(db, exc)
             raise
-
-    @staticmethod
-    def _rollback_batch(db: _sqlite.Connection) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
 
     def _rollback_open(self, holder: typing.Any) -> None:
         db = getattr(holder, "db", None)
         if db is not None and db.in_transaction:
-            self._rollback_batch(db)
+            self._abort(db, None)
 
     def _exists(self) -> bool:
         # Read-only: the connection the inbox uses switches the file to WAL, which would
@@ -1113,35 +1087,55 @@ class SQLiteInbox(Inbox):
             raise InboxMissing(f"there is no inbox at {self.path}: {exc}") from exc
         return bool(found)
 
-    def _connection(self) -> _sqlite.Connection:
+    def _connection(
+        self, holder: typing.Any = None, *, shared: bool = False
+    ) -> _sqlite.Connection:
+        """This thread's connection, or ``holder``'s (see ``_sqlite.thread_connection``)."""
         # A file removed or replaced under this process is opened again at its path. Every
         # commit is on disk before it returns: a 2xx survives a power cut.
         try:
             return _sqlite.thread_connection(
-                self._local, self.path, self.timeout, "FULL", self._schema
-            )
+                self._local if holder is None else holder,
+                self.path, self.timeout, "FULL", self._schema, shared=shared,
+            )  # fmt: skip
         except (sqlite3.Error, OSError) as exc:
             raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
+    # A transaction in steps, which the event loop's writer takes in two threads.
+
+    def _begin(self, db: _sqlite.Connection) -> None:
         try:
             _sqlite.begin_immediate(db, self.timeout)
         except sqlite3.Error as exc:
             raise InboxUnavailable(f"{self.path}: {exc}") from exc
+
+    def _commit_batch(self, db: _sqlite.Connection) -> None:
         try:
-            yield db
             db.execute("COMMIT")
             # A write into a file no longer at the path is a write nobody will read: not
             # stored (the receiver answers 503; the next transaction opens the path again).
             _sqlite.check_committed(db)
         except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise InboxUnavailable(f"{self.path}: {exc}") from exc
+            self._abort(db, exc)
             raise
+
+    def _abort(self, db: _sqlite.Connection, exc: BaseException | None) -> None:
+        """Rolls back; raises InboxUnavailable for ``exc``, a database error."""
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise InboxUnavailable(f"{self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        self._begin(db)
+        try:
+            yield db
+        except BaseException as exc:
+            self._abort(db, exc)
+            raise
+        self._commit_batch(db)
 
     def _lock_schema(self, db: typing.Any) -> None:
         pass  # BEGIN IMMEDIATE already holds the file's write lock
