@@ -14,7 +14,6 @@ LD_PRELOAD library built here with the C compiler (left out without one)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -24,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -338,18 +337,6 @@ def _drain_database(concurrency: int | None) -> str:
     return "drain" + ("" if concurrency is None else f"_c{concurrency}")
 
 
-def _figures(scratch: Path, urls: dict[str, str], script: Path, deliveries: Path,
-             concurrencies: tuple[int | None, ...], env: dict[str, str],
-             between: Callable[[], float]) -> tuple[dict[str, Any], float]:
-    """One database's ingest and drains (``env`` goes to the server and worker processes),
-    and ``between()``, the bare loop run after the ingest, before the drains."""
-    figures = {"ingest": _ingest(scratch, urls["ingest"], script, deliveries, env)}
-    middle = between()
-    for concurrency in concurrencies:
-        figures.update(_drain(scratch, urls[_drain_database(concurrency)], concurrency, env))
-    return figures, middle
-
-
 def _ratios(results: dict[str, Any], concurrencies: tuple[int | None, ...]) -> None:
     for name in ("sqlite", "postgres"):
         bare = results["bare_per_second"][name]
@@ -409,8 +396,12 @@ def _measure(scratch: Path, server: Any, prefix: str, script: Path,
         # cause was not pinned down, so each baseline starts with nothing to write back).
         os.sync()
         before = bare(name, 1)
-        results[name], between = _figures(scratch, urls, script, deliveries, concurrencies, env,
-                                          functools.partial(bare, name, 2))  # fmt: skip
+        # ``env`` goes to the server and worker processes.
+        figures = {"ingest": _ingest(scratch, urls["ingest"], script, deliveries, env)}
+        between = bare(name, 2)
+        for concurrency in concurrencies:
+            figures.update(_drain(scratch, urls[_drain_database(concurrency)], concurrency, env))
+        results[name] = figures
         results["bare_runs"][name] = [before, between, bare(name, 3)]
     results["bare_per_second"] = {
         k: statistics.median(v) for k, v in results["bare_runs"].items()
