@@ -240,6 +240,85 @@ def test_the_app_works_mounted_inside_fastapi() -> None:
     assert [name for name, _ in running.handlers.calls] == ["on_private_incident_membership_granted_v1"]
 
 
+def in_process(app: Any, *requests: tuple[str, str, bytes, Mapping[str, str]]) -> list[httpx.Response]:
+    """Each request sent to ``app`` in this process (no server, no lifespan), in order."""
+
+    async def send() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return [
+                await client.request(method, path, content=body, headers=headers)
+                for method, path, body, headers in requests
+            ]
+
+    return asyncio.run(send())
+
+
+def test_middleware_added_to_the_app_sees_every_delivery() -> None:
+    """The app answers ``POST /webhooks`` without Starlette's layers only while nobody
+    has added any: a middleware added by the user still sees each delivery."""
+    seen: list[tuple[str, str]] = []
+
+    class Seeing:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                seen.append((scope["method"], scope["path"]))
+            await self.app(scope, receive, send)
+
+    handlers = Recorder()
+    app = create_app(handlers, SECRET)
+    app.add_middleware(Seeing)
+    body = example_body()
+    [answer] = in_process(app, ("POST", "/webhooks", body, sign(body)))
+    assert answer.status_code == 200
+    assert seen == [("POST", "/webhooks")]
+    assert len(handlers.calls) == 1
+
+
+def test_an_exception_handler_added_to_the_app_answers_for_the_deliveries_endpoint() -> None:
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+
+    app = create_app(Recorder(), SECRET)
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug below the endpoint")
+
+    async def explain(request: Request, exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse(f"handled: {exc}", 500)
+
+    app.state.receiver.handle_async = broken
+    app.add_exception_handler(RuntimeError, explain)
+    body = example_body()
+    [answer] = in_process(app, ("POST", "/webhooks", body, sign(body)))
+    assert (answer.status_code, answer.text) == (500, "handled: a bug below the endpoint")
+
+
+def test_the_deliveries_endpoint_answers_as_its_route_would_around_the_shortcut() -> None:
+    """Only an exact ``POST {path}`` at the app's root skips Starlette; every other
+    request is routed as before (405, the trailing-slash redirect, 404)."""
+    handlers = Recorder()
+    app = create_app(handlers, SECRET)
+    body = example_body()
+    [stored] = in_process(app, ("POST", "/webhooks", body, sign(body)))
+    assert stored.status_code == 200
+    # Starlette built none of its layers for that delivery.
+    assert app.middleware_stack is None
+    wrong_method, slash, elsewhere = in_process(
+        app,
+        ("GET", "/webhooks", b"", {}),
+        ("POST", "/webhooks/", body, sign(body, "msg_2")),
+        ("POST", "/elsewhere", body, sign(body, "msg_3")),
+    )
+    assert wrong_method.status_code == 405
+    assert (slash.status_code, slash.headers["location"]) == (307, "http://t/webhooks")
+    assert elsewhere.status_code == 404
+    assert len(handlers.calls) == 1
+
+
 def test_healthz_answers_200(server: Server) -> None:
     response = HTTP.get(server.url + "/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
