@@ -78,7 +78,7 @@ def _allowed_module_statement(node: ast.stmt, module: str) -> bool:
 
 # The runtime modules that re-create their locks and connections in a forked child; the
 # only ones besides __main__ that may import os.
-FORK_SAFE_MODULES = frozenset({"_parsing.py", "dedupe.py", "inbox.py", "metrics.py"})
+FORK_SAFE_MODULES = frozenset({"_parsing.py", "_sqlite.py", "dedupe.py", "inbox.py", "metrics.py"})
 # Runtime modules that name processes (a worker's lease owner, the commands' environment,
 # prometheus' multiprocess folder, serve's server processes).
 PROCESS_MODULES = frozenset({"__main__.py", "_cli.py", "_processes.py", "metrics.py", "worker.py"})

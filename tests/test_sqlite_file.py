@@ -9,10 +9,13 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from incident_webhooks import _sqlite
 from incident_webhooks.dedupe import Lease, SQLiteDedupeStore, StoreUnavailable
 from incident_webhooks.inbox import InboxUnavailable, SQLiteInbox
 from servers import HTTP, AppServer
@@ -75,32 +78,15 @@ CHANGES: dict[str, Callable[[Path], None]] = {
 }
 
 
-# Found by the event-loop variant, and as true of the writer thread before it: a file
-# checkpointed and truncated in place keeps its inode, and a connection another thread
-# opened earlier and left idle (the constructing thread's, here) still holds its WAL-mode
-# lock on it, so the connection reopened at the path cannot make the empty file a WAL
-# database ("database is locked") until that idle one is closed: every write is a 503
-# meanwhile (never a 2xx for a row not stored). Marked strict, so that the fix shows here.
-_IDLE_CONNECTION_HOLDS_THE_TRUNCATED_FILE = pytest.mark.xfail(
-    strict=True, reason="another thread's idle connection keeps a file truncated in place locked"
-)
-
-
-@pytest.mark.parametrize(
-    ("change", "caller"),
-    [
-        pytest.param(change, caller, marks=_IDLE_CONNECTION_HOLDS_THE_TRUNCATED_FILE)
-        if (change, caller) == ("checkpointed-then-truncated", "event-loop")
-        else (change, caller)
-        for change in sorted(CHANGES)
-        for caller in ("threads", "event-loop")
-    ],
-)
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("caller", ["threads", "event-loop"])
 def test_the_inbox_never_counts_a_write_into_a_file_no_longer_at_its_path(
     change: str, caller: str, tmp_path: Path
 ) -> None:
     """Threads store through connections of their own; an event loop's requests through
-    its writer's (one connection, used from the loop and the writer's thread)."""
+    its writer's (one connection, used from the loop and the writer's thread). Event loop,
+    checkpointed then truncated: the constructing thread's idle connection held the file
+    in place, and every write was refused until that thread used it again."""
     path = tmp_path / "inbox.db"
     inbox = SQLiteInbox(path)
     loop = asyncio.new_event_loop()
@@ -123,6 +109,106 @@ def test_the_inbox_never_counts_a_write_into_a_file_no_longer_at_its_path(
         )
     assert inbox.claim("w", 30, limit=10), "the worker's side sees the file at the path too"
     loop.close()
+
+
+class IdleThread:
+    """A thread that calls ``first`` and then waits, its connection idle, until told to
+    call ``then`` (a thread pool's thread, the thread that opened the store)."""
+
+    def __init__(self, first: Callable[[], object], then: Callable[[], object]) -> None:
+        self.calls = [first, then]
+        self.results: list[object] = []
+        self.go = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for n, call in enumerate(self.calls):
+            if n and not self.go.wait(30):
+                return
+            try:
+                self.results.append(call())
+            except Exception as exc:  # noqa: BLE001 - the test asserts it
+                self.results.append(exc)
+
+    def wait_for(self, count: int) -> list[object]:
+        deadline = time.monotonic() + 30
+        while len(self.results) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.results
+
+    def finish(self) -> list[object]:
+        self.go.set()
+        self.thread.join(30)
+        return self.results
+
+
+@pytest.mark.parametrize("store", ["inbox", "dedupe"])
+def test_a_file_truncated_in_place_is_used_again_while_another_thread_s_connection_stays_idle(
+    store: str, tmp_path: Path
+) -> None:
+    """In WAL mode an open connection holds a shared lock on its file. A file truncated in
+    place is the same file, so another thread's idle connection kept the connection opened
+    again at the path from making it a database: each write refused, for as long as that
+    thread stayed idle. Now the idle connection is closed, and its thread opens the path
+    again when it next writes."""
+    path = tmp_path / "store.db"
+    if store == "inbox":
+        inbox = SQLiteInbox(path, timeout=1)
+
+        def write(name: str) -> Callable[[], object]:
+            return lambda: inbox.store("/webhooks", name, GRANTED, b"{}", {})
+
+        def written(name: str) -> bool:
+            return [r.webhook_id for r in SQLiteInbox(path).get(name)] == [name]
+    else:
+        dedupe = SQLiteDedupeStore(path, timeout=1)
+
+        def write(name: str) -> Callable[[], object]:
+            return lambda: isinstance(dedupe.claim(name), Lease)
+
+        def written(name: str) -> bool:
+            return SQLiteDedupeStore(path).claim(name) == "busy"
+
+    idle = IdleThread(write("msg_idle_0"), write("msg_idle_1"))
+    try:
+        assert idle.wait_for(1) == [True]
+        checkpointed_then_truncated(path)
+        assert write("msg_1")() is True
+        assert written("msg_1")
+    finally:
+        results = idle.finish()
+    assert results == [True, True], "the idle thread opens the path again"
+    assert written("msg_idle_1")
+
+
+def test_a_connection_in_a_transaction_is_never_closed_under_it(tmp_path: Path) -> None:
+    """Only idle connections are closed: one whose transaction is open keeps it, and its
+    commit into the file no longer at the path is refused, as before."""
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path)
+    inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
+    with pytest.raises(InboxUnavailable, match="removed, replaced, truncated or linked"), inbox.transaction() as db:
+        remove(path)
+        assert _sqlite.close_idle(str(path)) == 0
+        db.execute("SELECT count(*) FROM webhook_inbox").fetchone()
+    assert not db.gone
+    assert inbox.store("/webhooks", "msg_1", GRANTED, b"{}", {}), "the next transaction opens the path again"
+
+
+def test_a_fork_s_child_never_closes_its_parent_s_connections(tmp_path: Path) -> None:
+    """A child starts with no connection of its own to close: closing one it inherited
+    could delete the parent's write-ahead log."""
+    path = tmp_path / "inbox.db"
+    inbox = SQLiteInbox(path)
+    inbox.store("/webhooks", "msg_0", GRANTED, b"{}", {})
+    remove(path)
+    child = os.fork()
+    if child == 0:
+        os._exit(_sqlite.close_idle(str(path)))
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _sqlite.close_idle(str(path)) == 1, "the parent's own idle connection is closed"
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))

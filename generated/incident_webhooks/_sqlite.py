@@ -19,8 +19,10 @@ import logging
 import os
 import random
 import sqlite3
+import threading
 import time
 import typing
+import weakref
 
 logger = logging.getLogger(__name__.rpartition(".")[0] + ".store")
 
@@ -38,6 +40,26 @@ class Connection(sqlite3.Connection):
     identity: tuple[int, int]
     # The file is never shorter than this once open (its first page holds the header).
     page_size: int
+    # Held while a transaction is open on the connection (see close_idle).
+    in_use: threading.Lock
+    # Closed by close_idle, from another thread: its owner opens the path again.
+    gone: bool = False
+
+
+# Every connection this process opened (connect), for close_idle. A fork's child starts
+# with none: the parent's are the parent's, and closing one there could delete the parent's
+# write-ahead log.
+_OPEN: weakref.WeakSet[Connection] = weakref.WeakSet()
+_OPEN_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _OPEN, _OPEN_LOCK
+    _OPEN, _OPEN_LOCK = weakref.WeakSet(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # How long a writer waits between two tries at the write lock (seconds): SQLite's own busy
@@ -67,21 +89,22 @@ def begin_immediate(db: sqlite3.Connection, timeout: float) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
 
-def connect(
-    path: str, timeout: float, synchronous: str, *, shared: bool = False
-) -> Connection:
-    """A connection to ``path`` in WAL mode, in autocommit (transactions are explicit).
-    ``shared``: usable from any thread (the caller makes sure only one uses it at a time).
+def connect(path: str, timeout: float, synchronous: str) -> Connection:
+    """A connection to ``path`` in WAL mode, in autocommit (transactions are explicit),
+    usable from any thread: its owner makes sure one uses it at a time, holding
+    ``in_use`` while a transaction is open (:func:`begin_held`), and :func:`close_idle` may
+    close it from another thread when it is idle and its file is gone.
 
     Every statement waits up to ``timeout`` seconds for a lock, except the switch to WAL:
     SQLite answers it "database is locked" at once while another connection opens the same
-    new file, as several processes starting together do. That switch is tried again until
-    ``timeout`` instead of failing the process's first request. A file with more than one
-    name (hard link) is refused.
+    new file, as several processes starting together do, or while another connection of
+    this process still has the file that was at the path open (:func:`close_idle`). That
+    switch is tried again until ``timeout`` instead of failing the process's first request.
+    A file with more than one name (hard link) is refused.
     """
     db = sqlite3.connect(
         path, timeout=timeout, isolation_level=None, factory=Connection,
-        check_same_thread=not shared,
+        check_same_thread=False,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout
@@ -97,16 +120,72 @@ def connect(
                 )
                 if not busy or time.monotonic() + pause > deadline:
                     raise
+                close_idle(path)
                 time.sleep(pause)
                 pause = min(pause * 2, 0.1)
         db.execute(f"PRAGMA synchronous={synchronous}")
         db.path = path
         db.page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
         db.identity = identity(path, db.page_size)
+        db.in_use = threading.Lock()
     except BaseException:
         db.close()
         raise
+    with _OPEN_LOCK:
+        _OPEN.add(db)
     return db
+
+
+def close_idle(path: str) -> int:
+    """Close each connection of this process to a file that was at ``path`` and no
+    longer is (whole), unless a transaction is open on it; returns how many.
+
+    In WAL mode a connection holds a shared lock on its file for as long as it is open.
+    A file truncated in place is the same file, so one connection left idle by a thread
+    (the one that opened the inbox, a thread pool's) kept the connection opened again at
+    the path from making it a database: every write was refused until that thread used
+    its connection again, which it might never do. Each owner finds its connection
+    ``gone`` and opens the path again."""
+    with _OPEN_LOCK:
+        found = [db for db in _OPEN if db.path == path and not db.gone]
+    closed = 0
+    for db in found:
+        if at_path(db) or not db.in_use.acquire(blocking=False):
+            continue
+        try:
+            db.gone = True
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+            closed += 1
+        finally:
+            db.in_use.release()
+    return closed
+
+
+def begin_held(db: Connection, timeout: float) -> None:
+    """:func:`begin_immediate`, holding ``db.in_use`` from now until :func:`end_held`
+    (which the caller owes once this returns); sqlite3.OperationalError if
+    :func:`close_idle` closed ``db`` since its owner took it."""
+    db.in_use.acquire()
+    try:
+        if db.gone:
+            raise sqlite3.OperationalError(
+                f"{db.path} changed under this connection, which was closed; "
+                "the next transaction opens the path again"
+            )
+        begin_immediate(db, timeout)
+    except BaseException:
+        db.in_use.release()
+        raise
+
+
+def end_held(db: Connection, statement: str) -> None:
+    """``COMMIT`` or ``ROLLBACK`` after :func:`begin_held`; the connection is idle after,
+    whatever the statement does."""
+    try:
+        db.execute(statement)
+    finally:
+        db.in_use.release()
 
 
 def identity(path: str, min_size: int = 0) -> tuple[int, int]:
@@ -163,13 +242,11 @@ def thread_connection(
     timeout: float,
     synchronous: str,
     schema: typing.Callable[[Connection], object],
-    *,
-    shared: bool = False,
 ) -> Connection:
-    """This thread's connection (``local.db``), opened again when its file is no longer the
-    one at ``path``. A connection opened again runs ``schema`` in a write transaction first:
-    the file at the path may be a new, empty one. Raises what opening raises. ``shared``:
-    ``local`` is any object, and the connection is usable from any thread (see connect).
+    """This thread's connection (``local.db``; ``local`` may be any object whose owner
+    uses it from one thread at a time), opened again when its file is no longer the one
+    at ``path``. A connection opened again runs ``schema`` in a write transaction first:
+    the file at the path may be a new, empty one. Raises what opening raises.
     """
     db = reusable(getattr(local, "db", None))
     if db is not None:
@@ -179,17 +256,18 @@ def thread_connection(
         local, "replaced", False
     )
     local.db = None
-    db = connect(path, timeout, synchronous, shared=shared)
+    db = connect(path, timeout, synchronous)
     if local.replaced:
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            schema(db)
-            db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            db.close()
-            raise
+        with db.in_use:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                schema(db)
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                db.close()
+                raise
     local.db, local.replaced = db, False
     return db
 
@@ -198,14 +276,18 @@ def reusable(db: Connection | None) -> Connection | None:
     """``db`` while its file is the one at its path; otherwise None (``db`` closed), so
     that the caller opens the path again: a restored or re-created file is used from the
     next transaction on, in every process."""
-    if db is None or at_path(db):
+    if db is None or (not db.gone and at_path(db)):
         return db
+    if db.gone:
+        return None
     logger.warning(
         "%s was removed, replaced, truncated or linked under another name: opening it again",
         db.path,
     )
     with contextlib.suppress(sqlite3.Error):
         db.close()
+    # Other threads' idle connections to that file would keep it locked, or its disk space.
+    close_idle(db.path)
     return None
 
 

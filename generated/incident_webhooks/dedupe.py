@@ -305,14 +305,14 @@ class _Transaction:
     def __enter__(self) -> _sqlite.Connection:
         try:
             self.db = self.store._connection()
-            self.db.execute("BEGIN IMMEDIATE")
+            _sqlite.begin_held(self.db, self.store.timeout)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite store {self.store.path}: {exc}") from exc
         return self.db
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         try:
-            self.db.execute("ROLLBACK" if kind is not None else "COMMIT")
+            _sqlite.end_held(self.db, "ROLLBACK" if kind is not None else "COMMIT")
             if kind is None:
                 _sqlite.check_committed(self.db)
         except sqlite3.Error as exc:

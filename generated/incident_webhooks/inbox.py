@@ -1053,7 +1053,7 @@ class SQLiteInbox(Inbox):
 
     def _begin_batch(self, holder: typing.Any) -> _sqlite.Connection:
         """In the writer's thread: its connection, holding the write lock."""
-        db = self._connection(holder, shared=True)
+        db = self._connection(holder)
         self._begin(db)
         return db
 
@@ -1087,25 +1087,26 @@ class SQLiteInbox(Inbox):
             raise InboxMissing(f"there is no inbox at {self.path}: {exc}") from exc
         return bool(found)
 
-    def _connection(
-        self, holder: typing.Any = None, *, shared: bool = False
-    ) -> _sqlite.Connection:
+    def _connection(self, holder: typing.Any = None) -> _sqlite.Connection:
         """This thread's connection, or ``holder``'s (see ``_sqlite.thread_connection``)."""
         # A file removed or replaced under this process is opened again at its path. Every
         # commit is on disk before it returns: a 2xx survives a power cut.
         try:
             return _sqlite.thread_connection(
                 self._local if holder is None else holder,
-                self.path, self.timeout, "FULL", self._schema, shared=shared,
+                self.path, self.timeout, "FULL", self._schema,
             )  # fmt: skip
         except (sqlite3.Error, OSError) as exc:
             raise InboxUnavailable(f"cannot open {self.path}: {exc}") from exc
 
     # A transaction in steps, which the event loop's writer takes in two threads.
 
+    # From _begin on, the connection's use-lock is held (see _sqlite.close_idle); it is
+    # released once, by _commit_batch or _abort.
+
     def _begin(self, db: _sqlite.Connection) -> None:
         try:
-            _sqlite.begin_immediate(db, self.timeout)
+            _sqlite.begin_held(db, self.timeout)
         except sqlite3.Error as exc:
             raise InboxUnavailable(f"{self.path}: {exc}") from exc
 
@@ -1118,11 +1119,15 @@ class SQLiteInbox(Inbox):
         except BaseException as exc:
             self._abort(db, exc)
             raise
+        db.in_use.release()
 
     def _abort(self, db: _sqlite.Connection, exc: BaseException | None) -> None:
         """Rolls back; raises InboxUnavailable for ``exc``, a database error."""
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
+        try:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        finally:
+            db.in_use.release()
         if isinstance(exc, sqlite3.Error):
             raise InboxUnavailable(f"{self.path}: {exc}") from exc
 
@@ -1161,7 +1166,12 @@ class SQLiteInbox(Inbox):
         if db is None:
             db = _sqlite.connect(self.path, self.timeout, "FULL")
             self._local.watch = db
-        return int(db.execute("PRAGMA data_version").fetchone()[0])
+        with db.in_use:  # not closed meanwhile by _sqlite.close_idle
+            if db.gone:
+                raise sqlite3.OperationalError(
+                    f"{self.path} changed; opened again next"
+                )
+            return int(db.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         for name in ("db", "watch"):
