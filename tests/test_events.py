@@ -26,6 +26,7 @@ from incident_webhooks import (
     events,
     parse_event,
 )
+from incident_webhooks.events import event_type_of, event_type_of_body
 from incident_webhooks.handlers import HANDLER_NAMES
 from incident_webhooks.models import ActionV1Status
 
@@ -144,6 +145,45 @@ def test_parse_event_validates_bytes_without_decoding_them_to_a_dict_first(
 def test_anything_but_bytes_text_or_a_mapping_is_a_type_error_naming_it(data: Any) -> None:
     with pytest.raises(TypeError, match=type(data).__name__):
         parse_event(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b'{"event_type": "private_incident.membership_granted_v1", "x": {"id": 5}}', GRANTED),
+        (b'{"x": [1, {"event_type": "nested"}], "event_type": "brand_new.thing_v9"}', "brand_new.thing_v9"),
+        ('{"event_type": "text.v1"}', "text.v1"),
+        ({"event_type": "mapping.v1"}, "mapping.v1"),
+        (b'{"event_type": 5}', ""),
+        (b'{"no_type": true}', ""),
+        (b'["event_type"]', ""),
+        (b'"event_type"', ""),
+    ],
+)
+def test_event_type_of_body_reads_the_type_a_body_names_without_validating_it(data: Any, named: str) -> None:
+    assert event_type_of_body(data) == named
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{", b'{"event_type": "a.v1", "x": [1, 2,', b'{"event_type": "a.v1"} trailing', b'{"event_type": "\xff"}',
+     b"[" * 3000 + b"]" * 3000],
+)
+def test_event_type_of_body_refuses_what_is_not_json_as_parse_event_does(data: bytes) -> None:
+    """The inbox answers 400 to these and stores nothing: the whole body is parsed, not
+    only up to its event type."""
+    with pytest.raises(InvalidPayload) as named:
+        event_type_of_body(data)
+    with pytest.raises(InvalidPayload) as parsed:
+        parse_event(data)
+    assert [e["type"] for e in named.value.errors] == ["json_invalid"]
+    assert str(named.value) == str(parsed.value)
+
+
+def test_event_type_of_body_is_what_parse_event_picks_for_every_example() -> None:
+    for event_type, example in EXAMPLES.items():
+        raw = body(example)
+        assert event_type_of_body(raw) == event_type_of(parse_event(raw)) == event_type
 
 
 def test_unknown_event_type_raises_with_the_type_and_the_raw_payload() -> None:

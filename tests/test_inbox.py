@@ -322,18 +322,32 @@ def test_hostile_input_is_refused_as_before_and_writes_no_row(inbox_url: str) ->
 
 
 def test_unknown_types_and_invalid_bodies_are_stored_and_answered_2xx(inbox_url: str) -> None:
+    """The receiver reads only the event type a body names; the worker validates the
+    payload, and keeps one the models refuse as invalid without running a handler."""
     receiver = WebhookReceiver(SECRET, Recording(), inbox=inbox_url)
     unknown = json.dumps({"event_type": "brand_new.thing_v9", "brand_new.thing_v9": {}}).encode()
     assert receiver.handle(unknown, testing.sign(unknown, SECRET, msg_id="msg_u")).status == 200
     invalid = json.dumps({"event_type": GRANTED, GRANTED: {"id": 5}}).encode()
     answer = receiver.handle(invalid, testing.sign(invalid, SECRET, msg_id="msg_i"))
-    assert (answer.status, json.loads(answer.body)) == (200, {"status": "stored", "state": "invalid"})
+    assert (answer.status, json.loads(answer.body)) == (200, {"status": "stored"})
+    no_type = b'["not", "an", "object"]'
+    assert receiver.handle(no_type, testing.sign(no_type, SECRET, msg_id="msg_n")).status == 200
     inbox = receiver.inbox
     assert inbox is not None
-    assert inbox.get("msg_u")[0].state == "pending"
-    stored = inbox.get("msg_i")[0]
-    assert stored.state == "invalid" and stored.last_error_type == "InvalidPayload"
-    assert inbox.status().counts["invalid"] == 1
+    ids = ("msg_u", "msg_i", "msg_n")
+    stored = {r.webhook_id: (r.event_type, r.state) for w in ids for r in inbox.get(w)}
+    assert stored == {
+        "msg_u": ("brand_new.thing_v9", "pending"),
+        "msg_i": (GRANTED, "pending"),
+        "msg_n": ("", "pending"),
+    }
+    handlers = Recording()
+    asyncio.run(work(inbox, handlers, lambda: inbox.status().counts.get("pending", 0) == 0))
+    rows = {r.webhook_id: r for w in ids for r in inbox.get(w)}
+    assert {w: r.state for w, r in rows.items()} == {"msg_u": "done", "msg_i": "invalid", "msg_n": "invalid"}
+    assert rows["msg_i"].last_error_type == "InvalidPayload" and "id" in (rows["msg_i"].last_error_message or "")
+    assert handlers.calls == [], "no handler ran for the invalid rows (nor, by default, an unknown type)"
+    assert inbox.status().counts["invalid"] == 2
 
 
 def test_a_locked_sqlite_inbox_is_a_503_with_retry_after_and_nothing_stored(tmp_path: Path) -> None:
@@ -370,8 +384,10 @@ def test_an_invalid_row_is_revalidated_on_replay(tmp_path: Path) -> None:
     inbox = SQLiteInbox(tmp_path / "i.db")
     invalid = json.dumps({"event_type": GRANTED, GRANTED: {"id": 5}}).encode()
     WebhookReceiver(SECRET, Recording(), inbox=inbox).handle(invalid, testing.sign(invalid, SECRET, msg_id="m"))
-    assert [r.state for r in inbox.replay(state="invalid")] == ["invalid"]
     handlers = Recording()
+    asyncio.run(work(inbox, handlers, lambda: inbox.get("m")[0].state == "invalid"))
+    assert [r.state for r in inbox.replay(state="invalid")] == ["invalid"]
+    assert inbox.get("m")[0].state == "pending"
     asyncio.run(work(inbox, handlers, lambda: inbox.get("m")[0].state == "invalid"))
     (row,) = inbox.get("m")
     assert (row.state, row.attempts, handlers.calls) == ("invalid", 1, [])
@@ -522,8 +538,9 @@ def test_postgres_stopped_mid_run_gives_503s_loses_nothing_and_processing_resume
 
 def test_replay_after_generate_processes_a_row_the_old_models_refused(tmp_path: Path) -> None:
     """The story the inbox is for: a body arrives that this package's models refuse (the spec
-    moved on); it is stored as invalid; after `make generate` with the newer spec, a replay
-    processes it. Two real packages generated from two specs, the same SQLite inbox."""
+    moved on); it is stored, and the worker keeps it as invalid; after `make generate` with
+    the newer spec, a replay processes it. Two real packages generated from two specs, the
+    same SQLite inbox."""
     from packages import generate
 
     spec = json.loads((ROOT / "spec" / "webhooks.json").read_text())
@@ -544,9 +561,22 @@ from pkg.receiver import WebhookReceiver
 body = {body!r}
 answer = WebhookReceiver({SECRET!r}, WebhookHandlers(), inbox={inbox!r}).handle(body, testing.sign(body, {SECRET!r}, msg_id="msg_new"))
 print(answer.status, answer.body.decode())
+import asyncio
+from pkg.inbox import from_url
+from pkg.worker import Worker
+inbox = from_url({inbox!r})
+async def main():
+    worker = Worker(inbox, WebhookHandlers(), retention_seconds=None)
+    task = asyncio.create_task(worker.run())
+    for _ in range(200):
+        if inbox.get("msg_new")[0].state != "pending": break
+        await asyncio.sleep(0.05)
+    worker.stop(); await task
+asyncio.run(main())
+print(inbox.get("msg_new")[0].state)
 """
     stored = subprocess.run([sys.executable, "-c", script], cwd=old, capture_output=True, text=True, check=True)
-    assert stored.stdout.split()[0] == "200" and "invalid" in stored.stdout
+    assert stored.stdout.split()[0] == "200" and stored.stdout.split()[-1] == "invalid", stored.stdout
     replay = subprocess.run(
         [sys.executable, "-m", "pkg", "inbox", "replay", "--state", "invalid", "--inbox", inbox],
         cwd=new, capture_output=True, text=True, check=True,

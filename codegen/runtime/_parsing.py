@@ -290,6 +290,40 @@ class Parser:
             raise errors.UnknownEventType(event_type, payload)
         return self._validated(validator, data, event_type)
 
+    def named_type(
+        self, data: Body, headers: collections.abc.Mapping[str, str] | None = None
+    ) -> str:
+        """The event type ``data`` names, as parsing would pick its model, read without
+        validating the payload or building it: "" when it names none. InvalidPayload only
+        for a body that is not JSON. (Validating a 4.4 KB payload was a third of the CPU
+        of storing a delivery in a busy server, and the worker validates it again.)"""
+        envelope = self.envelope
+        if envelope.type_header is None:
+            return self._named(data, envelope.type_field or "")
+        value = lookup_header(headers or {}, envelope.type_header)
+        value = value.strip() if isinstance(value, str) else ""
+        # Read even when the action is not needed: a body that is not JSON is refused.
+        action = self._named(data, envelope.action_field or "")
+        if not value or value not in self.with_actions:
+            return value
+        if f"{value}.{action}" in self.models or value not in self.models:
+            return f"{value}.{action}" if action else value
+        return value
+
+    def _named(self, data: Body, field: str) -> str:
+        """The string at ``field`` of the JSON object ``data`` ("" if none)."""
+        if isinstance(data, collections.abc.Mapping):
+            named = data.get(field)
+            return named if isinstance(named, str) else ""
+        try:
+            found = _named_field(field).validate_json(data)
+        except pydantic_core.ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
+                raise self.explain(exc, data) from exc
+            return ""  # not an object, or the field is not a string
+        named = found.get(field, "")
+        return named if isinstance(named, str) else ""
+
     def _decoded(self, data: Body) -> collections.abc.Mapping[str, typing.Any]:
         """The body as a mapping; a body that is not a JSON object fails as any other body
         does (``json_invalid`` included, which a receiver answers 400)."""
@@ -475,6 +509,20 @@ def _unreadable(exc: Exception) -> errors.InvalidPayload:
 @functools.cache
 def _json_object() -> typing.Any:
     return pydantic_core.SchemaValidator(pydantic_core.core_schema.dict_schema())
+
+
+@functools.cache
+def _named_field(field: str) -> typing.Any:
+    """A validator of a JSON object with an optional string at ``field``: the whole body
+    is parsed (so malformed JSON fails), and nothing else of it becomes Python objects.
+    """
+    schema = pydantic_core.core_schema
+    return pydantic_core.SchemaValidator(
+        schema.typed_dict_schema(
+            {field: schema.typed_dict_field(schema.str_schema(), required=False)},
+            extra_behavior="ignore",
+        )
+    )
 
 
 @functools.cache

@@ -103,3 +103,15 @@ def parse_event(
 def event_type_of(event: object) -> str:
     """The event type of a model :func:`parse_event` returned (its handler's key)."""
     return _MODELS.event_type_of(event)
+
+
+def event_type_of_body(
+    data: bytes | bytearray | str | collections.abc.Mapping[str, typing.Any],
+    headers: collections.abc.Mapping[str, str] | None = None,
+) -> str:
+    """The event type a body names, as :func:`parse_event` reads it, without validating
+    the payload: "" when it names none. Raises :class:`InvalidPayload` only for a body
+    that is not JSON. The inbox stores each delivery under it; the worker that runs its
+    handler validates the payload.
+    """
+    return _PARSER.named_type(data, headers)
