@@ -279,11 +279,9 @@ class Parser:
         event_type, decoded = value, None
         if value in self.with_actions:
             decoded = self._decoded(data)
-            action = decoded.get(self.envelope.action_field or "")
-            if isinstance(action, str) and f"{value}.{action}" in self.models:
-                event_type = f"{value}.{action}"
-            elif value not in self.models:
-                event_type = f"{value}.{action}" if isinstance(action, str) else value
+            event_type = self._headed_type(
+                value, decoded.get(self.envelope.action_field or "")
+            )
         validator = self.validator(event_type)
         if validator is None:
             payload = decoded if decoded is not None else self._decoded(data)
@@ -306,8 +304,15 @@ class Parser:
         action = self._named(data, envelope.action_field or "")
         if not value or value not in self.with_actions:
             return value
-        if f"{value}.{action}" in self.models or value not in self.models:
-            return f"{value}.{action}" if action else value
+        return self._headed_type(value, action or None)
+
+    def _headed_type(self, value: str, action: object) -> str:
+        """The event type of header ``value`` whose webhooks differ by the body's action:
+        ``value.action`` when the spec has it, or when ``value`` alone is no webhook."""
+        if isinstance(action, str) and f"{value}.{action}" in self.models:
+            return f"{value}.{action}"
+        if value not in self.models and isinstance(action, str):
+            return f"{value}.{action}"
         return value
 
     def _named(self, data: Body, field: str) -> str:
