@@ -216,13 +216,25 @@ def _run_server(args: argparse.Namespace, app: str, *, factory: bool) -> int:
 
     # The receiver logs every delivery's outcome with its webhook-id; uvicorn's line per
     # request would say less, and cost a tenth of a busy server's time.
-    options: dict[str, typing.Any] = {"factory": factory, "access_log": False}
+    options: dict[str, typing.Any] = {
+        "factory": factory, "access_log": False, "http": _http_protocol()
+    }  # fmt: skip
     if args.workers > 1 and _processes.available():
         return _processes.run(
             app, args.host, args.port, args.workers, args.startup_timeout, **options
         )
     uvicorn.run(app, host=args.host, port=args.port, workers=args.workers, **options)
     return 0
+
+
+def _http_protocol() -> typing.Any:
+    """uvicorn's httptools protocol sending each answer in one write (``_http``), or
+    uvicorn's own choice where httptools is not installed."""
+    try:
+        from ._http import Protocol
+    except ImportError:
+        return "auto"
+    return Protocol
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

@@ -1,0 +1,171 @@
+"""`serve`'s HTTP protocol: uvicorn's, with the writes of one turn of the event loop sent as
+one (`_http.JoinedWrites`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from incident_webhooks import _http
+from servers import free_port, wait_until
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Recording(asyncio.Transport):
+    """A transport that records what is done to it, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, bytes]] = []
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def close(self) -> None:
+        self.closing = True
+        self.calls.append(("close", b""))
+
+    def abort(self) -> None:
+        self.closing = True
+        self.calls.append(("abort", b""))
+
+    def write_eof(self) -> None:
+        self.calls.append(("write_eof", b""))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 7
+
+
+def joined() -> tuple[_http.JoinedWrites, Recording]:
+    recording = Recording()
+    return _http.JoinedWrites(recording, asyncio.get_running_loop()), recording
+
+
+async def a_turn() -> None:
+    await asyncio.sleep(0)
+
+
+def test_the_writes_of_one_turn_leave_as_one_write_in_order() -> None:
+    async def main() -> None:
+        transport, recording = joined()
+        transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        transport.writelines([b"o", bytearray(b"k")])
+        assert recording.calls == []
+        assert transport.get_write_buffer_size() == 7 + 40
+        await a_turn()
+        assert recording.calls == [("write", b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")]
+        transport.write(b"next")
+        await a_turn()
+        assert recording.calls[1:] == [("write", b"next")]
+        await a_turn()
+        assert len(recording.calls) == 2, "nothing waiting, nothing written"
+
+    asyncio.run(main())
+
+
+def test_close_and_write_eof_send_what_waits_first_and_abort_drops_it() -> None:
+    async def main() -> None:
+        transport, recording = joined()
+        transport.write(b"a")
+        transport.write_eof()
+        transport.write(b"b")
+        transport.close()
+        assert recording.calls == [("write", b"a"), ("write_eof", b""), ("write", b"b"), ("close", b"")]
+        await a_turn()
+        assert len(recording.calls) == 4, "the flush scheduled before close found nothing"
+
+        transport, recording = joined()
+        transport.write(b"never")
+        transport.abort()
+        await a_turn()
+        assert recording.calls == [("abort", b"")]
+
+    asyncio.run(main())
+
+
+def test_bytes_left_for_a_connection_lost_meanwhile_are_dropped() -> None:
+    async def main() -> None:
+        transport, recording = joined()
+        transport.write(b"late")
+        recording.closing = True  # the peer went away before the turn ended
+        await a_turn()
+        assert recording.calls == []
+
+    asyncio.run(main())
+
+
+@pytest.fixture(params=[1, 2], ids=["one process", "two processes"])
+def serving(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "incident_webhooks", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(request.param), "--inbox", f"sqlite:///{tmp_path}/inbox.db", "--no-worker"],
+        env={**os.environ, "INCIDENT_WEBHOOK_SECRET": SECRET}, stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("wb"), start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: connects(port), "serving", 60)
+        yield port
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        # One process is uvicorn's own, which ends by the signal it was stopped with.
+        assert process.wait(30) in (0, -signal.SIGTERM), (tmp_path / "serve.log").read_text()
+
+
+def connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def split(stream: bytes) -> list[tuple[bytes, bytes]]:
+    """Answers one after another on a connection, as (status line, body)."""
+    answers = []
+    while stream:
+        head, _, rest = stream.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length:"))
+        answers.append((lines[0], rest[:length]))
+        assert len(rest) >= length, stream
+        stream = rest[length:]
+    return answers
+
+
+def test_each_answer_arrives_whole_in_the_first_read(serving: int) -> None:
+    """uvicorn sends an answer's head and its body in two writes; a client reading as soon
+    as bytes arrive then often got the head alone. One write is one segment here (an answer
+    is far below the loopback MTU), which a read takes whole."""
+    with socket.create_connection(("127.0.0.1", serving), timeout=10) as client:
+        for _ in range(200):
+            client.sendall(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+            answer = client.recv(65536)
+            assert split(answer) == [(b"HTTP/1.1 200 OK", b'{"status":"ok"}')], answer
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(serving: int) -> None:
+    with socket.create_connection(("127.0.0.1", serving), timeout=10) as client:
+        client.sendall(
+            b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n"
+            b"GET /nowhere HTTP/1.1\r\nhost: test\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
+        )
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    assert [status for status, _ in split(received)] == [
+        b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found", b"HTTP/1.1 200 OK"
+    ], received  # fmt: skip
