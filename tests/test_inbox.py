@@ -1121,6 +1121,16 @@ def test_a_postgres_batch_is_one_pipeline_whose_failure_fails_each_row_and_store
         for webhook_id in ("msg_0", "msg_first", "msg_1", "msg_0")
     ]
     assert inbox._store_batch(lambda: rows) == [True, False, True, False]
+    # A batch of one statement goes as one executemany; a mixed one, a statement a row.
+    mixed = [
+        inbox._row_to_store("e", "msg_3", "t", b"{}", {}, None, None),
+        inbox._row_to_store("e", "msg_4", "t", b"[", {}, Failure("InvalidPayload", "not JSON"), None),
+        inbox._row_to_store("e", "msg_3", "t", b"{}", {}, None, None),
+    ]
+    assert len({statement for statement, _ in mixed}) == 2
+    assert inbox._store_batch(lambda: mixed) == [True, True, False]
+    states = dict(setup.execute("SELECT webhook_id, state FROM webhook_inbox WHERE webhook_id IN ('msg_3', 'msg_4')"))
+    assert states == {"msg_3": "pending", "msg_4": "invalid"}
     # The connection is usable after the failed pipeline, and the poisoned row fails alone.
     assert asyncio.run(inbox.store_async("e", "msg_2", "t", b"{}", {})) is True
     with pytest.raises(InboxUnavailable):
