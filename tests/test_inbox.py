@@ -229,6 +229,33 @@ def test_a_postgres_inbox_never_shows_its_password(postgres: PostgresServer) -> 
     assert "hunter2" not in repr(inbox) and "hunter2" not in str(inbox)
 
 
+def test_a_postgres_inbox_stores_bodies_compressed_with_lz4_where_the_server_has_it(
+    postgres: PostgresServer,
+) -> None:
+    """pglz, PostgreSQL's default, cost the server ~40 % more CPU per stored delivery. A
+    server without lz4 (before 14, or built without it) keeps its default."""
+    import psycopg
+
+    url = postgres.database(f"lz4{os.getpid()}")
+    inbox = PostgresInbox(url)
+    admin = psycopg.connect(url, autocommit=True)
+    offered = admin.execute(
+        "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+    ).fetchone()
+    expected = "lz4" if offered is not None and "lz4" in offered[0] else "pglz"
+    body = json.dumps({"event_type": "t", "payload": ["x" * 40, "y" * 40] * 60}).encode()
+    assert len(body) > 4000
+    assert inbox.store("e", "msg_big", "t", body, {}) is True
+    compression = admin.execute(
+        "SELECT pg_column_compression(body) FROM webhook_inbox WHERE webhook_id = 'msg_big'"
+    ).fetchone()
+    assert compression == (expected,)
+    assert inbox.body_of("e", "msg_big") == body
+    # Another session, and the server's default, are left alone.
+    assert admin.execute("SELECT current_setting('default_toast_compression', true)").fetchone() in (("pglz",), (None,))
+    admin.close()
+
+
 def test_a_postgres_claim_reads_the_due_index_after_the_backlog_grew_under_a_planned_statement(
     postgres: PostgresServer,
 ) -> None:
