@@ -279,7 +279,9 @@ def render_burst(b: dict[str, Any]) -> list[str]:
          f"fsync={b['postgres_settings']['fsync']}, synchronous_commit="
          f"{b['postgres_settings']['synchronous_commit']}, read with SHOW). The disk's flush rate "
          "drifts within a run, so that loop runs before each database's figures, between its "
-         "ingest and its drains, and after them; the median of the three is the baseline. The load generator against "
+         "ingest and its drains, and after them, each time after a sync (so that it does not "
+         "measure the writeback of the figure before it); the median of the three is the "
+         "baseline. The load generator against "
          f"a do-nothing app on the same stack (uvicorn, uvloop, httptools, 2 processes): "
          f"{nothing['per_second']:,.0f} requests/s, p99 {nothing['p99_ms']:.1f} ms: it is not the limit."),
         "",
