@@ -268,7 +268,10 @@ def _drain(scratch: Path, inbox_url: str, concurrency: int | None, preload: dict
         filled (the ingest's, the last drain's) were vacuumed inside the `--concurrency 4`
         drain in three runs of the bench: 587-787 rows/s against ~1,500 alone. So every
         database is vacuumed first; then a checkpoint writes the pages that dirtied, which
-        otherwise may land inside a timed drain (one cost a 20,000-row drain half its rate)."""
+        otherwise may land inside a timed drain (one cost a 20,000-row drain half its rate).
+        On either database the drain starts with nothing left to write back, as the bare
+        loop does."""
+        os.sync()
         if not inbox_url.startswith("postgresql"):
             return
         import psycopg
