@@ -256,6 +256,31 @@ def test_a_postgres_inbox_stores_bodies_compressed_with_lz4_where_the_server_has
     admin.close()
 
 
+def test_a_postgres_connection_whose_setup_fails_is_closed_and_the_inbox_unavailable(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lz4 setting is one more statement on every new connection: where it fails, the
+    caller gets the inbox's own error and the connection is not left open."""
+    import incident_webhooks.inbox as inbox_module
+    import psycopg
+
+    url = postgres.database(f"setup{os.getpid()}")
+    inbox = PostgresInbox(url)
+    inbox.close()  # its next statement opens a new connection
+    opened: list[psycopg.Connection[Any]] = []
+    connect = psycopg.connect
+
+    def recording(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(psycopg, "connect", recording)
+    monkeypatch.setattr(inbox_module, "_LZ4_WHERE_AVAILABLE", "SELECT 1 / 0")
+    with pytest.raises(InboxUnavailable, match="cannot connect to PostgreSQL: .*division by zero"):
+        inbox.store("e", "msg_0", "t", b"{}", {})
+    assert opened and all(db.closed for db in opened)
+
+
 def test_a_postgres_claim_reads_the_due_index_after_the_backlog_grew_under_a_planned_statement(
     postgres: PostgresServer,
 ) -> None:

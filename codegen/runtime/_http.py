@@ -53,7 +53,7 @@ class JoinedWrites(asyncio.Transport):
         self._scheduled = False
         if not self._waiting:
             return
-        data = b"".join(self._waiting) if len(self._waiting) > 1 else self._waiting[0]
+        data = b"".join(self._waiting)  # one item: that same object, not a copy
         self._waiting.clear()
         # A connection lost meanwhile: the transport would drop the bytes with a warning.
         if not self._transport.is_closing():

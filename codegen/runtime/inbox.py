@@ -1242,14 +1242,12 @@ class PostgresInbox(Inbox):
                     " -c enable_seqscan=off"
                 ),
             )
+            try:
+                db.execute(_LZ4_WHERE_AVAILABLE)
+            except BaseException:
+                db.close()
+                raise
         except psycopg.Error as exc:
-            raise InboxUnavailable(
-                f"cannot connect to PostgreSQL: {_reason(exc, self.dsn)}"
-            ) from exc
-        try:
-            db.execute(_LZ4_WHERE_AVAILABLE)
-        except psycopg.Error as exc:
-            db.close()
             raise InboxUnavailable(
                 f"cannot connect to PostgreSQL: {_reason(exc, self.dsn)}"
             ) from exc
@@ -1303,7 +1301,7 @@ class PostgresInbox(Inbox):
         statement = batch[0][0]
         if any(other != statement for other, _ in batch):
             with self._one_statement() as db, db.pipeline(), db.transaction():
-                cursors = [db.execute(statement, row) for statement, row in batch]
+                cursors = [db.execute(sql, row) for sql, row in batch]
             return [bool(cursor.fetchall()) for cursor in cursors]
         # One statement for every row (the receiver's case): executemany sends them from
         # one cursor, with a third less of this process's CPU per row than an execute each.
