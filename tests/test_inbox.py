@@ -588,6 +588,42 @@ def test_postgres_stopped_mid_run_gives_503s_loses_nothing_and_processing_resume
     assert set(handled().values()) == {1}
 
 
+def test_handlers_that_finish_while_postgres_is_down_longer_than_a_lease_each_run_once(tmp_path: Path) -> None:
+    """Handlers in flight when the database goes away finish meanwhile; their outcomes wait
+    to be recorded while the leases lapse, and the worker claims those rows again once the
+    database is back. Each handler runs once: the first attempt's outcome is recorded, and
+    the new claim finds its row done. (A transaction that could not record its outcomes
+    went on to start rows as if it had: its task died, the outcomes queued behind it were
+    cancelled, and their rows ran again.)"""
+    import psycopg
+
+    record = tmp_path / "calls.log"
+    with PostgresServer(tmp_path / "pg") as server:
+        env = {"INCIDENT_WEBHOOK_INBOX": server.url, "RETRY_BASE": "0.2", "LEASE_SECONDS": "2", "SLEEP_SECONDS": "0.3"}
+        with AppServer(record, "memory", secret=SECRET, **env) as app, httpx.Client(trust_env=False, timeout=20) as client:
+            for n in range(20):
+                body, headers = signed(f"inflight-{n}")
+                assert client.post(app.url + "/webhooks", content=body, headers=headers).status_code == 200
+            wait_until(lambda: any(w == "start" for w, _, _ in records(record)), "handlers to start")
+            server.stop()
+            time.sleep(3)  # longer than the lease
+            server.start()
+
+            def unfinished() -> int:
+                try:
+                    with psycopg.connect(server.url) as db:
+                        return int(db.execute("SELECT COUNT(*) FROM webhook_inbox WHERE state != 'done'").fetchone()[0])
+                except psycopg.OperationalError:
+                    return -1  # starting
+
+            wait_until(lambda: unfinished() == 0, "every row done", timeout=60)
+            log = app.log.read_text()
+    handled = Counter(i for w, _, i in records(record) if w == "handled")
+    assert len(handled) == 20 and set(handled.values()) == {1}, (handled, log[-4000:])
+    assert "could not record the outcome yet" in log, "no outcome waited for the database"
+    assert "never retrieved" not in log
+
+
 def test_replay_after_generate_processes_a_row_the_old_models_refused(tmp_path: Path) -> None:
     """The story the inbox is for: a body arrives that this package's models refuse (the spec
     moved on); it is stored, and the worker keeps it as invalid; after `make generate` with

@@ -552,6 +552,7 @@ class Worker:
                     )  # fmt: skip
                 except StoreUnavailable as exc:
                     _settled(batch, exc)  # each row's task tries again after its delay
+                    continue
                 except Exception as exc:  # noqa: BLE001 - handed to the rows' tasks
                     if len(batch) == 1:
                         _settled(batch, exc)
