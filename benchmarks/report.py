@@ -298,7 +298,7 @@ def render_burst(b: dict[str, Any]) -> list[str]:
     for key in ("", "_c4"):
         small, large = s[f"drain_1000{key}"], s[f"drain_20000{key}"]
         psmall, plarge = p[f"drain_1000{key}"], p[f"drain_20000{key}"]
-        label = f"`--concurrency {small['concurrency']}`" + (" (the default)" if not key else "")
+        label = f"`--concurrency {small['concurrency']}`" + (" (the default)" if not key else " (the old default; not a target)")
         lines += [
             f"| 2 workers, {label}, drain 1,000 pending (no-op handler), rows/s | {small['per_second']:,.0f} ({small['over_bare']:.2f}×) | {psmall['per_second']:,.0f} ({psmall['over_bare']:.2f}×) |",
             f"| 2 workers, {label}, drain 20,000 pending, rows/s | {large['per_second']:,.0f} ({large['over_bare']:.2f}×) | {plarge['per_second']:,.0f} ({plarge['over_bare']:.2f}×) |",
@@ -458,14 +458,15 @@ def burst_targets(b: dict[str, Any]) -> list[dict[str, Any]]:
         row("burst p99 ≤ 250 ms (SQLite)", s["ingest"]["p99_ms"], s["ingest"]["p99_ms"] <= 250, " ms"),
         row("burst p99 ≤ 250 ms (PostgreSQL)", p["ingest"]["p99_ms"], p["ingest"]["p99_ms"] <= 250, " ms"),
     ]
-    for key in ("", "_c4"):
-        for name, r in (("SQLite", s), ("PostgreSQL", p)):
-            small, large = r[f"drain_1000{key}"], r[f"drain_20000{key}"]
-            how = f"{name}, --concurrency {small['concurrency']}"
-            rows += [
-                row(f"drain ≥ 1× bare ({how}, 1,000 pending)", small["over_bare"], small["over_bare"] >= 1),
-                row(f"drain at 20,000 pending ≥ 1/1.2 of at 1,000 ({how})", large["over_1000"], large["over_1000"] >= 1 / 1.2),
-            ]
+    # The targets hold at the worker's default concurrency; the `--concurrency 4` drains are
+    # shown in the burst table for handlers that must not run many at once, not judged here.
+    for name, r in (("SQLite", s), ("PostgreSQL", p)):
+        small, large = r["drain_1000"], r["drain_20000"]
+        how = f"{name}, --concurrency {small['concurrency']}"
+        rows += [
+            row(f"drain ≥ 1× bare ({how}, 1,000 pending)", small["over_bare"], small["over_bare"] >= 1),
+            row(f"drain at 20,000 pending ≥ 1/1.2 of at 1,000 ({how})", large["over_1000"], large["over_1000"] >= 1 / 1.2),
+        ]
     return rows
 
 
