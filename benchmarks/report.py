@@ -217,6 +217,7 @@ def render(results: dict[str, Any]) -> str:
         "make bench                   # sets up .venv with the bench extra, then:",
         "python benchmarks/run.py     # BENCH_ROUNDS=N for more rounds; writes build/bench/",
         "python benchmarks/run.py --output docs   # refresh the committed figures, deliberately",
+        "python benchmarks/run.py --from-json build/bench/benchmarks.json --output docs   # the same figures, the report's prose as it is now",
         "```",
         "",
     ]
@@ -306,112 +307,93 @@ def render_burst(b: dict[str, Any]) -> list[str]:
         ]
     lines += [
         "",
-        ("Where the time goes (measured beside this run with py-spy and /proc/stat, on the "
-         "same machine). **Ingest**: the HTTP stack is not the limit (it answers the do-nothing "
-         "app 10× faster). Each `serve` process now has its own listening socket (with uvicorn's "
-         "shared one, one process took 24 of the 32 connections and saturated its core), and both "
-         "processes run at ~80-90 % of a core: a stored delivery costs ~0.25 ms of CPU across the "
-         "processes on SQLite in RAM and ~0.32 ms on PostgreSQL (/proc/<pid>/stat over the run; "
-         "~0.28 ms before each answer left in one write, ~0.41 ms while the receiver validated "
-         "each payload, ~0.52 ms before the batch's statements moved to the event loop, below). "
-         "uvicorn writes an answer's head and its body as two writes to the transport: two "
-         "`send` system calls and two TCP segments an answer, the largest share of a loaded "
-         "process's time holding the GIL (py-spy --gil 13.6 % and 4.6 %). `serve` runs uvicorn's "
-         "httptools protocol on a transport that joins the writes of one turn of the event loop: "
-         "with the file in RAM, so that only CPU counts, two processes stored 7,047 against 6,198 "
-         "deliveries/s (4 interleaved pairs), 0.254 against 0.280 ms of CPU each; on a disk the "
-         "same comparison was noise (ratios 0.70-1.64), the flush rate swinging within each pair. "
-         "The receiver reads only the event type a body names (one optional string field; the "
-         "whole body is parsed, so malformed JSON is still refused) and the worker validates the "
-         "payload, which it did anyway: validating at receipt too was the largest share of a "
-         "delivery's CPU (py-spy --gil ~19-30 %; 0.41 against 0.32 ms a delivery, and two "
-         "processes stored 4,048 against 4,880 deliveries/s, 4 interleaved pairs). Of a process's "
-         "time holding the GIL before that change: writing the answer to the socket ~18 %, "
-         "Starlette's routing ~10 %, verification ~9 %, the log line ~8 % (switching it off cut "
-         "CPU per delivery by ~15 %), then the hand-off to the writer thread; a process's Python "
-         "runs one thread at a time. Those shares overstate short calls: py-spy put the tracing "
-         "check at ~5 %, and it takes 1.7 µs a delivery (timeit), under 0.5 %; and in-process "
-         "timings understate long ones (validating this body takes 29 µs in a `timeit` loop, and "
-         "stubbing it out saved ~130 µs a delivery in the server). The POST route is a bare ASGI "
-         "endpoint (Starlette's Request and Response wrappers cost ~7 % more CPU per delivery), "
-         "reached without Starlette's middleware and router while the app has none added (in one "
-         "process, 0.92× the CPU per stored delivery, median of 8 interleaved pairs; through the "
-         "server, within this machine's noise), "
-         "and a Rust HTTP server (granian 2.8.9, ASGI, 2 processes, uvloop) in uvicorn's place "
-         "stored 3,252 and 3,715 deliveries/s against uvicorn's 3,386 and 3,229, interleaved: the "
-         "server is not where the time goes. Concurrent requests of "
-         "a process wait on the event loop while their rows are committed together (up to 64 a "
-         "commit), so the flush is paid per batch. On SQLite the batch's statements run on the "
-         "loop, and only the waits, for the write lock and for the flush, in a thread: run by a "
-         "writer thread, each statement took the GIL back from the loop, and those hand-offs cost "
-         "more CPU than the statements (in one process, a thread that did nothing but hand each "
-         "batch back cost ~40 % of what the whole commit did); with the statements on the loop, "
-         "two processes stored 20-33 % more deliveries/s with 18 % less CPU per delivery "
-         "(interleaved, medians 3,944 against 3,175). On PostgreSQL a writer thread sends each "
-         "batch as one pipeline, one round trip, the rows of one statement as one `executemany` "
-         "(0.050-0.055 ms of the process's CPU a row against 0.072-0.076 with an `execute` each, "
-         "in one process; one INSERT from arrays per batch took 0.14 ms, psycopg adapting the "
-         "lists in Python), and the inbox's connections have the server compress bodies with lz4 "
-         "where it can (the server's backend spent 0.072-0.078 ms a row against pglz's "
-         "0.120-0.126; through the server that was within noise, medians 2,935 against 2,865 "
-         "deliveries/s in 6 interleaved pairs); the same batches sent from the loop through "
-         "psycopg's asyncio connection measured within noise (medians 2,579 against 2,570 "
-         "deliveries/s, interleaved), and so did one multi-row INSERT per batch on SQLite and the "
-         "garbage collector's thresholds raised tenfold. On SQLite the two processes take "
-         "turns at the file's write lock, and a commit takes its rows once it holds the lock, so "
-         "those that arrived while the other process committed join it (two processes stored "
-         "2,964-3,307 deliveries/s against 2,657-2,807 when the rows were taken first, "
-         "interleaved; with a 1 ms flush 2,706-2,717 against 2,031-2,264). The bare loop does none of that CPU work: matching it "
-         "through HTTP, with verification, would need at most 2 cores ÷ the bare "
-         f"rate of CPU per delivery (~{2000 / b['bare_per_second']['sqlite']:.2f} ms at this run's "
-         f"{b['bare_per_second']['sqlite']:,.0f} rows/s, machine-wide, the load generator included). "
-         "On PostgreSQL the server's own processes share the same 2 cores. **Drain**: "
-         "a worker's outcomes that arrive while one transaction commits are recorded in the next, "
-         "and that transaction claims the rows for the slots they free, so the number of "
-         "transactions falls with `--concurrency` (at 4, ~1 transaction per 2-4 rows; at the "
-         "default 16, per 8-16). What is left is CPU: ~0.27 ms of a worker's event-loop thread per "
-         "row on uvloop, which the worker command uses when installed (validating the 4.4 KB body "
-         "0.085 ms, the log line 0.05 ms, the row's task, its handler's thread hand-off and "
-         "futures; on asyncio's own loop ~0.45 ms) and the database threads' statements, on "
-         "2 cores ~75-80 % busy during a drain. SQLite rewrites a whole row on every UPDATE, so "
-         "a row's claim and its completion each wrote its 4.4 KB body to the log again until the "
-         "inbox kept bodies in a table of their own (schema version 3): two workers then drained "
-         "20,000 rows ~25 % faster (interleaved, 4,790-4,986 rows/s against 3,217-4,360). The "
-         "write lock is still held ~60 % of a drain, half of it in the commit's flush. On "
-         "PostgreSQL that transaction is one pipeline when its outcomes are successes (each "
-         "completion and its attempt's record one statement, then the claim): one round trip "
-         "instead of two per row; two workers then drained 1,000 rows at 3,664-3,711 rows/s "
-         "against 2,061-2,185 (interleaved). Letting a batch's slots run rows claimed "
-         "ahead while the transaction that records them commits was measured and bought nothing "
-         "(interleaved, 3,418-3,666 rows/s against 3,158-4,100 without). A claim reads the partial "
-         "index of due rows (`INDEXED BY` on SQLite), so it does not grow with the backlog: the "
-         "drain at 20,000 pending is within noise of the drain at 1,000 (each 1,000-row figure is "
-         "the median of five drains of under a second). On PostgreSQL each drain starts from a "
-         "`VACUUM` of every database and a `CHECKPOINT`: autovacuum vacuums a table after enough "
-         "inserts (PostgreSQL 13 and newer), and the tables of earlier figures were vacuumed "
-         "inside the `--concurrency 4` 20,000-row drain in three runs (587-787 rows/s, ~1,500 "
-         "alone; seen in pg_stat_activity); a checkpoint of the pages earlier figures dirtied "
-         "cost one 20,000-row drain half its rate the same way. A production drain shares its "
-         "disk with autovacuum too. The inbox's PostgreSQL connections keep scans off "
-         "(`enable_seqscan=off`): psycopg prepares the statements a worker runs often, and "
-         "a plan PostgreSQL kept for a nearly empty table scanned the whole table for every "
-         "claim and completion once a backlog arrived (3 claims and 12 completions read "
-         "360,000 rows at 20,000 pending; tests/test_inbox.py); planning every execution "
-         "instead cost the drain 20-35 %. The same trap once made two workers drain 20,000 "
-         "rows at 593-743 rows/s (five drains in four of five runs of this bench): "
-         "autovacuum analyzed the drain's table just before the 20,000 rows committed, "
-         "so the index of due rows looked empty, and a completion (`WHERE id = ... AND "
-         "state IN (...)`, a test that implies that index's predicate) was planned "
-         "through it instead of the primary key: a scan of the whole backlog each "
-         "(auto_explain's plan in the server's log). Statements that find a row by its id "
-         "now test its state through an expression no index predicate matches; 12 "
-         "completions at 20,000 pending read 239,969 index entries before, none after "
-         "(tests/test_inbox.py). The servers' logs (checkpoints, autovacuum runs, plans "
-         "over 25 ms) are kept beside the report as build/bench/pg-*.log."),
-        "",
+        *burst_explained(b),
         *(render_slow_flush(b["slow_flush"]) if "slow_flush" in b else []),
     ]
     return lines
+
+
+def burst_explained(b: dict[str, Any]) -> list[str]:
+    """Where the time goes, figure by figure: measured beside the bench runs (py-spy, /proc),
+    so the numbers here are the measurements', not this run's."""
+    bare = b["bare_per_second"]["sqlite"]
+    nothing = b["do_nothing"]["per_second"]
+    best = max(b[db]["ingest"]["stored_per_second"] for db in ("sqlite", "postgres"))
+    return [
+        ("Where the time goes, figure by figure (py-spy and /proc/<pid>/stat beside bench runs on "
+        "this machine; the comparisons are interleaved pairs of processes, old against new):"),
+        "",
+        (f"- **The load generator and the HTTP stack** are not the limit: against a do-nothing app "
+        f"on the same stack they answer {nothing / best:.0f}× the inbox's best rate above. A Rust "
+        "HTTP server (granian 2.8.9, ASGI, 2 processes, uvloop) in uvicorn's place stored "
+        "3,252 and 3,715 deliveries/s against uvicorn's 3,386 and 3,229."),
+        ("- **The bare loop** waits for one flush per row: it measures the disk. Its three "
+        "placements show how far the flush rate drifted during the run; on a day it swung 4× "
+        "within minutes, every ratio here moved with it."),
+        ("- **Ingest is CPU.** Both `serve` processes run at 80-90 % of a core. A stored delivery "
+        "costs ~0.25 ms of CPU across the processes on SQLite (measured in RAM) and ~0.32 ms on "
+        "PostgreSQL: HTTP and the answer, the signature, reading the event type (the whole body "
+        "is parsed, so malformed JSON is refused; the worker validates the payload, as it must "
+        "anyway), the log line, and the process's share of a commit. Concurrent requests of a "
+        "process share one commit (up to 64 rows), so the flush is paid per batch: matching the "
+        "bare loop needs at most 2 cores ÷ its rate of CPU per delivery, machine-wide with the "
+        f"load generator (~{2000 / bare:.2f} ms at this run's {bare:,.0f} rows/s on SQLite), and "
+        "with a 1 ms flush the same work stands at 4-6× bare (below). What brought it there, "
+        "each measured alone:"),
+        ("  - each answer leaves in one write (uvicorn writes the head and the body as two "
+        "`send`s, the largest share of a loaded process's GIL time, py-spy --gil 13.6 % and "
+        "4.6 %): in RAM 7,047 against 6,198 deliveries/s, 0.254 against 0.280 ms of CPU each;"),
+        ("  - no payload validation at receipt (it was ~19-30 % of the GIL time): 4,880 against "
+        "4,048 deliveries/s, 0.32 against 0.41 ms;"),
+        ("  - SQLite: the batch's statements run on the event loop and only the waits (the write "
+        "lock, the flush) in a thread, since a writer thread taking the GIL back for each "
+        "statement cost more than the statements: 20-33 % more deliveries/s at 18 % less CPU. "
+        "The two processes take turns at the file's write lock, and a commit takes its rows "
+        "once it holds it, so rows that arrived meanwhile join it (2,964-3,307 against "
+        "2,657-2,807 deliveries/s);"),
+        ("  - PostgreSQL: a writer thread sends each batch as one pipeline (one round trip), its "
+        "rows as one `executemany` (0.050-0.055 ms of client CPU a row against 0.072-0.076); "
+        "the server's processes share the same 2 cores (~0.25-0.30 ms a delivery), and store "
+        "bodies with lz4 where they can (0.072-0.078 ms of the backend a row against pglz's "
+        "0.120-0.126);"),
+        ("  - the POST route is a bare ASGI endpoint, reached without Starlette's router and "
+        "middleware while the app has none added (0.92× the CPU in one process);"),
+        ("  - tried and within noise, so not kept: psycopg's asyncio connection from the loop, one "
+        "multi-row INSERT per batch (on PostgreSQL from arrays: 0.14 ms a row, slower), the "
+        "garbage collector's thresholds raised tenfold, one notification per batch. What is "
+        "left, by py-spy: the log line (10-14 µs a record, in `timeit`), "
+        "verification, the HTTP parser."),
+        ("- **p99** is a request's wait for the commit before its own and its own commit, plus "
+        "the event loop's queue."),
+        ("- **Drain is CPU too**: ~0.27 ms of a worker's event-loop thread per row on uvloop "
+        "(validating the 4.4 KB body 0.085 ms, the log line 0.05 ms, the row's task, the "
+        "handler's hand-off to its thread; ~0.45 ms on asyncio's own loop) plus the statements, "
+        "the 2 cores 75-80 % busy. A worker records the outcomes that arrive while one "
+        "transaction commits in the next, which also claims rows for the slots they free: one "
+        "transaction per 8-16 rows at the default `--concurrency 16`, per 2-4 at 4, which is "
+        "why 4 drains at half to two thirds the rate (its slots idle while each transaction commits). "
+        "On SQLite the write lock is held ~60 % of a drain, half of it in the flush; bodies "
+        "live in a table of their own, so claims and completions do not write them again "
+        "(20,000 rows drained ~25 % faster once they did not). On PostgreSQL a transaction "
+        "of successes is one pipeline (1,000 rows at 3,664-3,711 rows/s against 2,061-2,185 "
+        "with two round trips a row). Running rows claimed ahead while a transaction commits "
+        "bought nothing at 16 and was not kept."),
+        ("- **Drain at 20,000 pending against 1,000**: a claim reads the partial index of due "
+        "rows (`INDEXED BY` on SQLite), so its cost does not grow with the backlog. On "
+        "PostgreSQL the inbox's connections keep scans off, since a plan kept from a nearly "
+        "empty table scanned the whole backlog for every claim and completion, and statements "
+        "that find a row by its id test its state in a form no partial index matches, since a "
+        "completion once went through the index of due rows and read the whole backlog "
+        "(both pinned in tests/test_inbox.py). Each 1,000-row figure is the median of five "
+        "drains of well under a second, the 20,000-row one a single drain of several seconds, "
+        "so a drifting flush rate weighs on the long one: with every flush slowed evenly by "
+        "1 ms the ratio held (below), and on the day the disk swung 4× SQLite's fell to "
+        "0.68-0.73 in three runs (0.84-1.02 in RAM). Each PostgreSQL drain starts from a "
+        "`VACUUM` and a `CHECKPOINT`, since autovacuum and the checkpoint of earlier figures' "
+        "pages otherwise ran inside a drain and halved it (the servers' logs are kept as "
+        "build/bench/pg-*.log); a production drain shares its disk with them too."),
+        "",
+    ]
 
 
 def render_slow_flush(f: dict[str, Any]) -> list[str]:
