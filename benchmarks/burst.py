@@ -291,16 +291,19 @@ def _drain(scratch: Path, inbox_url: str, concurrency: int | None, preload: dict
         _fill(inbox_url, rows, prefix)
         started = None
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            pending, left = query(
-                "SELECT SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),"
-                " SUM(CASE WHEN state != 'done' THEN 1 ELSE 0 END) FROM webhook_inbox"
-            )
-            if started is None and (pending or 0) < rows:
+        while time.monotonic() < deadline and started is None:
+            if query("SELECT COUNT(*) FROM webhook_inbox WHERE state = 'pending'")[0] < rows:
                 started = time.time()  # the first claim, within one poll
-            if not left:
-                break
-            time.sleep(0.002 if started is None else 0.05)
+            else:
+                time.sleep(0.002)
+        # Once timed, the poll reads the index by state and stops at its first row: a count
+        # over the whole table took ~2 ms at 26,000 rows, 4 % of a core at 20 polls a second,
+        # taken from the drain it times (its end is read from the attempts, not the poll).
+        while time.monotonic() < deadline and query(
+            "SELECT EXISTS (SELECT 1 FROM webhook_inbox"
+            " WHERE state IN ('pending', 'processing', 'failed'))"
+        )[0]:
+            time.sleep(0.1)
         (last,) = query(
             "SELECT MAX(a.finished_at) FROM webhook_inbox_attempts a JOIN webhook_inbox i"
             f" ON i.id = a.row_id WHERE i.webhook_id LIKE 'msg\\_{prefix}\\_%' ESCAPE '\\'"
