@@ -73,6 +73,25 @@ def test_the_writes_of_one_turn_leave_as_one_write_in_order() -> None:
     asyncio.run(main())
 
 
+def test_once_join_limit_bytes_wait_they_leave_at_once_and_in_order() -> None:
+    async def main() -> None:
+        transport, recording = joined()
+        half = b"h" * (_http.JoinedWrites.JOIN_LIMIT // 2)
+        transport.write(b"head")
+        transport.write(half)
+        assert recording.calls == []
+        transport.write(half)
+        assert recording.calls == [("write", b"head" + half + half)], "sent within the turn"
+        assert transport.get_write_buffer_size() == 7
+        transport.write(b"tail")
+        await a_turn()
+        assert recording.calls[1:] == [("write", b"tail")]
+        await a_turn()
+        assert len(recording.calls) == 2
+
+    asyncio.run(main())
+
+
 def test_close_and_write_eof_send_what_waits_first_and_abort_drops_it() -> None:
     async def main() -> None:
         transport, recording = joined()
@@ -100,6 +119,44 @@ def test_bytes_left_for_a_connection_lost_meanwhile_are_dropped() -> None:
         recording.closing = True  # the peer went away before the turn ended
         await a_turn()
         assert recording.calls == []
+
+    asyncio.run(main())
+
+
+def test_a_large_answer_written_in_one_turn_still_meets_the_transports_flow_control() -> None:
+    """An app that sends a large body chunk after chunk, without anything else to await,
+    writes it all in one turn of the loop: held back until the turn ends, the transport
+    never saw it and never paused the protocol, and the whole body sat in memory."""
+
+    class Paused(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.paused_after: int | None = None
+            self.written = 0
+
+        def pause_writing(self) -> None:
+            if self.paused_after is None:
+                self.paused_after = self.written
+
+    async def main() -> None:
+        # A peer that reads nothing: the kernel's buffers fill, then the transport's own.
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        protocol = Paused()
+        transport, _ = await loop.create_connection(lambda: protocol, "127.0.0.1", port)
+        transport.set_write_buffer_limits(high=64 * 1024)
+        joined = _http.JoinedWrites(transport, loop)
+        chunk = b"x" * 16 * 1024
+        for _ in range(4096):  # 64 MiB, more than the kernel's buffers take
+            joined.write(chunk)
+            protocol.written += len(chunk)
+            if protocol.paused_after is not None:
+                break
+        assert protocol.paused_after is not None, "the protocol was never asked to pause"
+        assert protocol.paused_after < 16 * 1024 * 1024, "it paused, but only at the end"
+        assert joined.get_write_buffer_size() >= 64 * 1024
+        transport.abort()
+        server.close()
 
     asyncio.run(main())
 

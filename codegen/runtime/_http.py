@@ -26,7 +26,12 @@ class JoinedWrites(asyncio.Transport):
     """A transport that sends the writes of one turn of the event loop as one.
 
     Writes keep their order; ``close`` and ``write_eof`` send what is waiting first, and
-    ``abort`` drops it, as the transport itself does with what it has not sent."""
+    ``abort`` drops it, as the transport itself does with what it has not sent. Once
+    JOIN_LIMIT bytes wait they are sent at once: a body written chunk after chunk in one
+    turn reaches the transport, whose flow control then pauses the protocol, instead of
+    sitting here whole."""
+
+    JOIN_LIMIT = 64 * 1024
 
     def __init__(
         self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop
@@ -35,13 +40,17 @@ class JoinedWrites(asyncio.Transport):
         self._transport = transport
         self._loop = loop
         self._waiting: list[bytes] = []
+        self._waiting_size = 0
         self._scheduled = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._waiting.append(bytes(data))
-        if not self._scheduled:
+        self._waiting_size += len(self._waiting[-1])
+        if self._waiting_size >= self.JOIN_LIMIT:
+            self._flush()
+        elif not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._send)
+            self._loop.call_soon(self._at_turns_end)
 
     def writelines(
         self, list_of_data: typing.Iterable[bytes | bytearray | memoryview]
@@ -49,34 +58,38 @@ class JoinedWrites(asyncio.Transport):
         for data in list_of_data:
             self.write(data)
 
-    def _send(self) -> None:
+    def _at_turns_end(self) -> None:
         self._scheduled = False
+        self._flush()
+
+    def _flush(self) -> None:
         if not self._waiting:
             return
         data = b"".join(self._waiting)  # one item: that same object, not a copy
         self._waiting.clear()
+        self._waiting_size = 0
         # A connection lost meanwhile: the transport would drop the bytes with a warning.
         if not self._transport.is_closing():
             self._transport.write(data)
 
     def close(self) -> None:
-        self._send()
+        self._flush()
         self._transport.close()
 
     def write_eof(self) -> None:
-        self._send()
+        self._flush()
         self._transport.write_eof()
 
     def abort(self) -> None:
         self._waiting.clear()
+        self._waiting_size = 0
         self._transport.abort()
 
     def can_write_eof(self) -> bool:
         return self._transport.can_write_eof()
 
     def get_write_buffer_size(self) -> int:
-        waiting = sum(len(data) for data in self._waiting)
-        return waiting + self._transport.get_write_buffer_size()
+        return self._waiting_size + self._transport.get_write_buffer_size()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._transport.get_write_buffer_limits()
