@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import gc
 import importlib
 import json
 import logging
@@ -251,6 +252,7 @@ def run_worker(args: argparse.Namespace) -> int:
             _fail("--metrics-port needs prometheus-client: install the metrics extra")
         except OSError as exc:
             _fail(f"--metrics-port {args.metrics_port}: {exc.strerror}")
+    _collect_less_often()
     worker = Worker(
         inbox,
         handlers,
@@ -282,6 +284,22 @@ def run_worker(args: argparse.Namespace) -> int:
         code = 1
     _end_past_the_deadline(worker)
     return code
+
+
+# The first generation's threshold in a worker process: allocations (less deallocations)
+# between two collections of the youngest objects.
+COLLECT_AFTER = 10_000
+
+
+def _collect_less_often() -> None:
+    """The worker command owns its process, so it sets the collector's first threshold
+    (a library's Worker leaves its host's alone). A row allocates a few hundred container
+    objects (its event's models, its task and futures) that reference counting frees; at
+    the default 700 the collector ran every few rows, scanning the rows in flight each time,
+    and its older generations the whole heap in turn: 14 % of a worker's time in a drain
+    (gc.callbacks). At 10,000, two workers drained the same rows with 12-15 % less CPU,
+    5-26 % faster (medians of two runs of 3 and 4 interleaved pairs, SQLite in RAM)."""
+    gc.set_threshold(COLLECT_AFTER, *gc.get_threshold()[1:])
 
 
 def _loop_factory() -> typing.Callable[[], asyncio.AbstractEventLoop] | None:
