@@ -737,23 +737,15 @@ def test_the_worker_commands_default_concurrency_is_the_workers_and_its_help_say
     assert f"the Worker's, {DEFAULT_CONCURRENCY})" in " ".join(done.stdout.split())
 
 
-def test_the_worker_command_runs_on_uvloop_when_it_is_installed(tmp_path: Path) -> None:
-    """Its rows are hand-offs between the loop and threads: uvloop's are cheaper (two workers
-    drained 20,000 rows 35-40 % faster)."""
-    pytest.importorskip("uvloop")
-    (tmp_path / "loop_handlers.py").write_text(
-        "import asyncio, pathlib\n"
-        "from incident_webhooks import AsyncWebhookHandlers\n\n"
-        "class Handlers(AsyncWebhookHandlers):\n"
-        "    async def dispatch(self, event):\n"
-        "        loop = type(asyncio.get_running_loop())\n"
-        f"        pathlib.Path({str(tmp_path / 'loop')!r}).write_text(loop.__module__)\n"
-    )
+def handled_by_the_worker_command(tmp_path: Path, handlers: str) -> SQLiteInbox:
+    """One row handled by ``python -m incident_webhooks worker`` with ``handlers`` (a module's
+    source, whose ``Handlers`` it runs); the inbox, once that row is done."""
+    (tmp_path / "command_handlers.py").write_text(handlers)
     url = f"sqlite:///{tmp_path}/inbox.db"
     inbox = SQLiteInbox(tmp_path / "inbox.db")
     stored(inbox, "msg_1")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "incident_webhooks", "worker", "--inbox", url, "--handlers", "loop_handlers:Handlers"],
+        [sys.executable, "-m", "incident_webhooks", "worker", "--inbox", url, "--handlers", "command_handlers:Handlers"],
         env={**os.environ, "PYTHONPATH": str(tmp_path)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -761,6 +753,21 @@ def test_the_worker_command_runs_on_uvloop_when_it_is_installed(tmp_path: Path) 
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
+    return inbox
+
+
+def test_the_worker_command_runs_on_uvloop_when_it_is_installed(tmp_path: Path) -> None:
+    """Its rows are hand-offs between the loop and threads: uvloop's are cheaper (two workers
+    drained 20,000 rows 35-40 % faster)."""
+    pytest.importorskip("uvloop")
+    handled_by_the_worker_command(tmp_path, (
+        "import asyncio, pathlib\n"
+        "from incident_webhooks import AsyncWebhookHandlers\n\n"
+        "class Handlers(AsyncWebhookHandlers):\n"
+        "    async def dispatch(self, event):\n"
+        "        loop = type(asyncio.get_running_loop())\n"
+        f"        pathlib.Path({str(tmp_path / 'loop')!r}).write_text(loop.__module__)\n"
+    ))  # fmt: skip
     assert (tmp_path / "loop").read_text() == "uvloop"
 
 
@@ -772,25 +779,13 @@ def test_the_worker_command_collects_less_often_and_a_library_worker_leaves_its_
     application runs itself leaves the application's settings as they were."""
     from incident_webhooks._cli import COLLECT_AFTER
 
-    (tmp_path / "gc_handlers.py").write_text(
+    inbox = handled_by_the_worker_command(tmp_path, (
         "import gc, pathlib\n"
         "from incident_webhooks import WebhookHandlers\n\n"
         "class Handlers(WebhookHandlers):\n"
         "    def dispatch(self, event):\n"
         f"        pathlib.Path({str(tmp_path / 'gc')!r}).write_text(repr(gc.get_threshold()))\n"
-    )
-    url = f"sqlite:///{tmp_path}/inbox.db"
-    inbox = SQLiteInbox(tmp_path / "inbox.db")
-    stored(inbox, "msg_1")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "incident_webhooks", "worker", "--inbox", url, "--handlers", "gc_handlers:Handlers"],
-        env={**os.environ, "PYTHONPATH": str(tmp_path)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_until(lambda: inbox.get("msg_1")[0].state == "done", "the row handled", 60)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+    ))  # fmt: skip
     first, *older = ast.literal_eval((tmp_path / "gc").read_text())
     assert first == COLLECT_AFTER != 700
     assert older == list(gc.get_threshold()[1:]), "only the first threshold changes"
