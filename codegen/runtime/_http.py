@@ -44,8 +44,9 @@ class JoinedWrites(asyncio.Transport):
         self._scheduled = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._waiting.append(bytes(data))
-        self._waiting_size += len(self._waiting[-1])
+        data = bytes(data)  # the caller may reuse a bytearray or memoryview's buffer
+        self._waiting.append(data)
+        self._waiting_size += len(data)
         if self._waiting_size >= self.JOIN_LIMIT:
             self._flush()
         elif not self._scheduled:
